@@ -1,0 +1,101 @@
+"""What each call sends and how its answer is read, shared by both client flavours."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from mdcache.v1 import cache_pb2 as pb
+
+from mdcache_client._types import ReadResult, Record, Series, Stats
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[R]):
+    """A method name, its request, and the function that turns its response into ``R``."""
+
+    method: str
+    request: Any
+    result: Callable[[Any], R]
+
+
+def _key(series: Series) -> pb.SeriesKey:
+    return pb.SeriesKey(
+        symbol=series.symbol, data_type=series.data_type, timeframe=series.timeframe
+    )
+
+
+def _records(msgs: Iterable[pb.Record]) -> list[Record]:
+    return [Record(m.ts_ms, m.payload) for m in msgs]
+
+
+def write(batches: Mapping[Series, Iterable[Record]]) -> Call[int]:
+    request = pb.WriteRequest()
+    for series, records in batches.items():
+        entry = request.series.add(series=_key(series))
+        for r in records:
+            entry.records.add(payload=r.payload) if r.ts_ms is None else entry.records.add(
+                ts_ms=r.ts_ms, payload=r.payload
+            )
+    return Call("Write", request, lambda resp: int(resp.written))
+
+
+def read(
+    series: Iterable[Series],
+    *,
+    start_ms: int | None,
+    end_ms: int | None,
+    last_days: int,
+    limit: int,
+    newest_first: bool,
+) -> Call[list[ReadResult]]:
+    request = pb.ReadRequest(
+        series=[_key(s) for s in series],
+        start_ms=start_ms,
+        end_ms=end_ms,
+        last_days=last_days,
+        limit=limit,
+        order=pb.ORDER_NEWEST_FIRST if newest_first else pb.ORDER_OLDEST_FIRST,
+    )
+
+    def result(resp: pb.ReadResponse) -> list[ReadResult]:
+        return [
+            ReadResult(
+                Series(r.series.symbol, r.series.data_type, r.series.timeframe),
+                r.hit,
+                _records(r.records),
+                r.truncated,
+            )
+            for r in resp.results
+        ]
+
+    return Call("Read", request, result)
+
+
+def purge(*, before_ms: int | None, older_than_days: int, symbol: str, data_type: str) -> Call[int]:
+    request = pb.PurgeRequest(
+        before_ms=before_ms, older_than_days=older_than_days, symbol=symbol, data_type=data_type
+    )
+    return Call("Purge", request, lambda resp: int(resp.deleted))
+
+
+def stats(top_n: int) -> Call[Stats]:
+    def result(resp: pb.StatsResponse) -> Stats:
+        return Stats(
+            records=resp.records,
+            symbols=resp.symbols,
+            series=resp.series,
+            hits=resp.hits,
+            misses=resp.misses,
+            hit_rate=resp.hit_rate,
+            hot_symbols={h.symbol: h.reads for h in resp.hot_symbols},
+            uptime_seconds=resp.uptime_seconds,
+            store=resp.store,
+            store_version=resp.store_version,
+            counting_since_ms=resp.counting_since_ms,
+        )
+
+    return Call("Stats", pb.StatsRequest(top_n=top_n), result)

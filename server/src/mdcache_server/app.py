@@ -1,0 +1,125 @@
+"""The server: wires config, store, pool, cache and service; starts and stops them in order."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from mdcache.v1 import cache_pb2 as pb
+from mdcache.v1 import cache_pb2_grpc as pb_grpc
+
+from mdcache_server import __version__
+from mdcache_server.cache.policy import CachePolicy
+from mdcache_server.config import Config
+from mdcache_server.errors import StoreUnavailable
+from mdcache_server.health import HealthReporter
+from mdcache_server.pool import WorkerPool
+from mdcache_server.service.servicer import MarketDataCacheServicer
+from mdcache_server.store.base import Store, StoreConnection
+
+log = structlog.get_logger(__name__)
+
+
+def _prepare(conn: StoreConnection) -> str:
+    conn.ensure_schema()
+    return conn.server_version()
+
+
+class Server:
+    """One mdcache server. ``await start()`` returns once it serves; ``await stop()`` drains it."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.pool = WorkerPool(store, workers=config.workers, max_pending=config.max_pending)
+        self.cache = CachePolicy(self.pool)
+        self.health = HealthReporter(self.cache, config.health_interval)
+        size = config.max_message_bytes
+        self.grpc = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", size),
+                ("grpc.max_send_message_length", size),
+            ]
+        )
+        pb_grpc.add_MarketDataCacheServicer_to_server(
+            MarketDataCacheServicer(self.cache, config.limits), self.grpc
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.grpc)
+        names = (
+            pb.DESCRIPTOR.services_by_name["MarketDataCache"].full_name,
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        )
+        reflection.enable_server_reflection(names, self.grpc)
+        self.port = 0
+        self._probe: asyncio.Task[None] | None = None
+
+    async def _prepare_store(self) -> str:
+        """Creates the schema, retrying a store that is not ready until the start-up deadline."""
+        deadline = time.monotonic() + self.config.startup_timeout
+        delay, attempt = 0.25, 0
+        while True:
+            attempt += 1
+            try:
+                return await self.pool.run(_prepare)
+            except StoreUnavailable as exc:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StoreUnavailable(
+                        f"store not ready after {attempt} attempts in "
+                        f"{self.config.startup_timeout:g}s: {exc}"
+                    ) from exc
+                log.warning("store_not_ready", attempt=attempt, error=str(exc), retry_in=delay)
+                await asyncio.sleep(min(delay, remaining))
+                delay = min(delay * 2, 5.0)
+
+    async def start(self) -> int:
+        version = await self._prepare_store()
+        self.port = self.grpc.add_insecure_port(self.config.listen)
+        if self.port == 0:
+            raise OSError(f"cannot listen on {self.config.listen}")
+        await self.grpc.start()
+        await self.health.set(True)
+        self._probe = asyncio.create_task(self.health.run(), name="health-probe")
+        log.info(
+            "serving",
+            listen=self.config.listen,
+            port=self.port,
+            store=self.store.name,
+            store_version=version,
+            workers=self.config.workers,
+            version=__version__,
+        )
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING, no new calls, in-flight calls get ``grace`` seconds, then close."""
+        grace = self.config.grace_seconds if grace is None else grace
+        log.info("stopping", grace_seconds=grace)
+        await self.health.shutting_down()
+        if self._probe is not None:
+            self._probe.cancel()
+        await self.grpc.stop(grace)
+        await asyncio.to_thread(self.pool.close)
+        log.info("stopped")
+
+
+async def serve(config: Config, store: Store) -> None:
+    """Runs a server until SIGTERM or SIGINT, then drains it."""
+    server = Server(config, store)
+    try:
+        await server.start()
+    except BaseException:
+        await asyncio.to_thread(server.pool.close)
+        raise
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()

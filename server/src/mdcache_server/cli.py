@@ -1,0 +1,57 @@
+"""The ``mdcache`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+import structlog
+
+from mdcache_server import __version__, logs
+from mdcache_server.app import serve
+from mdcache_server.config import Config, add_arguments
+from mdcache_server.errors import ConfigError, StoreUnavailable
+from mdcache_server.store.url import open_store
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="mdcache", description="mdcache, a market-data cache.")
+    top.add_argument("--version", action="version", version=f"mdcache {__version__}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "serve",
+        help="run the gRPC server",
+        description="Run the gRPC server until SIGTERM or SIGINT.",
+    )
+    add_arguments(run)
+    return top
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Entry point: ``mdcache serve --listen [::]:50051``. Returns the exit status."""
+    args = parser().parse_args(argv)
+    environ = os.environ if environ is None else environ
+    try:
+        config = Config.load(vars(args), environ)
+        logs.configure(config.log_level, config.log_format)
+        store = open_store(config.store_url)
+    except ConfigError as exc:
+        sys.stderr.write(f"mdcache: configuration error: {exc}\n")
+        return 2
+    log = structlog.get_logger("mdcache")
+    try:
+        asyncio.run(serve(config, store))
+    except StoreUnavailable as exc:
+        log.error("store_unavailable", error=str(exc))
+        return 1
+    except OSError as exc:
+        log.error("cannot_serve", error=str(exc))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""Configuration: one frozen object, built once in ``main()`` from flags and environment.
+
+Each setting has a flag, an environment variable and a default; a flag wins over
+the environment, which wins over the default. Nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mdcache_server.errors import ConfigError
+from mdcache_server.model import Limits
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return text
+
+    return parse
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    flag: str
+    env: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "listen",
+        "--listen",
+        "MDCACHE_LISTEN",
+        "[::]:50051",
+        str,
+        "address to serve gRPC on (port 0 picks a free port)",
+    ),
+    Setting(
+        "data_dir",
+        "--data-dir",
+        "MDCACHE_DATA_DIR",
+        "./mdcache-data",
+        Path,
+        "directory of the default SQLite file",
+    ),
+    Setting(
+        "store_url",
+        "--store",
+        "MDCACHE_STORE_URL",
+        "",
+        str,
+        "store URL; default sqlite:///<data dir>/mdcache.sqlite3",
+    ),
+    Setting(
+        "workers",
+        "--workers",
+        "MDCACHE_WORKERS",
+        "4",
+        _positive_int,
+        "worker threads, each with its own store connection",
+    ),
+    Setting(
+        "max_pending",
+        "--max-pending",
+        "MDCACHE_MAX_PENDING",
+        "256",
+        _positive_int,
+        "store calls that may wait for a worker before RESOURCE_EXHAUSTED",
+    ),
+    Setting(
+        "grace_seconds",
+        "--grace",
+        "MDCACHE_GRACE_SECONDS",
+        "10",
+        _positive_float,
+        "on SIGTERM/SIGINT, how long in-flight calls may take to finish",
+    ),
+    Setting(
+        "startup_timeout",
+        "--startup-timeout",
+        "MDCACHE_STARTUP_TIMEOUT_SECONDS",
+        "60",
+        _positive_float,
+        "how long to retry a store that is not ready at start-up",
+    ),
+    Setting(
+        "health_interval",
+        "--health-interval",
+        "MDCACHE_HEALTH_INTERVAL_SECONDS",
+        "5",
+        _positive_float,
+        "seconds between store probes that drive gRPC health",
+    ),
+    Setting(
+        "max_message_bytes",
+        "--max-message-bytes",
+        "MDCACHE_MAX_MESSAGE_BYTES",
+        str(64 * 1024 * 1024),
+        _positive_int,
+        "largest gRPC message accepted or sent",
+    ),
+    Setting(
+        "max_records_per_write",
+        "--max-records-per-write",
+        "MDCACHE_MAX_RECORDS_PER_WRITE",
+        "100000",
+        _positive_int,
+        "records in one Write call, over all its series",
+    ),
+    Setting(
+        "max_read_records",
+        "--max-read-records",
+        "MDCACHE_MAX_READ_RECORDS",
+        "100000",
+        _positive_int,
+        "records in one Read answer, over all its series",
+    ),
+    Setting(
+        "log_level",
+        "--log-level",
+        "MDCACHE_LOG_LEVEL",
+        "info",
+        _choice("debug", "info", "warning", "error"),
+        "least severe log event written",
+    ),
+    Setting(
+        "log_format",
+        "--log-format",
+        "MDCACHE_LOG_FORMAT",
+        "auto",
+        _choice("auto", "json", "console"),
+        "log lines as JSON, or for a terminal (auto: console on a terminal, else JSON)",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The server's configuration; build it with :meth:`load`."""
+
+    listen: str = "[::]:50051"
+    data_dir: Path = Path("./mdcache-data")
+    store_url: str = ""
+    workers: int = 4
+    max_pending: int = 256
+    grace_seconds: float = 10.0
+    startup_timeout: float = 60.0
+    health_interval: float = 5.0
+    max_message_bytes: int = 64 * 1024 * 1024
+    max_records_per_write: int = 100_000
+    max_read_records: int = 100_000
+    log_level: str = "info"
+    log_format: str = "auto"
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def load(cls, flags: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
+        """Flags (``None`` when not given) over environment over defaults; raises ConfigError."""
+        values: dict[str, Any] = {}
+        for s in SETTINGS:
+            given = flags.get(s.name)
+            text = str(given) if given is not None else environ.get(s.env, s.default)
+            source = s.flag if given is not None else s.env
+            try:
+                values[s.name] = s.parse(text)
+            except ValueError as exc:
+                raise ConfigError(f"{source}={text!r}: {exc}") from None
+        if not values["store_url"]:
+            values["store_url"] = f"sqlite:///{values['data_dir'] / 'mdcache.sqlite3'}"
+        values["limits"] = dataclasses.replace(
+            Limits(),
+            max_records_per_write=values["max_records_per_write"],
+            max_read_records=values["max_read_records"],
+        )
+        return cls(**values)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds a flag for every setting, with its variable and default in the help."""
+    for s in SETTINGS:
+        shown = s.default or "see help"
+        parser.add_argument(
+            s.flag,
+            dest=s.name,
+            default=None,
+            metavar=s.name.upper(),
+            help=f"{s.help} [env {s.env}, default {shown}]",
+        )

@@ -1,0 +1,44 @@
+"""The one error root of the server.
+
+::
+
+    MdcacheError
+    ├── InvalidArgument      bad input; names the field         -> INVALID_ARGUMENT
+    ├── Overloaded           the worker queue is full           -> RESOURCE_EXHAUSTED
+    ├── ConfigError          bad configuration at start-up      (exit status 2)
+    └── StoreError           the store failed
+        └── StoreUnavailable the store cannot be reached        -> UNAVAILABLE
+
+Stores raise these from driver errors where the driver is called; the service
+maps them to gRPC statuses in one table (``service/status.py``).
+"""
+
+from __future__ import annotations
+
+
+class MdcacheError(Exception):
+    """Root of every error the server raises on purpose."""
+
+
+class InvalidArgument(MdcacheError):
+    """A request field is invalid; ``field`` names it (``series[2].symbol``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class Overloaded(MdcacheError):
+    """More calls are waiting for a worker than the queue admits."""
+
+
+class ConfigError(MdcacheError):
+    """The configuration is invalid; raised before the server starts."""
+
+
+class StoreError(MdcacheError):
+    """The store failed in a way the caller cannot fix."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or did not answer in time."""

@@ -1,0 +1,76 @@
+"""The domain: series, records, windows and the limits every store enforces alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+DAY_MS = 86_400_000
+
+
+class SeriesKey(NamedTuple):
+    """One series: ``SeriesKey("600519", "kline", "1d")``."""
+
+    symbol: str
+    data_type: str
+    timeframe: str
+
+
+class Record(NamedTuple):
+    """One record: epoch milliseconds (UTC) and a JSON payload as text."""
+
+    ts_ms: int
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A read window, inclusive at both ends; ``None`` is unbounded."""
+
+    start_ms: int | None = None
+    end_ms: int | None = None
+    limit: int = 0  # 0: no limit
+    newest_first: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesRead:
+    """What a store found for one series in a window."""
+
+    records: list[Record]
+    truncated: bool  # the window holds more than ``limit`` records
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeFilter:
+    """Delete records with ``ts_ms < before_ms``, optionally for one symbol or data_type."""
+
+    before_ms: int
+    symbol: str | None = None
+    data_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCounts:
+    """What a store holds."""
+
+    records: int
+    series: int
+    symbols: int
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Limits enforced before any store sees a call, so that every store answers alike.
+
+    The payload limit is TDengine's largest VARCHAR column (65,517 bytes); identifiers
+    fit a 64-byte tag; timestamps span what TDengine stores with millisecond precision.
+    """
+
+    max_identifier_bytes: int = 64
+    max_payload_bytes: int = 65_517
+    min_ts_ms: int = 0  # 1970-01-01T00:00:00Z
+    max_ts_ms: int = 4_102_444_800_000 - 1  # 2099-12-31T23:59:59.999Z
+    max_records_per_write: int = 100_000
+    max_series_per_call: int = 1_000
+    max_read_records: int = 100_000

@@ -1,0 +1,136 @@
+"""The MarketDataCache servicer: one structlog event per call, errors mapped by one table."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+import structlog
+from mdcache.v1 import cache_pb2 as pb
+from mdcache.v1 import cache_pb2_grpc as pb_grpc
+
+from mdcache_server.cache.policy import CachePolicy
+from mdcache_server.errors import MdcacheError, StoreError
+from mdcache_server.model import Limits, SeriesKey
+from mdcache_server.service import validation
+from mdcache_server.service.status import status_for
+
+log = structlog.get_logger("mdcache.rpc")
+INTERNAL_MESSAGE = "internal error; the server log has the details"
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _describe(series: list[SeriesKey]) -> str:
+    """The series of a call for the log: the first one, and how many more."""
+    first = "/".join(series[0])
+    return first if len(series) == 1 else f"{first} (+{len(series) - 1})"
+
+
+class MarketDataCacheServicer(pb_grpc.MarketDataCacheServicer):
+    """Validates, calls the cache policy, answers."""
+
+    def __init__(
+        self, cache: CachePolicy, limits: Limits, now_ms: Callable[[], int] = wall_ms
+    ) -> None:
+        self.cache = cache
+        self.limits = limits
+        self.now_ms = now_ms
+
+    @asynccontextmanager
+    async def _call(
+        self, method: str, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Logs one event for the call and turns any error into its status."""
+        fields: dict[str, Any] = {}
+        started = time.perf_counter()
+        status = grpc.StatusCode.OK
+        error: BaseException | None = None
+        try:
+            yield fields
+        except MdcacheError as exc:
+            status, error = status_for(exc), exc
+        except Exception as exc:  # noqa: BLE001 (the boundary: nothing unexpected reaches the client)
+            status, error = grpc.StatusCode.INTERNAL, exc
+        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        if error is None:
+            log.info("rpc", method=method, status=status.name, duration_ms=duration_ms, **fields)
+            return
+        internal = status is grpc.StatusCode.INTERNAL
+        log.log(
+            40 if internal else 30,
+            "rpc",
+            method=method,
+            status=status.name,
+            duration_ms=duration_ms,
+            error=str(error),
+            exc_info=error if internal and not isinstance(error, StoreError) else None,
+            **fields,
+        )
+        await context.abort(status, INTERNAL_MESSAGE if internal else str(error))
+
+    async def Write(
+        self, request: pb.WriteRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.WriteResponse:
+        async with self._call("Write", context) as fields:
+            batches = validation.write_request(request, self.limits, self.now_ms)
+            fields["series"] = _describe([key for key, _ in batches])
+            written = await self.cache.write(batches)
+            fields["rows"] = written
+            return pb.WriteResponse(written=written)
+        raise AssertionError("unreachable")  # _call aborts on every error
+
+    async def Read(
+        self, request: pb.ReadRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ReadResponse:
+        async with self._call("Read", context) as fields:
+            query = validation.read_request(request, self.limits, self.now_ms)
+            fields["series"] = _describe(query.series)
+            results = await self.cache.read(query.series, query.window)
+            response = pb.ReadResponse()
+            rows = 0
+            for req_key, result in zip(request.series, results, strict=True):
+                item = response.results.add(hit=bool(result.records), truncated=result.truncated)
+                item.series.CopyFrom(req_key)
+                item.records.extend(pb.Record(ts_ms=ts, payload=p) for ts, p in result.records)
+                rows += len(result.records)
+            fields["rows"] = rows
+            return response
+        raise AssertionError("unreachable")
+
+    async def Purge(
+        self, request: pb.PurgeRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.PurgeResponse:
+        async with self._call("Purge", context) as fields:
+            purge = validation.purge_request(request, self.limits, self.now_ms)
+            fields.update(symbol=purge.symbol, data_type=purge.data_type, cutoff_ms=purge.before_ms)
+            deleted = await self.cache.purge(purge)
+            fields["rows"] = deleted
+            return pb.PurgeResponse(deleted=deleted, cutoff_ms=purge.before_ms)
+        raise AssertionError("unreachable")
+
+    async def Stats(
+        self, request: pb.StatsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.StatsResponse:
+        async with self._call("Stats", context):
+            top_n = validation.stats_request(request)
+            stats = await self.cache.snapshot(top_n)
+            return pb.StatsResponse(
+                records=stats.counts.records,
+                symbols=stats.counts.symbols,
+                series=stats.counts.series,
+                hits=stats.hits,
+                misses=stats.misses,
+                hit_rate=stats.hit_rate,
+                hot_symbols=[pb.SymbolReads(symbol=s, reads=n) for s, n in stats.hot_symbols],
+                uptime_seconds=stats.uptime_seconds,
+                store=stats.store,
+                store_version=stats.store_version,
+                counting_since_ms=stats.counting_since_ms,
+            )
+        raise AssertionError("unreachable")

@@ -1,0 +1,167 @@
+"""Turns requests into domain values, or raises InvalidArgument naming the field.
+
+Everything a store could reject is rejected here first, against one
+:class:`~mdcache_server.model.Limits`, so every store answers a call alike.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NoReturn
+
+from mdcache.v1 import cache_pb2 as pb
+
+from mdcache_server.errors import InvalidArgument
+from mdcache_server.model import DAY_MS, Limits, PurgeFilter, Record, SeriesKey, Window
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+DEFAULT_PURGE_DAYS = 7
+DEFAULT_TOP_N = 10
+MAX_TOP_N = 1000
+MAX_DAYS = 365_000
+
+
+@dataclass(frozen=True, slots=True)
+class ReadQuery:
+    series: list[SeriesKey]
+    window: Window
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def identifier(value: str, field: str, limits: Limits) -> str:
+    """A symbol, data_type or timeframe: 1 to 64 UTF-8 bytes, no control characters."""
+    if not value:
+        raise InvalidArgument(field, "must not be empty")
+    if len(value.encode()) > limits.max_identifier_bytes:
+        raise InvalidArgument(field, f"longer than {limits.max_identifier_bytes} bytes (UTF-8)")
+    if CONTROL.search(value):
+        raise InvalidArgument(field, "must not contain control characters")
+    return value
+
+
+def series_key(msg: pb.SeriesKey, field: str, limits: Limits) -> SeriesKey:
+    return SeriesKey(
+        identifier(msg.symbol, f"{field}.symbol", limits),
+        identifier(msg.data_type, f"{field}.data_type", limits),
+        identifier(msg.timeframe, f"{field}.timeframe", limits),
+    )
+
+
+def timestamp(value: int, field: str, limits: Limits) -> int:
+    if not limits.min_ts_ms <= value <= limits.max_ts_ms:
+        raise InvalidArgument(
+            field, f"{value} is outside [{limits.min_ts_ms}, {limits.max_ts_ms}] (epoch ms)"
+        )
+    return value
+
+
+def payload(value: str, field: str, limits: Limits) -> str:
+    """One JSON value, at most the payload limit in UTF-8 bytes; kept as given."""
+    if len(value) * 4 > limits.max_payload_bytes and len(value.encode()) > limits.max_payload_bytes:
+        raise InvalidArgument(field, f"longer than {limits.max_payload_bytes} bytes (UTF-8)")
+    try:
+        json.loads(value, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidArgument(field, f"not valid JSON ({exc})") from None
+    return value
+
+
+def _series_list(messages: Sequence[pb.SeriesKey], field: str, limits: Limits) -> list[SeriesKey]:
+    if not messages:
+        raise InvalidArgument(field, "name at least one series")
+    if len(messages) > limits.max_series_per_call:
+        raise InvalidArgument(field, f"more than {limits.max_series_per_call} series in one call")
+    return [series_key(m, f"{field}[{i}]", limits) for i, m in enumerate(messages)]
+
+
+def write_request(
+    req: pb.WriteRequest, limits: Limits, now_ms: Callable[[], int]
+) -> list[tuple[SeriesKey, list[Record]]]:
+    """Series with their records; a timestamp given twice in a series keeps the last payload."""
+    if not req.series:
+        raise InvalidArgument("series", "name at least one series")
+    if len(req.series) > limits.max_series_per_call:
+        raise InvalidArgument(
+            "series", f"more than {limits.max_series_per_call} series in one call"
+        )
+    total = sum(len(s.records) for s in req.series)
+    if total > limits.max_records_per_write:
+        raise InvalidArgument(
+            "series", f"{total} records in one call; at most {limits.max_records_per_write}"
+        )
+    now = now_ms()
+    seen: dict[SeriesKey, int] = {}
+    batches = []
+    for i, entry in enumerate(req.series):
+        key = series_key(entry.series, f"series[{i}].series", limits)
+        if key in seen:
+            raise InvalidArgument(f"series[{i}].series", f"repeats series[{seen[key]}]")
+        seen[key] = i
+        if not entry.records:
+            raise InvalidArgument(f"series[{i}].records", "must not be empty")
+        by_ts: dict[int, str] = {}
+        for j, rec in enumerate(entry.records):
+            field = f"series[{i}].records[{j}]"
+            ts = timestamp(rec.ts_ms, f"{field}.ts_ms", limits) if rec.HasField("ts_ms") else now
+            by_ts[ts] = payload(rec.payload, f"{field}.payload", limits)
+        batches.append((key, [Record(ts, p) for ts, p in by_ts.items()]))
+    return batches
+
+
+def read_request(req: pb.ReadRequest, limits: Limits, now_ms: Callable[[], int]) -> ReadQuery:
+    """The series and window of a Read; ``limit`` 0 shares the server's maximum among the series."""
+    series = _series_list(req.series, "series", limits)
+    start = req.start_ms if req.HasField("start_ms") else None
+    end = req.end_ms if req.HasField("end_ms") else None
+    if req.last_days:
+        if start is not None:
+            raise InvalidArgument("last_days", "give either last_days or start_ms, not both")
+        if req.last_days > MAX_DAYS:
+            raise InvalidArgument("last_days", f"at most {MAX_DAYS}")
+        start = now_ms() - req.last_days * DAY_MS
+    if start is not None and end is not None and start > end:
+        raise InvalidArgument("end_ms", f"{end} is before start_ms {start}")
+    per_series_max = limits.max_read_records // len(series)
+    if req.limit > per_series_max:
+        raise InvalidArgument(
+            "limit",
+            f"{req.limit} x {len(series)} series is over {limits.max_read_records} records a call",
+        )
+    if req.order not in pb.Order.values():
+        raise InvalidArgument("order", f"unknown value {req.order}")
+    window = Window(
+        start_ms=start,
+        end_ms=end,
+        limit=req.limit or per_series_max,
+        newest_first=req.order == pb.ORDER_NEWEST_FIRST,
+    )
+    return ReadQuery(series, window)
+
+
+def purge_request(req: pb.PurgeRequest, limits: Limits, now_ms: Callable[[], int]) -> PurgeFilter:
+    if req.HasField("before_ms"):
+        if req.older_than_days:
+            raise InvalidArgument("older_than_days", "give either before_ms or older_than_days")
+        before = req.before_ms
+    else:
+        if req.older_than_days > MAX_DAYS:
+            raise InvalidArgument("older_than_days", f"at most {MAX_DAYS}")
+        before = now_ms() - (req.older_than_days or DEFAULT_PURGE_DAYS) * DAY_MS
+    return PurgeFilter(
+        before_ms=before,
+        symbol=identifier(req.symbol, "symbol", limits) if req.symbol else None,
+        data_type=identifier(req.data_type, "data_type", limits) if req.data_type else None,
+    )
+
+
+def stats_request(req: pb.StatsRequest) -> int:
+    """How many hot symbols to list."""
+    if req.top_n > MAX_TOP_N:
+        raise InvalidArgument("top_n", f"at most {MAX_TOP_N}")
+    return req.top_n or DEFAULT_TOP_N

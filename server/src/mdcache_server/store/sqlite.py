@@ -1,0 +1,209 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+Records live in a table clustered by ``(series_id, ts)``, so a window read is one
+index range whatever else is stored. ``series.records`` is kept exact by triggers,
+so counting is a scan of the series, not of the records. Series rows are never
+deleted (an emptied series keeps its id), which keeps every connection's id cache
+valid, also across several server processes on one file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Final
+from urllib.parse import unquote, urlsplit
+
+from mdcache_server.errors import ConfigError, StoreError, StoreUnavailable
+from mdcache_server.model import PurgeFilter, Record, SeriesKey, SeriesRead, StoreCounts, Window
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS series (
+    id        INTEGER PRIMARY KEY,
+    symbol    TEXT NOT NULL,
+    data_type TEXT NOT NULL,
+    timeframe TEXT NOT NULL,
+    records   INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (symbol, data_type, timeframe)
+);
+CREATE TABLE IF NOT EXISTS records (
+    series_id INTEGER NOT NULL,
+    ts        INTEGER NOT NULL,
+    payload   TEXT NOT NULL,
+    PRIMARY KEY (series_id, ts)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS records_inserted AFTER INSERT ON records BEGIN
+    UPDATE series SET records = records + 1 WHERE id = NEW.series_id;
+END;
+CREATE TRIGGER IF NOT EXISTS records_deleted AFTER DELETE ON records BEGIN
+    UPDATE series SET records = records - 1 WHERE id = OLD.series_id;
+END;
+"""
+
+SERIES_ID: Final = "SELECT id FROM series WHERE symbol = ? AND data_type = ? AND timeframe = ?"
+ADD_SERIES: Final = (
+    "INSERT INTO series (symbol, data_type, timeframe) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
+)
+UPSERT: Final = (
+    "INSERT INTO records (series_id, ts, payload) VALUES (?, ?, ?) "
+    "ON CONFLICT (series_id, ts) DO UPDATE SET payload = excluded.payload"
+)
+READ: Final = {
+    False: "SELECT ts, payload FROM records WHERE series_id = ? AND ts >= ? AND ts <= ? "
+    "ORDER BY ts LIMIT ?",
+    True: "SELECT ts, payload FROM records WHERE series_id = ? AND ts >= ? AND ts <= ? "
+    "ORDER BY ts DESC LIMIT ?",
+}
+COUNTS: Final = (
+    "SELECT COALESCE(SUM(records), 0), COUNT(*), COUNT(DISTINCT symbol) "
+    "FROM series WHERE records > 0"
+)
+_PURGE = "DELETE FROM records WHERE series_id IN (SELECT id FROM series{}) AND ts < ?"
+PURGE: Final = {
+    (False, False): _PURGE.format(""),
+    (True, False): _PURGE.format(" WHERE symbol = ?"),
+    (False, True): _PURGE.format(" WHERE data_type = ?"),
+    (True, True): _PURGE.format(" WHERE symbol = ? AND data_type = ?"),
+}
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
+SYNCHRONOUS: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def purge_sql(purge: PurgeFilter) -> tuple[str, tuple[object, ...]]:
+    """The DELETE for a purge: one primary-key range per matching series."""
+    params = [v for v in (purge.symbol, purge.data_type) if v is not None]
+    return PURGE[purge.symbol is not None, purge.data_type is not None], (*params, purge.before_ms)
+
+
+@contextmanager
+def translated(action: str) -> Iterator[None]:
+    """Translates sqlite3 errors: a file unreachable, locked or full is UNAVAILABLE."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise StoreUnavailable(f"sqlite {action}: {exc}") from exc
+    except sqlite3.Error as exc:
+        raise StoreError(f"sqlite {action}: {exc}") from exc
+
+
+class SqliteStore:
+    """SQLite in one file; with ``synchronous=FULL`` an answered Write survives power loss."""
+
+    name = "sqlite"
+
+    def __init__(
+        self, path: Path, *, synchronous: str = "FULL", busy_timeout_ms: int = 5000
+    ) -> None:
+        if synchronous not in SYNCHRONOUS:
+            raise ConfigError(f"sqlite synchronous must be one of {', '.join(SYNCHRONOUS)}")
+        self.path = path
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        self._schema_lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteStore:
+        """``sqlite:///relative.db`` or ``sqlite:////absolute.db``; ``?synchronous=NORMAL``."""
+        parts = urlsplit(url)
+        path = unquote(parts.path)[1:] if parts.path.startswith("/") else unquote(parts.path)
+        if parts.netloc or not path:
+            raise ConfigError(f"sqlite URL needs a file path: sqlite:///path/to/file.db, not {url}")
+        options = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
+        return cls(Path(path), synchronous=options.get("synchronous", "FULL").upper())
+
+    def connect(self) -> SqliteConnection:
+        with translated("connect"):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=0
+            )
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            except sqlite3.Error:
+                conn.close()
+                raise
+        return SqliteConnection(conn, self._schema_lock)
+
+
+class SqliteConnection:
+    """One SQLite connection, used by one worker thread at a time."""
+
+    def __init__(self, conn: sqlite3.Connection, schema_lock: threading.Lock) -> None:
+        self._conn = conn
+        self._schema_lock = schema_lock
+        self._series_ids: dict[SeriesKey, int] = {}
+
+    def ensure_schema(self) -> None:
+        with self._schema_lock, translated("schema"):
+            self._conn.executescript(SCHEMA)
+
+    def server_version(self) -> str:
+        with translated("probe"):
+            row = self._conn.execute("SELECT sqlite_version()").fetchone()
+        return str(row[0])
+
+    def _series_id(self, key: SeriesKey, *, create: bool) -> int | None:
+        sid = self._series_ids.get(key)
+        if sid is None:
+            if create:
+                self._conn.execute(ADD_SERIES, key)
+            row = self._conn.execute(SERIES_ID, key).fetchone()
+            if row is None:
+                return None
+            sid = self._series_ids[key] = int(row[0])
+        return sid
+
+    def write(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> int:
+        written = 0
+        with translated("write"):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for key, records in batches:
+                    sid = self._series_id(key, create=True)
+                    self._conn.executemany(UPSERT, [(sid, ts, p) for ts, p in records])
+                    written += len(records)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+        return written
+
+    def read(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
+        start = INT64_MIN if window.start_ms is None else window.start_ms
+        end = INT64_MAX if window.end_ms is None else window.end_ms
+        limit = window.limit if window.limit > 0 else -1  # SQLite: negative is no limit
+        fetch = limit + 1 if limit > 0 else -1
+        sql = READ[window.newest_first]
+        results = []
+        with translated("read"):
+            for key in series:
+                sid = self._series_id(key, create=False)
+                if sid is None:
+                    results.append(SeriesRead([], truncated=False))
+                    continue
+                rows = self._conn.execute(sql, (sid, start, end, fetch)).fetchall()
+                truncated = 0 < limit < len(rows)
+                records = [Record(ts, p) for ts, p in (rows[:limit] if truncated else rows)]
+                results.append(SeriesRead(records, truncated))
+        return results
+
+    def purge(self, purge: PurgeFilter) -> int:
+        sql, params = purge_sql(purge)
+        with translated("purge"):
+            return int(self._conn.execute(sql, params).rowcount)
+
+    def counts(self) -> StoreCounts:
+        with translated("count"):
+            records, series, symbols = self._conn.execute(COUNTS).fetchone()
+        return StoreCounts(records=int(records), series=int(series), symbols=int(symbols))
+
+    def close(self) -> None:
+        with suppress(sqlite3.Error):
+            self._conn.close()
