@@ -60,6 +60,25 @@ class StoreCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class SeriesUsage:
+    """How often one series was read, and when last."""
+
+    reads: int
+    last_read_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """One replica's read counters since ``since_ms``, as stored so that they survive restarts."""
+
+    replica: str
+    since_ms: int
+    hits: int
+    misses: int
+    series: dict[SeriesKey, SeriesUsage]
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     """Limits enforced before any store sees a call, so that every store answers alike.
 

@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from mdcache_server.model import PurgeFilter, Record, SeriesKey, SeriesRead, StoreCounts, Window
+from mdcache_server.model import (
+    PurgeFilter,
+    Record,
+    SeriesKey,
+    SeriesRead,
+    StoreCounts,
+    Usage,
+    Window,
+)
 
 
 class StoreConnection(Protocol):
@@ -38,6 +46,24 @@ class StoreConnection(Protocol):
 
     def counts(self) -> StoreCounts:
         """Records, series and symbols stored."""
+
+    def list_series(self) -> list[tuple[SeriesKey, int]]:
+        """Every series that holds records, with its record count."""
+
+    def drop_series(self, series: Sequence[SeriesKey]) -> int:
+        """Deletes every record of these series; returns exactly how many."""
+
+    def save_usage(self, usage: Usage) -> None:
+        """Stores a replica's counters: its totals, and the series given (absolute values).
+
+        Series not given keep what is stored for them.
+        """
+
+    def load_usage(self) -> list[Usage]:
+        """Every replica's stored counters."""
+
+    def reset_usage(self) -> None:
+        """Forgets every replica's stored counters."""
 
     def close(self) -> None:
         """Releases the connection; never raises."""

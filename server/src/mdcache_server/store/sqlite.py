@@ -18,7 +18,16 @@ from typing import Final
 from urllib.parse import unquote, urlsplit
 
 from mdcache_server.errors import ConfigError, StoreError, StoreUnavailable
-from mdcache_server.model import PurgeFilter, Record, SeriesKey, SeriesRead, StoreCounts, Window
+from mdcache_server.model import (
+    PurgeFilter,
+    Record,
+    SeriesKey,
+    SeriesRead,
+    SeriesUsage,
+    StoreCounts,
+    Usage,
+    Window,
+)
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS series (
@@ -34,6 +43,19 @@ CREATE TABLE IF NOT EXISTS records (
     ts        INTEGER NOT NULL,
     payload   TEXT NOT NULL,
     PRIMARY KEY (series_id, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS usage (
+    replica   TEXT PRIMARY KEY,
+    since_ms  INTEGER NOT NULL,
+    hits      INTEGER NOT NULL,
+    misses    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS series_usage (
+    replica      TEXT NOT NULL,
+    series_id    INTEGER NOT NULL,
+    reads        INTEGER NOT NULL,
+    last_read_ms INTEGER NOT NULL,
+    PRIMARY KEY (replica, series_id)
 ) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS records_inserted AFTER INSERT ON records BEGIN
     UPDATE series SET records = records + 1 WHERE id = NEW.series_id;
@@ -68,6 +90,25 @@ PURGE: Final = {
     (False, True): _PURGE.format(" WHERE data_type = ?"),
     (True, True): _PURGE.format(" WHERE symbol = ? AND data_type = ?"),
 }
+LIST_SERIES: Final = (
+    "SELECT symbol, data_type, timeframe, records FROM series WHERE records > 0 ORDER BY id"
+)
+DROP_SERIES: Final = "DELETE FROM records WHERE series_id = ?"
+SAVE_USAGE: Final = (
+    "INSERT INTO usage (replica, since_ms, hits, misses) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (replica) DO UPDATE SET "
+    "since_ms = excluded.since_ms, hits = excluded.hits, misses = excluded.misses"
+)
+SAVE_SERIES_USAGE: Final = (
+    "INSERT INTO series_usage (replica, series_id, reads, last_read_ms) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (replica, series_id) DO UPDATE SET "
+    "reads = excluded.reads, last_read_ms = excluded.last_read_ms"
+)
+LOAD_USAGE: Final = "SELECT replica, since_ms, hits, misses FROM usage ORDER BY replica"
+LOAD_SERIES_USAGE: Final = (
+    "SELECT u.replica, s.symbol, s.data_type, s.timeframe, u.reads, u.last_read_ms "
+    "FROM series_usage u JOIN series s ON s.id = u.series_id"
+)
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 SYNCHRONOUS: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -159,20 +200,25 @@ class SqliteConnection:
             sid = self._series_ids[key] = int(row[0])
         return sid
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A write transaction taken at once (BEGIN IMMEDIATE): it never upgrades a read lock."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+
     def write(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> int:
         written = 0
-        with translated("write"):
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                for key, records in batches:
-                    sid = self._series_id(key, create=True)
-                    self._conn.executemany(UPSERT, [(sid, ts, p) for ts, p in records])
-                    written += len(records)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
+        with translated("write"), self._transaction():
+            for key, records in batches:
+                sid = self._series_id(key, create=True)
+                self._conn.executemany(UPSERT, [(sid, ts, p) for ts, p in records])
+                written += len(records)
         return written
 
     def read(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
@@ -203,6 +249,48 @@ class SqliteConnection:
         with translated("count"):
             records, series, symbols = self._conn.execute(COUNTS).fetchone()
         return StoreCounts(records=int(records), series=int(series), symbols=int(symbols))
+
+    def list_series(self) -> list[tuple[SeriesKey, int]]:
+        with translated("list series"):
+            rows = self._conn.execute(LIST_SERIES).fetchall()
+        return [(SeriesKey(sym, dt, tf), int(n)) for sym, dt, tf, n in rows]
+
+    def drop_series(self, series: Sequence[SeriesKey]) -> int:
+        dropped = 0
+        with translated("drop series"), self._transaction():
+            for key in series:
+                sid = self._series_id(key, create=False)
+                if sid is not None:
+                    dropped += self._conn.execute(DROP_SERIES, (sid,)).rowcount
+        return dropped
+
+    def save_usage(self, usage: Usage) -> None:
+        with translated("save usage"), self._transaction():
+            self._conn.execute(
+                SAVE_USAGE, (usage.replica, usage.since_ms, usage.hits, usage.misses)
+            )
+            rows = [
+                (usage.replica, self._series_id(key, create=True), u.reads, u.last_read_ms)
+                for key, u in usage.series.items()
+            ]
+            self._conn.executemany(SAVE_SERIES_USAGE, rows)
+
+    def load_usage(self) -> list[Usage]:
+        with translated("load usage"):
+            totals = self._conn.execute(LOAD_USAGE).fetchall()
+            series_rows = self._conn.execute(LOAD_SERIES_USAGE).fetchall()
+        by_replica: dict[str, dict[SeriesKey, SeriesUsage]] = {r[0]: {} for r in totals}
+        for replica, sym, dt, tf, reads, last in series_rows:
+            by_replica.setdefault(replica, {})[SeriesKey(sym, dt, tf)] = SeriesUsage(reads, last)
+        return [
+            Usage(replica, since, hits, misses, by_replica[replica])
+            for replica, since, hits, misses in totals
+        ]
+
+    def reset_usage(self) -> None:
+        with translated("reset usage"), self._transaction():
+            self._conn.execute("DELETE FROM usage")
+            self._conn.execute("DELETE FROM series_usage")
 
     def close(self) -> None:
         with suppress(sqlite3.Error):
