@@ -12,8 +12,9 @@ import pytest
 
 from mdcache_client import AsyncClient
 from mdcache_server.app import Server
-from mdcache_server.config import Config
 from mdcache_server.store.url import open_store
+
+from .support import server_config
 
 TDENGINE_URL = os.environ.get("MDCACHE_TEST_TDENGINE_URL", "")
 STORES = [
@@ -53,11 +54,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'cache.sqlite3'}"
     else:
         yield from tdengine_test_url()
-
-
-def server_config(store_url: str, **settings: str) -> Config:
-    flags = {"listen": "127.0.0.1:0", "store_url": store_url, "grace_seconds": "5", **settings}
-    return Config.load(flags, environ={})
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from mdcache.v1 import cache_pb2 as pb
-
 from mdcache_client._types import ReadResult, Record, Series, Stats
 
 R = TypeVar("R")

@@ -9,8 +9,8 @@ from types import TracebackType
 from typing import TypeVar
 
 import grpc
-from mdcache.v1 import cache_pb2_grpc as pb_grpc
 
+from mdcache.v1 import cache_pb2_grpc as pb_grpc
 from mdcache_client import _calls
 from mdcache_client._errors import from_rpc_error
 from mdcache_client._types import ReadResult, Record, Series, Stats

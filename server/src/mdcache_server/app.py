@@ -10,9 +10,9 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
 from mdcache.v1 import cache_pb2 as pb
 from mdcache.v1 import cache_pb2_grpc as pb_grpc
-
 from mdcache_server import __version__
 from mdcache_server.cache.policy import CachePolicy
 from mdcache_server.config import Config

@@ -8,7 +8,9 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
+import grpc
 import structlog
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mdcache_server import __version__, logs
 from mdcache_server.app import serve
@@ -27,12 +29,35 @@ def parser() -> argparse.ArgumentParser:
         description="Run the gRPC server until SIGTERM or SIGINT.",
     )
     add_arguments(run)
+    check = commands.add_parser(
+        "health",
+        help="check a server's gRPC health (exit 0 when SERVING)",
+        description="Ask a server's standard gRPC health service whether it is SERVING.",
+    )
+    check.add_argument("--target", default="127.0.0.1:50051", help="host:port of the server")
+    check.add_argument("--timeout", type=float, default=3.0, help="seconds to wait")
     return top
+
+
+def health_check(target: str, timeout: float) -> int:
+    """Prints the server's health status; 0 when SERVING, 1 otherwise."""
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        except grpc.RpcError as exc:
+            sys.stdout.write(f"{target}: {exc.code().name}: {exc.details()}\n")
+            return 1
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    sys.stdout.write(f"{target}: {status}\n")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Entry point: ``mdcache serve --listen [::]:50051``. Returns the exit status."""
     args = parser().parse_args(argv)
+    if args.command == "health":
+        return health_check(args.target, args.timeout)
     environ = os.environ if environ is None else environ
     try:
         config = Config.load(vars(args), environ)

@@ -7,8 +7,8 @@ import asyncio
 import structlog
 from grpc_health.v1 import health
 from grpc_health.v1 import health_pb2 as health_pb
-from mdcache.v1 import cache_pb2 as pb
 
+from mdcache.v1 import cache_pb2 as pb
 from mdcache_server.cache.policy import CachePolicy
 from mdcache_server.errors import MdcacheError
 

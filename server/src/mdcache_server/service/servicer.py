@@ -9,9 +9,9 @@ from typing import Any
 
 import grpc
 import structlog
+
 from mdcache.v1 import cache_pb2 as pb
 from mdcache.v1 import cache_pb2_grpc as pb_grpc
-
 from mdcache_server.cache.policy import CachePolicy
 from mdcache_server.errors import MdcacheError, StoreError
 from mdcache_server.model import Limits, SeriesKey

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from mdcache.v1 import cache_pb2 as pb
-
 from mdcache_server.errors import InvalidArgument
 from mdcache_server.model import DAY_MS, Limits, PurgeFilter, Record, SeriesKey, Window
 

@@ -125,7 +125,7 @@ def translated(action: str) -> Iterator[None]:
     """Translates sqlite3 errors: a file unreachable, locked or full is UNAVAILABLE."""
     try:
         yield
-    except sqlite3.OperationalError as exc:
+    except (sqlite3.OperationalError, OSError) as exc:
         raise StoreUnavailable(f"sqlite {action}: {exc}") from exc
     except sqlite3.Error as exc:
         raise StoreError(f"sqlite {action}: {exc}") from exc
@@ -148,13 +148,24 @@ class SqliteStore:
 
     @classmethod
     def from_url(cls, url: str) -> SqliteStore:
-        """``sqlite:///relative.db`` or ``sqlite:////absolute.db``; ``?synchronous=NORMAL``."""
+        """``sqlite:///relative.db`` or ``sqlite:////absolute.db``.
+
+        Options: ``?synchronous=NORMAL`` (default FULL), ``?busy_timeout_ms=5000``.
+        """
         parts = urlsplit(url)
         path = unquote(parts.path)[1:] if parts.path.startswith("/") else unquote(parts.path)
         if parts.netloc or not path:
             raise ConfigError(f"sqlite URL needs a file path: sqlite:///path/to/file.db, not {url}")
         options = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p)
-        return cls(Path(path), synchronous=options.get("synchronous", "FULL").upper())
+        try:
+            busy_timeout_ms = int(options.get("busy_timeout_ms", "5000"))
+        except ValueError:
+            raise ConfigError(f"sqlite busy_timeout_ms must be an integer, not {url}") from None
+        return cls(
+            Path(path),
+            synchronous=options.get("synchronous", "FULL").upper(),
+            busy_timeout_ms=busy_timeout_ms,
+        )
 
     def connect(self) -> SqliteConnection:
         with translated("connect"):

@@ -1,0 +1,67 @@
+# mdcache: the gRPC market-data cache service.
+#
+#   docker build -t mdcache .        (or: docker compose up, with TDengine; see docker-compose.yml)
+#
+# The image installs both distributions from this repository, ./client (mdcache-client, the
+# contract) and . (mdcache, the server, which requires mdcache-client==0.1.0), with the `taosws`
+# extra: taos-ws-py ships manylinux wheels and reaches TDengine over WebSocket (taosAdapter,
+# port 6041). The native `tdengine` extra (taospy) is left out on purpose: it needs the TDengine
+# client library libtaos.so, which pip cannot install. Without MDCACHE_STORE_URL the server uses
+# SQLite under MDCACHE_DATA_DIR.
+#
+# Both stages start from one pinned base, so the virtual environment built in `build` runs
+# unchanged in the final stage, which has no build inputs and no pip cache. The tag pins Python's
+# patch release and Debian 12; add @sha256:<digest> to freeze the Debian packages too.
+
+FROM python:3.11.17-slim-bookworm AS base
+
+
+FROM base AS build
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+WORKDIR /src
+COPY client/ client/
+COPY pyproject.toml README.md ./
+COPY server/ server/
+
+# Non-editable installs: pip builds a wheel of each local project and installs it into the venv.
+RUN python -m venv /opt/mdcache \
+ && /opt/mdcache/bin/pip install ./client '.[taosws]'
+
+
+FROM base
+
+LABEL org.opencontainers.image.title="mdcache" \
+      org.opencontainers.image.description="Market-data cache service: gRPC in front of SQLite or TDengine" \
+      org.opencontainers.image.licenses="MIT"
+
+RUN groupadd --system --gid 10001 mdcache \
+ && useradd --system --uid 10001 --gid mdcache --no-create-home \
+      --home-dir /var/lib/mdcache --shell /usr/sbin/nologin mdcache \
+ && install -d -o mdcache -g mdcache -m 0750 /var/lib/mdcache
+
+COPY --from=build /opt/mdcache /opt/mdcache
+
+ENV PATH=/opt/mdcache/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    MDCACHE_DATA_DIR=/var/lib/mdcache \
+    MDCACHE_LISTEN=[::]:50051
+
+WORKDIR /var/lib/mdcache
+VOLUME ["/var/lib/mdcache"]
+# Numeric, so that runtimes which check for a non-root user (runAsNonRoot) can tell.
+USER 10001:10001
+EXPOSE 50051
+
+# `mdcache health` asks the standard gRPC health service (grpc.health.v1) and exits 0 only when
+# it answers SERVING; the server reports NOT_SERVING while its store probe fails. The start
+# period covers the server's own start-up retries (MDCACHE_STARTUP_TIMEOUT_SECONDS, 60 by default).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=75s --retries=3 \
+    CMD ["mdcache", "health", "--target", "127.0.0.1:50051", "--timeout", "3"]
+
+ENTRYPOINT ["mdcache"]
+CMD ["serve"]

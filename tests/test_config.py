@@ -1,0 +1,58 @@
+"""Configuration: flags over environment over defaults, validated once; the README lists it all."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from mdcache_server.config import SETTINGS, Config
+from mdcache_server.errors import ConfigError
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+def test_defaults() -> None:
+    config = Config.load({}, {})
+    assert config.listen == "[::]:50051"
+    assert config.store_url == "sqlite:///mdcache-data/mdcache.sqlite3"
+    assert (config.workers, config.max_pending, config.grace_seconds) == (4, 256, 10.0)
+    assert config.limits.max_read_records == 100_000
+
+
+def test_flag_wins_over_environment_which_wins_over_default() -> None:
+    env = {"MDCACHE_WORKERS": "8", "MDCACHE_LISTEN": "127.0.0.1:6000", "MDCACHE_DATA_DIR": "/d"}
+    config = Config.load({"workers": "2", "listen": None}, env)
+    assert (config.workers, config.listen) == (2, "127.0.0.1:6000")
+    assert config.store_url == "sqlite:////d/mdcache.sqlite3"
+
+
+def test_limits_come_from_settings() -> None:
+    config = Config.load({"max_read_records": "10"}, {"MDCACHE_MAX_RECORDS_PER_WRITE": "20"})
+    assert (config.limits.max_read_records, config.limits.max_records_per_write) == (10, 20)
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "message"),
+    [
+        ({"workers": "-1"}, {}, "--workers='-1': must be a positive integer"),
+        ({}, {"MDCACHE_GRACE_SECONDS": "soon"}, "MDCACHE_GRACE_SECONDS='soon'"),
+        ({}, {"MDCACHE_LOG_FORMAT": "xml"}, "must be one of auto, json, console"),
+    ],
+)
+def test_bad_values_name_their_source(
+    flags: dict[str, str], env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Config.load(flags, env)
+
+
+def test_readme_documents_every_setting_with_its_default() -> None:
+    for s in SETTINGS:
+        rows = [line for line in README.splitlines() if line.startswith("| `--")]
+        row = next((line for line in rows if f"`{s.env}`" in line), None)
+        assert row is not None, f"{s.env} is missing from the README's configuration table"
+        assert f"`{s.flag}`" in row
+        if s.default:
+            assert f"`{s.default}`" in row, f"README gives another default for {s.env}"

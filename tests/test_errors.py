@@ -1,0 +1,131 @@
+"""Failures answer UNAVAILABLE, RESOURCE_EXHAUSTED or INTERNAL as they should; never UNKNOWN."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from mdcache_client import (
+    AsyncClient,
+    MdcacheError,
+    Record,
+    ResourceExhaustedError,
+    Series,
+    UnavailableError,
+)
+from mdcache_server import errors
+from mdcache_server.app import Server
+from mdcache_server.service.servicer import INTERNAL_MESSAGE
+from mdcache_server.service.status import status_for
+from mdcache_server.store.url import open_store
+
+from .support import server_config
+
+SERIES = Series("600519", "kline", "1d")
+RECORDS = [Record(1_262_563_200_000, '{"close": 107.4}')]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "cache.sqlite3"
+
+
+async def started(url: str, **settings: str) -> Server:
+    server = Server(server_config(url, **settings), open_store(url))
+    await server.start()
+    return server
+
+
+@pytest.fixture
+async def locked_server(db: Path) -> AsyncIterator[Server]:
+    server = await started(f"sqlite:///{db}?busy_timeout_ms=300", workers="1", max_pending="1")
+    try:
+        yield server
+    finally:
+        await server.stop(grace=1)
+
+
+def lock(db: Path) -> sqlite3.Connection:
+    """Another process's write lock on the file, held until ROLLBACK."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    return conn
+
+
+async def test_a_locked_store_is_unavailable_then_recovers(locked_server: Server, db: Path) -> None:
+    async with AsyncClient(f"127.0.0.1:{locked_server.port}") as client:
+        holder = lock(db)
+        with pytest.raises(UnavailableError, match="database is locked"):
+            await client.write(SERIES, RECORDS)
+        assert not (await client.read(SERIES)).hit  # nothing half-written; reads still work
+        holder.execute("ROLLBACK")
+        assert await client.write(SERIES, RECORDS) == 1
+        assert (await client.read(SERIES)).records == RECORDS
+
+
+async def test_past_the_queue_calls_are_refused_at_once(locked_server: Server, db: Path) -> None:
+    async with AsyncClient(f"127.0.0.1:{locked_server.port}") as client:
+        holder = lock(db)
+        running = asyncio.create_task(client.write(SERIES, RECORDS))  # holds the one worker
+        await asyncio.sleep(0.05)
+        queued = asyncio.create_task(client.read(SERIES))  # the one queue place
+        await asyncio.sleep(0.05)
+        with pytest.raises(ResourceExhaustedError, match="1 workers \\+ 1 queued"):
+            await client.stats()
+        holder.execute("ROLLBACK")  # within the 300 ms the Write waits for the lock
+        assert await running == 1
+        assert (await queued).records == RECORDS
+        assert (await client.stats()).records == 1
+
+
+async def test_an_unexpected_error_is_internal_with_a_short_message(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = await started(f"sqlite:///{db}")
+    try:
+
+        async def broken(*args: object) -> None:
+            raise ZeroDivisionError("a bug")
+
+        monkeypatch.setattr(server.cache, "read", broken)
+        async with AsyncClient(f"127.0.0.1:{server.port}") as client:
+            with pytest.raises(MdcacheError) as caught:
+                await client.read(SERIES)
+        assert caught.value.code is grpc.StatusCode.INTERNAL
+        assert caught.value.details == INTERNAL_MESSAGE
+    finally:
+        await server.stop(grace=1)
+
+
+async def test_a_store_that_never_comes_up_fails_start_up_after_the_deadline(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    url = f"sqlite:///{tmp_path / 'a-file' / 'cache.sqlite3'}"
+    server = Server(server_config(url, startup_timeout="0.5"), open_store(url))
+    with pytest.raises(errors.StoreUnavailable, match=r"store not ready after \d+ attempts"):
+        await server.start()
+    await asyncio.to_thread(server.pool.close)
+
+
+def test_every_error_class_has_a_status_other_than_unknown() -> None:
+    classes = [
+        errors.InvalidArgument("f", "m"),
+        errors.Overloaded(),
+        errors.StoreError(),
+        errors.StoreUnavailable(),
+        errors.ConfigError(),
+    ]
+    statuses = {type(e).__name__: status_for(e).name for e in classes}
+    assert statuses == {
+        "InvalidArgument": "INVALID_ARGUMENT",
+        "Overloaded": "RESOURCE_EXHAUSTED",
+        "StoreError": "INTERNAL",
+        "StoreUnavailable": "UNAVAILABLE",
+        "ConfigError": "INTERNAL",
+    }
