@@ -319,3 +319,19 @@ async def test_data_survives_a_restart(store_url: str) -> None:
             assert (await client.stats()).records == len(bars)
     finally:
         await second.stop(grace=1)
+
+
+async def test_stats_reset_starts_counting_anew(client: AsyncClient) -> None:
+    series, bars = aapl_daily_2017()
+    await client.write(series, bars)
+    await client.read(series, limit=1)
+    await client.read(Series("AAPL", "quote", "1m"))
+    before = await client.stats(reset=True)
+    assert (before.hits, before.misses, dict(before.hot_symbols)) == (1, 1, {"AAPL": 2})
+    after = await client.stats()
+    assert (after.hits, after.misses, dict(after.hot_symbols)) == (0, 0, {})
+    assert after.counting_since_ms >= before.counting_since_ms
+    assert after.records == len(bars)
+    assert after.calls["Read"].calls == 2
+    assert after.calls["Stats"].calls == 1
+    assert after.calls["Write"].errors == 0

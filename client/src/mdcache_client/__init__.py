@@ -18,14 +18,16 @@ from mdcache_client._errors import (
     UnavailableError,
 )
 from mdcache_client._sync import Client
-from mdcache_client._types import ReadResult, Record, Series, Stats
+from mdcache_client._types import HotTierStats, MethodCalls, ReadResult, Record, Series, Stats
 
 __all__ = [
     "AsyncClient",
     "Client",
     "DeadlineExceededError",
+    "HotTierStats",
     "InvalidArgumentError",
     "MdcacheError",
+    "MethodCalls",
     "ReadResult",
     "Record",
     "ResourceExhaustedError",

@@ -122,9 +122,11 @@ class AsyncClient:
         )
         return await self._run(call, timeout)
 
-    async def stats(self, *, top_n: int = 10, timeout: float | None = None) -> Stats:
-        """What the cache holds and how it is used."""
-        return await self._run(_calls.stats(top_n), timeout)
+    async def stats(
+        self, *, top_n: int = 10, reset: bool = False, timeout: float | None = None
+    ) -> Stats:
+        """What the cache holds and how it is used; ``reset`` starts the counters anew."""
+        return await self._run(_calls.stats(top_n, reset), timeout)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from mdcache.v1 import cache_pb2 as pb
-from mdcache_client._types import ReadResult, Record, Series, Stats
+from mdcache_client._types import HotTierStats, MethodCalls, ReadResult, Record, Series, Stats
 
 R = TypeVar("R")
 
@@ -81,7 +81,7 @@ def purge(*, before_ms: int | None, older_than_days: int, symbol: str, data_type
     return Call("Purge", request, lambda resp: int(resp.deleted))
 
 
-def stats(top_n: int) -> Call[Stats]:
+def stats(top_n: int, reset: bool) -> Call[Stats]:
     def result(resp: pb.StatsResponse) -> Stats:
         return Stats(
             records=resp.records,
@@ -95,6 +95,20 @@ def stats(top_n: int) -> Call[Stats]:
             store=resp.store,
             store_version=resp.store_version,
             counting_since_ms=resp.counting_since_ms,
+            hot_tier=HotTierStats(
+                enabled=resp.hot_tier.enabled,
+                bytes=resp.hot_tier.bytes,
+                capacity_bytes=resp.hot_tier.capacity_bytes,
+                series=resp.hot_tier.series,
+                hits=resp.hot_tier.hits,
+                misses=resp.hot_tier.misses,
+                evictions=resp.hot_tier.evictions,
+            ),
+            evicted_series=resp.evicted_series,
+            evicted_records=resp.evicted_records,
+            replicas=resp.replicas,
+            retention={r.data_type: r.days for r in resp.retention},
+            calls={c.method: MethodCalls(c.calls, c.errors) for c in resp.calls},
         )
 
-    return Call("Stats", pb.StatsRequest(top_n=top_n), result)
+    return Call("Stats", pb.StatsRequest(top_n=top_n, reset=reset), result)

@@ -124,9 +124,9 @@ class Client:
         )
         return self._run(call, timeout)
 
-    def stats(self, *, top_n: int = 10, timeout: float | None = None) -> Stats:
-        """What the cache holds and how it is used."""
-        return self._run(_calls.stats(top_n), timeout)
+    def stats(self, *, top_n: int = 10, reset: bool = False, timeout: float | None = None) -> Stats:
+        """What the cache holds and how it is used; ``reset`` starts the counters anew."""
+        return self._run(_calls.stats(top_n, reset), timeout)
 
     def close(self) -> None:
         self._channel.close()

@@ -51,7 +51,28 @@ class ReadResult:
 
 
 @dataclass(frozen=True, slots=True)
+class HotTierStats:
+    """The server's in-memory tier (one process)."""
+
+    enabled: bool
+    bytes: int
+    capacity_bytes: int
+    series: int
+    hits: int
+    misses: int
+    evictions: int
+
+
+@dataclass(frozen=True, slots=True)
+class MethodCalls:
+    calls: int
+    errors: int
+
+
+@dataclass(frozen=True, slots=True)
 class Stats:
+    """What the cache holds and how it is used; counters are summed over every replica."""
+
     records: int
     symbols: int
     series: int
@@ -63,3 +84,9 @@ class Stats:
     store: str
     store_version: str
     counting_since_ms: int
+    hot_tier: HotTierStats
+    evicted_series: int
+    evicted_records: int
+    replicas: int
+    retention: Mapping[str, int]  # data_type ("*": default) -> days, 0 = kept
+    calls: Mapping[str, MethodCalls]  # by method, this process since it started

@@ -326,16 +326,20 @@ class StatsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TOP_N_FIELD_NUMBER: _builtins.int
+    RESET_FIELD_NUMBER: _builtins.int
     top_n: _builtins.int
     """How many hot symbols to list; 0 means 10."""
+    reset: _builtins.bool
+    """Answer the counters, then start counting hits, misses and reads anew (every replica)."""
     def __init__(
         self,
         *,
         top_n: _builtins.int = ...,
+        reset: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["top_n", b"top_n"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reset", b"reset", "top_n", b"top_n"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -378,6 +382,12 @@ class StatsResponse(_message.Message):
     STORE_FIELD_NUMBER: _builtins.int
     STORE_VERSION_FIELD_NUMBER: _builtins.int
     COUNTING_SINCE_MS_FIELD_NUMBER: _builtins.int
+    HOT_TIER_FIELD_NUMBER: _builtins.int
+    EVICTED_SERIES_FIELD_NUMBER: _builtins.int
+    EVICTED_RECORDS_FIELD_NUMBER: _builtins.int
+    REPLICAS_FIELD_NUMBER: _builtins.int
+    RETENTION_FIELD_NUMBER: _builtins.int
+    CALLS_FIELD_NUMBER: _builtins.int
     records: _builtins.int
     symbols: _builtins.int
     series: _builtins.int
@@ -391,9 +401,24 @@ class StatsResponse(_message.Message):
     """The store in use, e.g. "sqlite", "tdengine", and its version."""
     store_version: _builtins.str
     counting_since_ms: _builtins.int
+    evicted_series: _builtins.int
+    """Whole series evicted, and their records, to keep the store under its capacity."""
+    evicted_records: _builtins.int
+    replicas: _builtins.int
+    """Server processes whose counters are summed in hits, misses and hot_symbols."""
     @_builtins.property
     def hot_symbols(self) -> _containers.RepeatedCompositeFieldContainer[Global___SymbolReads]:
         """Most read symbols first."""
+
+    @_builtins.property
+    def hot_tier(self) -> Global___HotTier: ...
+    @_builtins.property
+    def retention(self) -> _containers.RepeatedCompositeFieldContainer[Global___RetentionRule]:
+        """How long records are kept, by data_type; data_type "*" is the default."""
+
+    @_builtins.property
+    def calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___MethodCalls]:
+        """Calls answered by this process since it started, by method."""
 
     def __init__(
         self,
@@ -409,11 +434,104 @@ class StatsResponse(_message.Message):
         store: _builtins.str = ...,
         store_version: _builtins.str = ...,
         counting_since_ms: _builtins.int = ...,
+        hot_tier: Global___HotTier | None = ...,
+        evicted_series: _builtins.int = ...,
+        evicted_records: _builtins.int = ...,
+        replicas: _builtins.int = ...,
+        retention: _abc.Iterable[Global___RetentionRule] | None = ...,
+        calls: _abc.Iterable[Global___MethodCalls] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["hot_tier", b"hot_tier"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counting_since_ms", b"counting_since_ms", "hit_rate", b"hit_rate", "hits", b"hits", "hot_symbols", b"hot_symbols", "misses", b"misses", "records", b"records", "series", b"series", "store", b"store", "store_version", b"store_version", "symbols", b"symbols", "uptime_seconds", b"uptime_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calls", b"calls", "counting_since_ms", b"counting_since_ms", "evicted_records", b"evicted_records", "evicted_series", b"evicted_series", "hit_rate", b"hit_rate", "hits", b"hits", "hot_symbols", b"hot_symbols", "hot_tier", b"hot_tier", "misses", b"misses", "records", b"records", "replicas", b"replicas", "retention", b"retention", "series", b"series", "store", b"store", "store_version", b"store_version", "symbols", b"symbols", "uptime_seconds", b"uptime_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StatsResponse: _TypeAlias = StatsResponse  # noqa: Y015
+
+@_typing.final
+class HotTier(_message.Message):
+    """The in-memory tier in front of the store (this process)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENABLED_FIELD_NUMBER: _builtins.int
+    BYTES_FIELD_NUMBER: _builtins.int
+    CAPACITY_BYTES_FIELD_NUMBER: _builtins.int
+    SERIES_FIELD_NUMBER: _builtins.int
+    HITS_FIELD_NUMBER: _builtins.int
+    MISSES_FIELD_NUMBER: _builtins.int
+    EVICTIONS_FIELD_NUMBER: _builtins.int
+    enabled: _builtins.bool
+    bytes: _builtins.int
+    capacity_bytes: _builtins.int
+    series: _builtins.int
+    hits: _builtins.int
+    misses: _builtins.int
+    evictions: _builtins.int
+    def __init__(
+        self,
+        *,
+        enabled: _builtins.bool = ...,
+        bytes: _builtins.int = ...,
+        capacity_bytes: _builtins.int = ...,
+        series: _builtins.int = ...,
+        hits: _builtins.int = ...,
+        misses: _builtins.int = ...,
+        evictions: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "capacity_bytes", b"capacity_bytes", "enabled", b"enabled", "evictions", b"evictions", "hits", b"hits", "misses", b"misses", "series", b"series"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HotTier: _TypeAlias = HotTier  # noqa: Y015
+
+@_typing.final
+class RetentionRule(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_TYPE_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    data_type: _builtins.str
+    days: _builtins.int
+    """0: kept forever."""
+    def __init__(
+        self,
+        *,
+        data_type: _builtins.str = ...,
+        days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data_type", b"data_type", "days", b"days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RetentionRule: _TypeAlias = RetentionRule  # noqa: Y015
+
+@_typing.final
+class MethodCalls(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METHOD_FIELD_NUMBER: _builtins.int
+    CALLS_FIELD_NUMBER: _builtins.int
+    ERRORS_FIELD_NUMBER: _builtins.int
+    method: _builtins.str
+    calls: _builtins.int
+    errors: _builtins.int
+    def __init__(
+        self,
+        *,
+        method: _builtins.str = ...,
+        calls: _builtins.int = ...,
+        errors: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calls", b"calls", "errors", b"errors", "method", b"method"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MethodCalls: _TypeAlias = MethodCalls  # noqa: Y015

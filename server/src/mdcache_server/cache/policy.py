@@ -24,6 +24,7 @@ class CacheStats:
     store: str
     store_version: str
     counting_since_ms: int
+    replicas: int
 
 
 class CachePolicy:
@@ -50,9 +51,9 @@ class CachePolicy:
         """The store's version: one round trip to it."""
         return await self.pool.run(lambda conn: conn.server_version())
 
-    async def snapshot(self, top_n: int) -> CacheStats:
+    async def snapshot(self, top_n: int, *, reset: bool = False) -> CacheStats:
         counts, version = await self.pool.run(lambda conn: (conn.counts(), conn.server_version()))
-        return CacheStats(
+        stats = CacheStats(
             counts=counts,
             hits=self.stats.hits,
             misses=self.stats.misses,
@@ -62,4 +63,8 @@ class CachePolicy:
             store=self.pool.store.name,
             store_version=version,
             counting_since_ms=self.stats.since_ms,
+            replicas=1,
         )
+        if reset:
+            self.stats = HitStats()
+        return stats

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -41,6 +42,8 @@ class MarketDataCacheServicer(pb_grpc.MarketDataCacheServicer):
         self.cache = cache
         self.limits = limits
         self.now_ms = now_ms
+        self.calls: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
 
     @asynccontextmanager
     async def _call(
@@ -58,9 +61,11 @@ class MarketDataCacheServicer(pb_grpc.MarketDataCacheServicer):
         except Exception as exc:  # noqa: BLE001 (the boundary: nothing unexpected reaches the client)
             status, error = grpc.StatusCode.INTERNAL, exc
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        self.calls[method] += 1
         if error is None:
             log.info("rpc", method=method, status=status.name, duration_ms=duration_ms, **fields)
             return
+        self.errors[method] += 1
         internal = status is grpc.StatusCode.INTERNAL
         log.log(
             40 if internal else 30,
@@ -119,7 +124,7 @@ class MarketDataCacheServicer(pb_grpc.MarketDataCacheServicer):
     ) -> pb.StatsResponse:
         async with self._call("Stats", context):
             top_n = validation.stats_request(request)
-            stats = await self.cache.snapshot(top_n)
+            stats = await self.cache.snapshot(top_n, reset=request.reset)
             return pb.StatsResponse(
                 records=stats.counts.records,
                 symbols=stats.counts.symbols,
@@ -132,5 +137,10 @@ class MarketDataCacheServicer(pb_grpc.MarketDataCacheServicer):
                 store=stats.store,
                 store_version=stats.store_version,
                 counting_since_ms=stats.counting_since_ms,
+                replicas=stats.replicas,
+                calls=[
+                    pb.MethodCalls(method=m, calls=n, errors=self.errors[m])
+                    for m, n in sorted(self.calls.items())
+                ],
             )
         raise AssertionError("unreachable")
