@@ -6,8 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml client/pyproject.toml | 
 .PHONY: serve test check lint typecheck gen docker-lint clean
 
 $(STAMP):
-	rm -rf $(VENV)
-	python3 -m venv $(VENV)
+	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ./client -e '.[dev]'
 	touch $@

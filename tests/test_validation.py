@@ -48,6 +48,11 @@ CASES = [
         "series[0].series.symbol: must not contain control characters",
     ),
     ("Read", pb.ReadRequest(), "series: name at least one series"),
+    (
+        "Read",
+        pb.ReadRequest(series=[pb.SeriesKey(symbol=" 600519", data_type="k", timeframe="1d")]),
+        "series[0].symbol: must not start or end with white space",
+    ),
     ("Read", pb.ReadRequest(series=[pb.SeriesKey()]), "series[0].symbol: must not be empty"),
     (
         "Read",

@@ -43,11 +43,20 @@ class SeriesRead:
 
 @dataclass(frozen=True, slots=True)
 class PurgeFilter:
-    """Delete records with ``ts_ms < before_ms``, optionally for one symbol or data_type."""
+    """Delete records with ``ts_ms < before_ms``, optionally of one symbol, data_type, timeframe."""
 
     before_ms: int
     symbol: str | None = None
     data_type: str | None = None
+    timeframe: str | None = None
+
+    def matches(self, key: SeriesKey) -> bool:
+        """Whether the filter may touch records of this series."""
+        return (
+            self.symbol in (None, key.symbol)
+            and self.data_type in (None, key.data_type)
+            and self.timeframe in (None, key.timeframe)
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,13 +34,15 @@ def _reject_constant(name: str) -> NoReturn:
 
 
 def identifier(value: str, field: str, limits: Limits) -> str:
-    """A symbol, data_type or timeframe: 1 to 64 UTF-8 bytes, no control characters."""
+    """A symbol, data_type or timeframe: 1 to 64 UTF-8 bytes, no control characters, trimmed."""
     if not value:
         raise InvalidArgument(field, "must not be empty")
     if len(value.encode()) > limits.max_identifier_bytes:
         raise InvalidArgument(field, f"longer than {limits.max_identifier_bytes} bytes (UTF-8)")
     if CONTROL.search(value):
         raise InvalidArgument(field, "must not contain control characters")
+    if value != value.strip():
+        raise InvalidArgument(field, "must not start or end with white space")
     return value
 
 

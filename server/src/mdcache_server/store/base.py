@@ -62,8 +62,8 @@ class StoreConnection(Protocol):
     def load_usage(self) -> list[Usage]:
         """Every replica's stored counters."""
 
-    def reset_usage(self) -> None:
-        """Forgets every replica's stored counters."""
+    def reset_usage(self, replica: str | None = None) -> None:
+        """Forgets one replica's stored counters, or every replica's."""
 
     def close(self) -> None:
         """Releases the connection; never raises."""

@@ -9,6 +9,7 @@ valid, also across several server processes on one file.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -84,11 +85,14 @@ COUNTS: Final = (
     "FROM series WHERE records > 0"
 )
 _PURGE = "DELETE FROM records WHERE series_id IN (SELECT id FROM series{}) AND ts < ?"
+PURGE_COLUMNS: Final = ("symbol", "data_type", "timeframe")
 PURGE: Final = {
-    (False, False): _PURGE.format(""),
-    (True, False): _PURGE.format(" WHERE symbol = ?"),
-    (False, True): _PURGE.format(" WHERE data_type = ?"),
-    (True, True): _PURGE.format(" WHERE symbol = ? AND data_type = ?"),
+    given: _PURGE.format(
+        " WHERE " + " AND ".join(f"{c} = ?" for c, g in zip(PURGE_COLUMNS, given, strict=True) if g)
+        if any(given)
+        else ""
+    )
+    for given in itertools.product((False, True), repeat=3)
 }
 LIST_SERIES: Final = (
     "SELECT symbol, data_type, timeframe, records FROM series WHERE records > 0 ORDER BY id"
@@ -116,8 +120,9 @@ SYNCHRONOUS: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 def purge_sql(purge: PurgeFilter) -> tuple[str, tuple[object, ...]]:
     """The DELETE for a purge: one primary-key range per matching series."""
-    params = [v for v in (purge.symbol, purge.data_type) if v is not None]
-    return PURGE[purge.symbol is not None, purge.data_type is not None], (*params, purge.before_ms)
+    values = (purge.symbol, purge.data_type, purge.timeframe)
+    given = tuple(v is not None for v in values)
+    return PURGE[given], (*(v for v in values if v is not None), purge.before_ms)
 
 
 @contextmanager
@@ -298,10 +303,14 @@ class SqliteConnection:
             for replica, since, hits, misses in totals
         ]
 
-    def reset_usage(self) -> None:
+    def reset_usage(self, replica: str | None = None) -> None:
         with translated("reset usage"), self._transaction():
-            self._conn.execute("DELETE FROM usage")
-            self._conn.execute("DELETE FROM series_usage")
+            if replica is None:
+                self._conn.execute("DELETE FROM usage")
+                self._conn.execute("DELETE FROM series_usage")
+            else:
+                self._conn.execute("DELETE FROM usage WHERE replica = ?", (replica,))
+                self._conn.execute("DELETE FROM series_usage WHERE replica = ?", (replica,))
 
     def close(self) -> None:
         with suppress(sqlite3.Error):

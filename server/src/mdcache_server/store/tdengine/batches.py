@@ -1,0 +1,80 @@
+"""What each insert binds: the subtable, its tags and its rows, built as plain values.
+
+Records of a series are bound in timestamp order and in chunks: taospy binds a
+string column as one fixed-width array (rows x longest value), so a chunk keeps
+that array under BIND_BUDGET_BYTES however the payload sizes mix. Usage
+counters are one row per subtable at ``USAGE_TS_MS``, so each save overwrites it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Final
+
+from mdcache_server.model import Record, SeriesKey, Usage
+from mdcache_server.store.tdengine import sql
+from mdcache_server.store.tdengine.connector import Batch, Column, ColumnType
+from mdcache_server.store.tdengine.naming import series_table, series_usage_table, totals_table
+
+BIND_BUDGET_BYTES: Final = 16 * 1024 * 1024
+
+
+def record_chunks(records: Sequence[Record]) -> Iterator[list[Record]]:
+    """The records in timestamp order, in chunks that bind in at most BIND_BUDGET_BYTES."""
+    chunk: list[Record] = []
+    widest = 0
+    for record in sorted(records, key=lambda r: r.ts_ms):
+        width = len(record.payload.encode())
+        if chunk and (len(chunk) + 1) * max(widest, width) > BIND_BUDGET_BYTES:
+            yield chunk
+            chunk, widest = [], 0
+        chunk.append(record)
+        widest = max(widest, width)
+    if chunk:
+        yield chunk
+
+
+def record_batches(db: str, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> list[Batch]:
+    """For ``sql.insert_records``: per series ``db.r_<hash>``, its tags, (ts, payload) rows."""
+    return [
+        Batch(
+            sql.table(db, series_table(key)),
+            (key.symbol, key.data_type, key.timeframe),
+            (
+                Column(ColumnType.TIMESTAMP, [r.ts_ms for r in chunk]),
+                Column(ColumnType.VARCHAR, [r.payload for r in chunk]),
+            ),
+        )
+        for key, records in batches
+        for chunk in record_chunks(records)
+    ]
+
+
+def totals_batch(db: str, usage: Usage) -> Batch:
+    """For ``sql.insert_totals``: the replica's one row of totals."""
+    return Batch(
+        sql.table(db, totals_table(usage.replica)),
+        (usage.replica,),
+        (
+            Column(ColumnType.TIMESTAMP, [sql.USAGE_TS_MS]),
+            Column(ColumnType.BIGINT, [usage.since_ms]),
+            Column(ColumnType.BIGINT, [usage.hits]),
+            Column(ColumnType.BIGINT, [usage.misses]),
+        ),
+    )
+
+
+def series_usage_batches(db: str, usage: Usage) -> list[Batch]:
+    """For ``sql.insert_series_usage``: one row per series given, in its own subtable."""
+    return [
+        Batch(
+            sql.table(db, series_usage_table(usage.replica, key)),
+            (usage.replica, key.symbol, key.data_type, key.timeframe),
+            (
+                Column(ColumnType.TIMESTAMP, [sql.USAGE_TS_MS]),
+                Column(ColumnType.BIGINT, [u.reads]),
+                Column(ColumnType.BIGINT, [u.last_read_ms]),
+            ),
+        )
+        for key, u in usage.series.items()
+    ]

@@ -1,0 +1,132 @@
+"""The TDengine store's URL, parsed and validated once into :class:`TDengineOptions`.
+
+::
+
+    taos://user:password@host:6030/dbname?keep_days=36500&duration_days=10   native (libtaos)
+    taosws://user:password@host:6041/dbname?conn_retries=2                   WebSocket
+
+Everything that reaches SQL from here is checked strictly: the database name is
+an identifier, every number is an integer in TDengine's documented range.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from mdcache_server.errors import ConfigError
+
+NATIVE: Final = "taos"
+WEBSOCKET: Final = "taosws"
+DEFAULT_PORTS: Final = {NATIVE: 6030, WEBSOCKET: 6041}
+DATABASE_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+DEFAULT_KEEP_DAYS: Final = 36_500  # 100 years: every timestamp the service accepts is inside KEEP
+DEFAULT_DURATION_DAYS: Final = 10
+MAX_KEEP_DAYS: Final = 365_000
+MAX_DURATION_DAYS: Final = 3_650
+# Documented DSN parameters of taos-ws-py; passed through as strings, as it requires.
+WS_PARAMS: Final = ("conn_retries", "retry_backoff_ms", "retry_backoff_max_ms")
+COMMON_PARAMS: Final = ("keep_days", "duration_days", "wal_level")
+
+
+@dataclass(frozen=True, slots=True)
+class TDengineOptions:
+    """Where the TDengine store lives and how its database is created."""
+
+    scheme: str
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    database: str
+    keep_days: int = DEFAULT_KEEP_DAYS
+    duration_days: int = DEFAULT_DURATION_DAYS
+    wal_level: int = 2  # 2: fsync before a write is answered, as SQLite's synchronous=FULL
+    ws_params: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def address(self) -> str:
+        """``scheme://host:port/db`` for logs (no credentials)."""
+        return f"{self.scheme}://{self.host}:{self.port}/{self.database}"
+
+
+def _int_option(options: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = options.pop(name, None)
+    if text is None:
+        return default
+    if not re.fullmatch(r"[0-9]{1,9}", text) or not low <= int(text) <= high:
+        raise ConfigError(
+            f"tdengine URL: {name} must be an integer in [{low}, {high}], not {text!r}"
+        )
+    return int(text)
+
+
+def _query(query: str) -> dict[str, str]:
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as exc:
+        raise ConfigError(f"tdengine URL: bad query string {query!r}: {exc}") from None
+    options: dict[str, str] = {}
+    for key, value in pairs:
+        if key in options:
+            raise ConfigError(f"tdengine URL: option {key!r} given twice")
+        options[key] = value
+    return options
+
+
+def parse_url(url: str) -> TDengineOptions:
+    """Parses ``taos://`` or ``taosws://`` URLs; raises ConfigError naming what is wrong.
+
+    >>> parse_url("taosws://root:taosdata@td:6041/market").port
+    6041
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in DEFAULT_PORTS:
+        raise ConfigError(f"tdengine URL must start with taos:// or taosws://, not {url!r}")
+    if parts.fragment:
+        raise ConfigError("tdengine URL: a fragment (#...) means nothing here")
+    try:
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+    except ValueError as exc:
+        raise ConfigError(f"tdengine URL: bad port: {exc}") from None
+    database = unquote(parts.path).removeprefix("/")
+    if not DATABASE_NAME.fullmatch(database):
+        raise ConfigError(
+            "tdengine URL needs a database name of letters, digits and _ (not starting with "
+            f"a digit, at most 64): {parts.scheme}://user:password@host:port/dbname, not "
+            f"path {parts.path!r}"
+        )
+    options = _query(parts.query)
+    keep = _int_option(options, "keep_days", DEFAULT_KEEP_DAYS, 1, MAX_KEEP_DAYS)
+    duration = _int_option(options, "duration_days", DEFAULT_DURATION_DAYS, 1, MAX_DURATION_DAYS)
+    if keep < 3 * duration:
+        raise ConfigError(
+            f"tdengine URL: keep_days ({keep}) must be at least 3 x duration_days ({duration})"
+        )
+    wal_level = _int_option(options, "wal_level", 2, 1, 2)
+    ws_params: list[tuple[str, str]] = []
+    if parts.scheme == WEBSOCKET:
+        for name in WS_PARAMS:
+            if name in options:
+                ws_params.append((name, str(_int_option(options, name, 0, 0, 3_600_000))))
+    if options:
+        known = COMMON_PARAMS + (WS_PARAMS if parts.scheme == WEBSOCKET else ())
+        raise ConfigError(
+            f"tdengine URL: unknown option(s) {', '.join(sorted(options))} for "
+            f"{parts.scheme}://; known: {', '.join(known)}"
+        )
+    return TDengineOptions(
+        scheme=parts.scheme,
+        host=parts.hostname or "localhost",
+        port=port,
+        user=unquote(parts.username) if parts.username is not None else "root",
+        password=unquote(parts.password) if parts.password is not None else "taosdata",
+        # TDengine folds unquoted names to lower case; metadata queries need the folded name.
+        database=database.lower(),
+        keep_days=keep,
+        duration_days=duration,
+        wal_level=wal_level,
+        ws_params=tuple(ws_params),
+    )

@@ -1,0 +1,180 @@
+"""The SQL text of every call, as pure functions of validated names and integers.
+
+No caller's string ever reaches this text: symbols, data types, timeframes,
+payloads and replica names are bound through statements (``?``), and filters on
+them are applied to rows the server returns. What is formatted in is a database
+name checked against ``[A-Za-z_][A-Za-z0-9_]{0,63}``, table names checked by
+:func:`~mdcache_server.store.tdengine.naming.is_identifier`, and Python ints.
+Every table is qualified with its database (``db.table``): ``USE`` is
+per-connection state, and a statement's table name needs it too.
+"""
+
+# ruff: noqa: S608  (names are checked by table()/database(), values are ints; see above)
+
+from __future__ import annotations
+
+from typing import Final
+
+from mdcache_server.model import Limits
+from mdcache_server.store.tdengine.naming import is_identifier
+from mdcache_server.store.tdengine.options import DATABASE_NAME
+
+RECORDS: Final = "records"
+USAGE_TOTALS: Final = "usage_totals"
+USAGE_SERIES: Final = "usage_series"
+PAYLOAD_BYTES: Final = 65_517  # TDengine's largest VARCHAR column; a row stays under 64 KB
+IDENTIFIER_BYTES: Final = 64
+REPLICA_BYTES: Final = 256
+# Every record's timestamp lies in the service's limits, so a bound outside them can be
+# dropped (or a call answered without a query) without changing any answer, and no
+# out-of-range literal ever reaches TDengine.
+MIN_TS_MS: Final = Limits().min_ts_ms
+MAX_TS_MS: Final = Limits().max_ts_ms
+# Usage counters are one row per subtable at one fixed timestamp, so a save overwrites
+# it (TDengine's upsert). It is after any record and far from now - KEEP, and well
+# below TDengine's latest millisecond timestamp (year 2970).
+USAGE_TS_MS: Final = MAX_TS_MS + 1  # 2100-01-01T00:00:00Z
+
+
+def database(db: str) -> str:
+    """The database name, after checking it is a plain identifier."""
+    if not DATABASE_NAME.fullmatch(db):
+        raise ValueError(f"not a plain TDengine database name: {db!r}")
+    return db
+
+
+def table(db: str, name: str) -> str:
+    """``db.name``, after checking both are plain identifiers."""
+    if not is_identifier(name):
+        raise ValueError(f"not a plain TDengine table name: {name!r}")
+    return f"{database(db)}.{name}"
+
+
+def create_database(db: str, *, keep_days: int, duration_days: int, wal_level: int) -> str:
+    """Milliseconds; KEEP long enough for old history; fsync per write at WAL level 2."""
+    wal = "WAL_LEVEL 2 WAL_FSYNC_PERIOD 0" if wal_level == 2 else "WAL_LEVEL 1"
+    return (
+        f"CREATE DATABASE IF NOT EXISTS {database(db)} PRECISION 'ms' "
+        f"KEEP {int(keep_days)} DURATION {int(duration_days)} {wal}"
+    )
+
+
+def database_precision(db: str) -> str:
+    """The precision of an existing database (``IF NOT EXISTS`` keeps its options)."""
+    return f"SELECT `precision` FROM information_schema.ins_databases WHERE name = '{database(db)}'"
+
+
+def create_tables(db: str) -> list[str]:
+    """The super tables: records by series, and usage counters that survive restarts."""
+    tag = f"VARCHAR({IDENTIFIER_BYTES})"
+    series_tags = f"symbol {tag}, data_type {tag}, timeframe {tag}"
+    return [
+        f"CREATE STABLE IF NOT EXISTS {table(db, RECORDS)} "
+        f"(ts TIMESTAMP, payload VARCHAR({PAYLOAD_BYTES})) TAGS ({series_tags})",
+        f"CREATE STABLE IF NOT EXISTS {table(db, USAGE_TOTALS)} "
+        f"(ts TIMESTAMP, since_ms BIGINT, hits BIGINT, misses BIGINT) "
+        f"TAGS (replica VARCHAR({REPLICA_BYTES}))",
+        f"CREATE STABLE IF NOT EXISTS {table(db, USAGE_SERIES)} "
+        f"(ts TIMESTAMP, reads BIGINT, last_read_ms BIGINT) "
+        f"TAGS (replica VARCHAR({REPLICA_BYTES}), {series_tags})",
+    ]
+
+
+def drop_database(db: str) -> str:
+    return f"DROP DATABASE IF EXISTS {database(db)}"
+
+
+def server_version() -> str:
+    return "SELECT SERVER_VERSION()"
+
+
+def insert_records(db: str) -> str:
+    """The statement a write binds: subtable name, its tags, then (ts, payload) rows."""
+    return f"INSERT INTO ? USING {table(db, RECORDS)} TAGS (?, ?, ?) VALUES (?, ?)"
+
+
+def insert_totals(db: str) -> str:
+    return f"INSERT INTO ? USING {table(db, USAGE_TOTALS)} TAGS (?) VALUES (?, ?, ?, ?)"
+
+
+def insert_series_usage(db: str) -> str:
+    return f"INSERT INTO ? USING {table(db, USAGE_SERIES)} TAGS (?, ?, ?, ?) VALUES (?, ?, ?)"
+
+
+def time_bounds(start_ms: int | None, end_ms: int | None) -> tuple[int | None, int | None] | None:
+    """The window's bounds clamped to the stored range; ``None`` when nothing can match.
+
+    A bound at or beyond the stored range is dropped (``None``), as it selects everything.
+    """
+    low = None if start_ms is None or start_ms <= MIN_TS_MS else start_ms
+    high = None if end_ms is None or end_ms >= MAX_TS_MS else end_ms
+    if (low is not None and low > MAX_TS_MS) or (high is not None and high < MIN_TS_MS):
+        return None
+    if low is not None and high is not None and low > high:
+        return None
+    return low, high
+
+
+def read(
+    db: str, subtable: str, low: int | None, high: int | None, *, newest_first: bool, fetch: int
+) -> str:
+    """One series' window; ``fetch`` is the limit plus one, to tell a truncated window.
+
+    ``CAST(ts AS BIGINT)`` gives exact epoch milliseconds, whatever the client's time zone.
+    """
+    where = [f"ts >= {int(low)}"] if low is not None else []
+    where += [f"ts <= {int(high)}"] if high is not None else []
+    sql = f"SELECT CAST(ts AS BIGINT), payload FROM {table(db, subtable)}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY ts {'DESC' if newest_first else 'ASC'}"
+    return sql + (f" LIMIT {int(fetch)}" if fetch > 0 else "")
+
+
+def series_counts(db: str, before_ms: int | None = None) -> str:
+    """Rows per subtable that holds any (older than ``before_ms``), with its tags.
+
+    Metadata (``information_schema.ins_tables``/``ins_tags``) lists subtables emptied by
+    DELETE too, so counting series that hold records needs the rows: this aggregates
+    COUNT(*) per subtable, which TDengine answers largely from per-block statistics
+    (every block of every subtable is visited, its rows are not decoded unless a
+    ``ts`` bound cuts through it). The cost grows with blocks, not with payload bytes.
+    """
+    sql = f"SELECT tbname, symbol, data_type, timeframe, COUNT(*) FROM {table(db, RECORDS)}"
+    if before_ms is not None:
+        sql += f" WHERE ts < {int(before_ms)}"
+    return sql + " GROUP BY tbname, symbol, data_type, timeframe"
+
+
+def purge_all(db: str, before_ms: int) -> str:
+    """DELETE filters on the timestamp only; over the super table it spans every series."""
+    return f"DELETE FROM {table(db, RECORDS)} WHERE ts < {int(before_ms)}"
+
+
+def purge_subtable(db: str, subtable: str, before_ms: int) -> str:
+    return f"DELETE FROM {table(db, subtable)} WHERE ts < {int(before_ms)}"
+
+
+def delete_subtable(db: str, subtable: str) -> str:
+    """Every row of one subtable; the subtable stays (a write may be racing us)."""
+    return f"DELETE FROM {table(db, subtable)}"
+
+
+def load_totals(db: str) -> str:
+    return f"SELECT replica, since_ms, hits, misses FROM {table(db, USAGE_TOTALS)}"
+
+
+def load_series_usage(db: str) -> str:
+    return (
+        "SELECT replica, symbol, data_type, timeframe, reads, last_read_ms "
+        f"FROM {table(db, USAGE_SERIES)}"
+    )
+
+
+def series_usage_tables(db: str) -> str:
+    """Each series-usage subtable holding a row, with its replica (to forget one replica)."""
+    return f"SELECT tbname, replica FROM {table(db, USAGE_SERIES)}"
+
+
+def reset_usage(db: str) -> list[str]:
+    return [f"DELETE FROM {table(db, USAGE_TOTALS)}", f"DELETE FROM {table(db, USAGE_SERIES)}"]

@@ -1,0 +1,303 @@
+"""The TDengine store: one super table of records, one subtable per series.
+
+A series lives in subtable ``db.r_<hash>`` of super table ``db.records`` (tags
+symbol, data_type, timeframe), created by the first write to it. Writes bind
+their rows through TDengine's statement API; a row with a timestamp already
+stored replaces it, as an upsert does in the embedded store. Usage counters
+live in two more super tables, one row per subtable at a fixed timestamp, so a
+save overwrites what it saves and leaves the rest.
+
+The store answers every call as the SQLite store does: a series never written
+is a miss; purges and drops return TDengine's own count of deleted rows; counts
+and listings cover series that hold records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import structlog
+
+from mdcache_server.errors import ConfigError, StoreError
+from mdcache_server.model import (
+    PurgeFilter,
+    Record,
+    SeriesKey,
+    SeriesRead,
+    SeriesUsage,
+    StoreCounts,
+    Usage,
+    Window,
+)
+from mdcache_server.store.tdengine import sql
+from mdcache_server.store.tdengine.batches import (
+    record_batches,
+    series_usage_batches,
+    totals_batch,
+)
+from mdcache_server.store.tdengine.connector import Session, open_session
+from mdcache_server.store.tdengine.failures import ConnectionLost, TableMissing
+from mdcache_server.store.tdengine.naming import is_identifier, series_table, totals_table
+from mdcache_server.store.tdengine.options import TDengineOptions, parse_url
+
+T = TypeVar("T")
+Opener = Callable[[TDengineOptions], Session]
+log = structlog.get_logger(__name__)
+
+
+def _live_series(rows: list[tuple[Any, ...]]) -> list[tuple[str, str, str, str, int]]:
+    """``series_counts`` rows typed, keeping subtables that hold records."""
+    typed = [(str(t), str(s), str(d), str(f), int(n)) for t, s, d, f, n in rows]
+    return [row for row in typed if row[4] > 0]
+
+
+class TDengineStore:
+    """TDengine 3.x through taospy (``taos://``) or taos-ws-py (``taosws://``).
+
+    >>> store = TDengineStore.from_url("taosws://root:taosdata@localhost:6041/market")
+    >>> store.name
+    'tdengine'
+    """
+
+    name = "tdengine"
+
+    def __init__(self, options: TDengineOptions, *, opener: Opener = open_session) -> None:
+        self.options = options
+        self._opener = opener
+
+    @classmethod
+    def from_url(cls, url: str) -> TDengineStore:
+        """``taos://user:password@host:6030/db`` or ``taosws://user:password@host:6041/db``."""
+        return cls(parse_url(url))
+
+    def connect(self) -> TDengineConnection:
+        return TDengineConnection(self.options, self._opener)
+
+
+class TDengineConnection:
+    """One TDengine connection, used by one worker thread at a time."""
+
+    def __init__(self, options: TDengineOptions, opener: Opener) -> None:
+        self._options = options
+        self._db = options.database
+        self._opener = opener
+        self._session: Session | None = opener(options)
+
+    def _call(self, action: str, fn: Callable[[Session], T], *, idempotent: bool) -> T:
+        """Runs ``fn``; on a broken connection reconnects, and retries once if idempotent."""
+        if self._session is None:
+            self._session = self._opener(self._options)
+        try:
+            return fn(self._session)
+        except ConnectionLost as exc:
+            self.close()
+            if not idempotent:
+                raise
+            log.warning("tdengine_reconnect", action=action, error=str(exc))
+            self._session = self._opener(self._options)
+            return fn(self._session)
+
+    def ensure_schema(self) -> None:
+        options = self._options
+
+        def run(session: Session) -> str:
+            session.execute(
+                sql.create_database(
+                    self._db,
+                    keep_days=options.keep_days,
+                    duration_days=options.duration_days,
+                    wal_level=options.wal_level,
+                )
+            )
+            rows = session.query(sql.database_precision(self._db))
+            precision = str(rows[0][0]) if rows else ""
+            if precision == "ms":
+                for statement in sql.create_tables(self._db):
+                    session.execute(statement)
+            return precision
+
+        precision = self._call("schema", run, idempotent=True)
+        if precision != "ms":
+            raise ConfigError(
+                f"tdengine database {self._db} has precision {precision or 'unknown'!r}; "
+                "the store needs 'ms': name another database in the store URL"
+            )
+        log.info(
+            "tdengine_schema_ready",
+            store=options.address,
+            keep_days=options.keep_days,
+            duration_days=options.duration_days,
+            wal_level=options.wal_level,
+        )
+
+    def server_version(self) -> str:
+        rows = self._call(
+            "probe", lambda session: session.query(sql.server_version()), idempotent=True
+        )
+        return str(rows[0][0])
+
+    def write(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> int:
+        plan = record_batches(self._db, batches)
+        given = sum(len(records) for _, records in batches)
+        if plan:
+            statement = sql.insert_records(self._db)
+            affected = self._call(
+                "write", lambda session: session.insert(statement, plan), idempotent=True
+            )
+            log.debug("tdengine_write", records=given, affected=affected, subtables=len(plan))
+        return given
+
+    def read(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
+        bounds = sql.time_bounds(window.start_ms, window.end_ms)
+        if bounds is None:
+            return [SeriesRead([], truncated=False) for _ in series]
+        limit = window.limit
+        queries = [
+            sql.read(
+                self._db,
+                series_table(key),
+                *bounds,
+                newest_first=window.newest_first,
+                fetch=limit + 1 if limit > 0 else 0,
+            )
+            for key in series
+        ]
+
+        def run(session: Session) -> list[SeriesRead]:
+            results = []
+            for query in queries:
+                try:
+                    rows = session.query(query)
+                except TableMissing:
+                    results.append(SeriesRead([], truncated=False))
+                    continue
+                truncated = 0 < limit < len(rows)
+                kept = rows[:limit] if truncated else rows
+                results.append(SeriesRead([Record(int(ts), str(p)) for ts, p in kept], truncated))
+            return results
+
+        return self._call("read", run, idempotent=True)
+
+    def _delete(self, session: Session, statement: str) -> int:
+        try:
+            return session.execute(statement)
+        except TableMissing:
+            return 0
+
+    def purge(self, purge: PurgeFilter) -> int:
+        if purge.before_ms <= sql.MIN_TS_MS:
+            return 0  # no record is older
+        before = min(purge.before_ms, sql.MAX_TS_MS + 1)
+        if purge.symbol is None and purge.data_type is None and purge.timeframe is None:
+            statement = sql.purge_all(self._db, before)
+            return self._call("purge", lambda session: session.execute(statement), idempotent=False)
+
+        def run(session: Session) -> int:
+            # DELETE filters on ts only: find the subtables that match and hold older rows,
+            # comparing tags here so that no tag value is ever written into SQL.
+            rows = _live_series(session.query(sql.series_counts(self._db, before)))
+            targets = [t for t, sym, dt, tf, _ in rows if purge.matches(SeriesKey(sym, dt, tf))]
+            for table in targets:
+                if not is_identifier(table):
+                    raise StoreError(f"tdengine purge: unexpected subtable name {table!r}")
+            deleted = sum(
+                self._delete(session, sql.purge_subtable(self._db, table, before))
+                for table in targets
+            )
+            log.debug("tdengine_purge", subtables=len(targets), deleted=deleted)
+            return deleted
+
+        return self._call("purge", run, idempotent=False)
+
+    def _series_counts(self, action: str) -> list[tuple[str, str, str, str, int]]:
+        rows = self._call(
+            action, lambda session: session.query(sql.series_counts(self._db)), idempotent=True
+        )
+        return _live_series(rows)
+
+    def counts(self) -> StoreCounts:
+        rows = self._series_counts("count")
+        return StoreCounts(
+            records=sum(n for *_, n in rows),
+            series=len(rows),
+            symbols=len({symbol for _, symbol, _, _, _ in rows}),
+        )
+
+    def list_series(self) -> list[tuple[SeriesKey, int]]:
+        rows = self._series_counts("list series")
+        return sorted((SeriesKey(sym, dt, tf), n) for _, sym, dt, tf, n in rows)
+
+    def drop_series(self, series: Sequence[SeriesKey]) -> int:
+        statements = [sql.delete_subtable(self._db, series_table(key)) for key in series]
+
+        def run(session: Session) -> int:
+            return sum(self._delete(session, statement) for statement in statements)
+
+        return self._call("drop series", run, idempotent=False)
+
+    def save_usage(self, usage: Usage) -> None:
+        if len(usage.replica.encode()) > sql.REPLICA_BYTES:
+            raise StoreError(f"tdengine save usage: replica name over {sql.REPLICA_BYTES} bytes")
+        totals = totals_batch(self._db, usage)
+        per_series = series_usage_batches(self._db, usage)
+
+        def run(session: Session) -> None:
+            session.insert(sql.insert_totals(self._db), [totals])
+            if per_series:
+                session.insert(sql.insert_series_usage(self._db), per_series)
+
+        # Not atomic (TDengine has no transactions), but absolute values: a retry repairs it.
+        self._call("save usage", run, idempotent=True)
+
+    def load_usage(self) -> list[Usage]:
+        def run(session: Session) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+            return (
+                session.query(sql.load_totals(self._db)),
+                session.query(sql.load_series_usage(self._db)),
+            )
+
+        totals, series_rows = self._call("load usage", run, idempotent=True)
+        by_replica: dict[str, dict[SeriesKey, SeriesUsage]] = {str(r[0]): {} for r in totals}
+        for replica, sym, dt, tf, reads, last in series_rows:
+            key = SeriesKey(str(sym), str(dt), str(tf))
+            by_replica.setdefault(str(replica), {})[key] = SeriesUsage(int(reads), int(last))
+        return [
+            Usage(str(replica), int(since), int(hits), int(misses), by_replica[str(replica)])
+            for replica, since, hits, misses in sorted(totals, key=lambda row: str(row[0]))
+        ]
+
+    def reset_usage(self, replica: str | None = None) -> None:
+        def forget_all(session: Session) -> None:
+            for statement in sql.reset_usage(self._db):
+                session.execute(statement)
+
+        def forget_replica(session: Session) -> None:
+            # A replica's series counters are one subtable per series: find them by the
+            # replica tag here, so that the replica's name is never written into SQL.
+            rows = session.query(sql.series_usage_tables(self._db))
+            tables = [str(t) for t, r in rows if r == replica]
+            tables.append(totals_table(str(replica)))
+            for table in tables:
+                if not is_identifier(table):
+                    raise StoreError(f"tdengine reset usage: unexpected subtable name {table!r}")
+                self._delete(session, sql.delete_subtable(self._db, table))
+
+        self._call(
+            "reset usage", forget_all if replica is None else forget_replica, idempotent=True
+        )
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+
+def drop_database(url: str) -> None:
+    """Drops the URL's database if it exists (test teardown): ``DROP DATABASE IF EXISTS``."""
+    options = parse_url(url)
+    session = open_session(options)
+    try:
+        session.execute(sql.drop_database(options.database))
+    finally:
+        session.close()
