@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 import grpc
 import structlog
@@ -14,9 +17,13 @@ from grpc_reflection.v1alpha import reflection
 from mdcache.v1 import cache_pb2 as pb
 from mdcache.v1 import cache_pb2_grpc as pb_grpc
 from mdcache_server import __version__
+from mdcache_server.cache import capacity, usage, warming
+from mdcache_server.cache.hot import HotTier
+from mdcache_server.cache.maintenance import apply_retention, every
 from mdcache_server.cache.policy import CachePolicy
+from mdcache_server.cache.stats import HitStats
 from mdcache_server.config import Config
-from mdcache_server.errors import StoreUnavailable
+from mdcache_server.errors import MdcacheError, StoreUnavailable
 from mdcache_server.health import HealthReporter
 from mdcache_server.pool import WorkerPool
 from mdcache_server.service.servicer import MarketDataCacheServicer
@@ -37,7 +44,16 @@ class Server:
         self.config = config
         self.store = store
         self.pool = WorkerPool(store, workers=config.workers, max_pending=config.max_pending)
-        self.cache = CachePolicy(self.pool)
+        self.cache = CachePolicy(
+            self.pool,
+            hot=HotTier(
+                capacity_bytes=config.hot_tier_bytes,
+                max_age=config.hot_tier_max_age,
+                max_series_records=config.hot_tier_max_series_records,
+            ),
+            stats=HitStats(replica=config.replica_id),
+            retention=config.retention,
+        )
         self.health = HealthReporter(self.cache, config.health_interval)
         size = config.max_message_bytes
         self.grpc = grpc.aio.server(
@@ -57,7 +73,7 @@ class Server:
         )
         reflection.enable_server_reflection(names, self.grpc)
         self.port = 0
-        self._probe: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def _prepare_store(self) -> str:
         """Creates the schema, retrying a store that is not ready until the start-up deadline."""
@@ -83,9 +99,13 @@ class Server:
         self.port = self.grpc.add_insecure_port(self.config.listen)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.config.listen}")
+        if not self.cache.stats.replica:
+            self.cache.stats.replica = f"{socket.gethostname()}:{self.port}"
+        await usage.load(self.cache)
+        await warming.warm(self.cache, self.config.warm_seconds)
         await self.grpc.start()
         await self.health.set(True)
-        self._probe = asyncio.create_task(self.health.run(), name="health-probe")
+        self._start_background()
         log.info(
             "serving",
             listen=self.config.listen,
@@ -97,14 +117,44 @@ class Server:
         )
         return self.port
 
+    def _start_background(self) -> None:
+        config, cache = self.config, self.cache
+        jobs: list[tuple[str, Coroutine[Any, Any, None]]] = [
+            ("health-probe", self.health.run()),
+            (
+                "usage-flush",
+                every(config.usage_flush_interval, "usage", lambda: usage.flush(cache)),
+            ),
+            ("retention", self._retention()),
+        ]
+        if config.max_records:
+            check = lambda: capacity.enforce(cache, config.max_records)  # noqa: E731
+            jobs.append(("capacity", every(config.capacity_interval, "capacity", check)))
+        self._tasks = [asyncio.create_task(job, name=name) for name, job in jobs]
+
+    async def _retention(self) -> None:
+        """Applies the retention rules at start-up, then on their interval."""
+        try:
+            await apply_retention(self.cache)
+        except MdcacheError as exc:
+            log.warning("maintenance_failed", job="retention", error=str(exc))
+        await every(
+            self.config.retention_interval, "retention", lambda: apply_retention(self.cache)
+        )
+
     async def stop(self, grace: float | None = None) -> None:
         """Health NOT_SERVING, no new calls, in-flight calls get ``grace`` seconds, then close."""
         grace = self.config.grace_seconds if grace is None else grace
         log.info("stopping", grace_seconds=grace)
         await self.health.shutting_down()
-        if self._probe is not None:
-            self._probe.cancel()
         await self.grpc.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await usage.flush(self.cache)
+        except MdcacheError as exc:
+            log.warning("usage_flush_failed", error=str(exc))
         await asyncio.to_thread(self.pool.close)
         log.info("stopped")
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mdcache_server.cache.retention import RetentionRules
 from mdcache_server.errors import ConfigError
 from mdcache_server.model import Limits
 
@@ -29,6 +30,24 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise ValueError("must be a positive number")
     return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _retention(text: str) -> RetentionRules:
+    return RetentionRules.parse(text)
 
 
 def _choice(*options: str) -> Callable[[str], str]:
@@ -155,6 +174,87 @@ SETTINGS: tuple[Setting, ...] = (
         _choice("auto", "json", "console"),
         "log lines as JSON, or for a terminal (auto: console on a terminal, else JSON)",
     ),
+    Setting(
+        "hot_tier_bytes",
+        "--hot-tier-bytes",
+        "MDCACHE_HOT_TIER_BYTES",
+        str(256 * 1024 * 1024),
+        _non_negative_int,
+        "memory for whole series held in front of the store (0: off)",
+    ),
+    Setting(
+        "hot_tier_max_age",
+        "--hot-tier-max-age",
+        "MDCACHE_HOT_TIER_MAX_AGE_SECONDS",
+        "2",
+        _positive_float,
+        "a held series is read again after this long (bounds how long a "
+        "write through another replica stays unseen)",
+    ),
+    Setting(
+        "hot_tier_max_series_records",
+        "--hot-tier-max-series-records",
+        "MDCACHE_HOT_TIER_MAX_SERIES_RECORDS",
+        "50000",
+        _positive_int,
+        "a series with more records is never held",
+    ),
+    Setting(
+        "retention",
+        "--retention",
+        "MDCACHE_RETENTION",
+        "*=7,kline=0",
+        _retention,
+        "days to keep records by data_type[/timeframe], by their timestamp; 0 keeps",
+    ),
+    Setting(
+        "retention_interval",
+        "--retention-interval",
+        "MDCACHE_RETENTION_INTERVAL_SECONDS",
+        "3600",
+        _positive_float,
+        "seconds between retention runs (one runs at start-up)",
+    ),
+    Setting(
+        "max_records",
+        "--max-records",
+        "MDCACHE_MAX_RECORDS",
+        "0",
+        _non_negative_int,
+        "records the store may hold; past it least recently read series go (0: no bound)",
+    ),
+    Setting(
+        "capacity_interval",
+        "--capacity-interval",
+        "MDCACHE_CAPACITY_INTERVAL_SECONDS",
+        "30",
+        _positive_float,
+        "seconds between capacity checks",
+    ),
+    Setting(
+        "usage_flush_interval",
+        "--usage-flush-interval",
+        "MDCACHE_USAGE_FLUSH_SECONDS",
+        "10",
+        _positive_float,
+        "seconds between flushes of hit statistics to the store",
+    ),
+    Setting(
+        "warm_seconds",
+        "--warm-seconds",
+        "MDCACHE_WARM_SECONDS",
+        "10",
+        _non_negative_float,
+        "at start-up, time to spend loading the hottest series into the hot tier",
+    ),
+    Setting(
+        "replica_id",
+        "--replica-id",
+        "MDCACHE_REPLICA_ID",
+        "",
+        str,
+        "this process's name among replicas sharing a store (default: host:port)",
+    ),
 )
 
 
@@ -175,6 +275,16 @@ class Config:
     max_read_records: int = 100_000
     log_level: str = "info"
     log_format: str = "auto"
+    hot_tier_bytes: int = 256 * 1024 * 1024
+    hot_tier_max_age: float = 2.0
+    hot_tier_max_series_records: int = 50_000
+    retention: RetentionRules = field(default_factory=lambda: RetentionRules.parse("*=7,kline=0"))
+    retention_interval: float = 3600.0
+    max_records: int = 0
+    capacity_interval: float = 30.0
+    usage_flush_interval: float = 10.0
+    warm_seconds: float = 10.0
+    replica_id: str = ""
     limits: Limits = field(default_factory=Limits)
 
     @classmethod

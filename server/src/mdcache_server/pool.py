@@ -37,6 +37,7 @@ class WorkerPool:
         self._connections: set[StoreConnection] = set()
         self._lock = threading.Lock()
         self._in_flight = 0
+        self._closed = False
 
     @property
     def in_flight(self) -> int:
@@ -69,6 +70,8 @@ class WorkerPool:
 
     async def run(self, fn: Callable[[StoreConnection], T]) -> T:
         """Runs ``fn`` with this worker's connection; raises Overloaded when the queue is full."""
+        if self._closed:
+            raise StoreUnavailable("the worker pool is closed: the server is stopping")
         if self._in_flight >= self.workers + self.max_pending:
             raise Overloaded(
                 f"{self._in_flight} store calls in flight; the limit is "
@@ -84,6 +87,7 @@ class WorkerPool:
 
     def close(self) -> None:
         """Waits for running calls, then closes every connection."""
+        self._closed = True
         self._executor.shutdown(wait=True, cancel_futures=True)
         with self._lock:
             connections, self._connections = self._connections, set()

@@ -1,4 +1,10 @@
-"""The cache policy between the service and the worker pool."""
+"""The cache policy between the service and the worker pool.
+
+Reads go to the hot tier first; what it does not hold is read from the store on a
+worker, whole series at once when they fit the tier (so that the next read of any
+window of them is served from memory), else just the window asked. Writes and purges
+go to the store, then keep the hot tier correct. Every series read is counted.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mdcache_server.cache.stats import HitStats
-from mdcache_server.model import PurgeFilter, Record, SeriesKey, SeriesRead, StoreCounts, Window
+from mdcache_server.cache.hot import HeldSeries, HotTier
+from mdcache_server.cache.retention import RetentionRules
+from mdcache_server.cache.stats import ClusterUsage, HitStats, wall_ms
+from mdcache_server.model import (
+    PurgeFilter,
+    Record,
+    SeriesKey,
+    SeriesRead,
+    StoreCounts,
+    Usage,
+    Window,
+)
 from mdcache_server.pool import WorkerPool
+from mdcache_server.store.base import StoreConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,55 +33,131 @@ class CacheStats:
     """Stats as the service answers them."""
 
     counts: StoreCounts
-    hits: int
-    misses: int
-    hit_rate: float
-    hot_symbols: list[tuple[str, int]]
+    usage: ClusterUsage
+    hot_tier: HotTier
+    evicted_series: int
+    evicted_records: int
     uptime_seconds: float
     store: str
     store_version: str
-    counting_since_ms: int
-    replicas: int
+    retention: RetentionRules
+
+
+@dataclass(slots=True)
+class Fill:
+    """What a cold read needs from the store: whole series (to hold) or windows (too large)."""
+
+    whole: list[SeriesRead]
+    windows: list[SeriesRead]
 
 
 class CachePolicy:
-    """Runs each call on the pool and keeps the hit statistics."""
+    """Runs each call on the pool, keeps the hot tier correct and counts reads."""
 
-    def __init__(self, pool: WorkerPool, stats: HitStats | None = None) -> None:
+    def __init__(
+        self,
+        pool: WorkerPool,
+        *,
+        hot: HotTier,
+        stats: HitStats,
+        retention: RetentionRules,
+    ) -> None:
         self.pool = pool
-        self.stats = stats or HitStats()
+        self.hot = hot
+        self.stats = stats
+        self.retention = retention
+        self.others: list[Usage] = []  # other replicas' counters, as last loaded
+        self.evicted_series = 0
+        self.evicted_records = 0
         self.started = time.monotonic()
 
     async def write(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> int:
-        return await self.pool.run(lambda conn: conn.write(batches))
+        written = await self.pool.run(lambda conn: conn.write(batches))
+        for key, records in batches:
+            self.hot.written(key, records)
+        return written
 
     async def read(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
-        results = await self.pool.run(lambda conn: conn.read(series, window))
-        for key, result in zip(series, results, strict=True):
-            self.stats.record(key.symbol, hit=bool(result.records))
+        results: list[SeriesRead | None] = [None] * len(series)
+        cold: list[int] = []
+        if self.hot.enabled:
+            for i, key in enumerate(series):
+                held = self.hot.get(key)
+                if held is None:
+                    cold.append(i)
+                else:
+                    results[i] = held.window(window)
+        else:
+            cold = list(range(len(series)))
+        if cold:
+            found = await self._read_cold([series[i] for i in cold], window)
+            for i, result in zip(cold, found, strict=True):
+                results[i] = result
+        now = wall_ms()
+        done = [r for r in results if r is not None]
+        assert len(done) == len(series)
+        for key, result in zip(series, done, strict=True):
+            self.stats.record(key, hit=bool(result.records), now_ms=now)
+        return done
+
+    async def _read_cold(self, keys: list[SeriesKey], window: Window) -> list[SeriesRead]:
+        if not self.hot.enabled:
+            return await self.pool.run(lambda conn: conn.read(keys, window))
+        tickets = [self.hot.ticket(key) for key in keys]
+        whole = Window(limit=self.hot.max_series_records)
+
+        def fill(conn: StoreConnection) -> Fill:
+            held = conn.read(keys, whole)
+            large = [k for k, r in zip(keys, held, strict=True) if r.truncated]
+            return Fill(held, conn.read(large, window) if large else [])
+
+        got = await self.pool.run(fill)
+        windows = iter(got.windows)
+        results = []
+        for key, ticket, read in zip(keys, tickets, got.whole, strict=True):
+            if read.truncated:
+                results.append(next(windows))
+                continue
+            self.hot.fill(key, read.records, ticket)
+            results.append(_window_of(read.records, window))
         return results
 
     async def purge(self, purge: PurgeFilter) -> int:
-        return await self.pool.run(lambda conn: conn.purge(purge))
+        try:
+            return await self.pool.run(lambda conn: conn.purge(purge))
+        finally:
+            self.hot.forget(purge.matches)
+
+    async def drop(self, series: Sequence[SeriesKey]) -> int:
+        """Deletes whole series (capacity eviction)."""
+        dropped = set(series)
+        try:
+            return await self.pool.run(lambda conn: conn.drop_series(series))
+        finally:
+            self.hot.forget(dropped.__contains__)
 
     async def probe(self) -> str:
         """The store's version: one round trip to it."""
         return await self.pool.run(lambda conn: conn.server_version())
 
-    async def snapshot(self, top_n: int, *, reset: bool = False) -> CacheStats:
+    def usage(self) -> ClusterUsage:
+        return ClusterUsage.combine(self.stats.as_usage(), self.others)
+
+    async def snapshot(self) -> CacheStats:
         counts, version = await self.pool.run(lambda conn: (conn.counts(), conn.server_version()))
-        stats = CacheStats(
+        return CacheStats(
             counts=counts,
-            hits=self.stats.hits,
-            misses=self.stats.misses,
-            hit_rate=self.stats.hit_rate,
-            hot_symbols=self.stats.hottest(top_n),
+            usage=self.usage(),
+            hot_tier=self.hot,
+            evicted_series=self.evicted_series,
+            evicted_records=self.evicted_records,
             uptime_seconds=time.monotonic() - self.started,
             store=self.pool.store.name,
             store_version=version,
-            counting_since_ms=self.stats.since_ms,
-            replicas=1,
+            retention=self.retention,
         )
-        if reset:
-            self.stats = HitStats()
-        return stats
+
+
+def _window_of(records: list[Record], window: Window) -> SeriesRead:
+    """The window of a whole series read in ascending order."""
+    return HeldSeries.of(records, loaded_at=0.0).window(window)

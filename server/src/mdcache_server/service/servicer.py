@@ -13,7 +13,8 @@ import structlog
 
 from mdcache.v1 import cache_pb2 as pb
 from mdcache.v1 import cache_pb2_grpc as pb_grpc
-from mdcache_server.cache.policy import CachePolicy
+from mdcache_server.cache import usage
+from mdcache_server.cache.policy import CachePolicy, CacheStats
 from mdcache_server.errors import MdcacheError, StoreError
 from mdcache_server.model import Limits, SeriesKey
 from mdcache_server.service import validation
@@ -31,6 +32,45 @@ def _describe(series: list[SeriesKey]) -> str:
     """The series of a call for the log: the first one, and how many more."""
     first = "/".join(series[0])
     return first if len(series) == 1 else f"{first} (+{len(series) - 1})"
+
+
+def stats_response(
+    stats: CacheStats, top_n: int, calls: Counter[str], errors: Counter[str]
+) -> pb.StatsResponse:
+    hot = stats.hot_tier
+    return pb.StatsResponse(
+        records=stats.counts.records,
+        symbols=stats.counts.symbols,
+        series=stats.counts.series,
+        hits=stats.usage.hits,
+        misses=stats.usage.misses,
+        hit_rate=stats.usage.hit_rate,
+        hot_symbols=[
+            pb.SymbolReads(symbol=s, reads=n) for s, n in stats.usage.hottest_symbols(top_n)
+        ],
+        uptime_seconds=stats.uptime_seconds,
+        store=stats.store,
+        store_version=stats.store_version,
+        counting_since_ms=stats.usage.since_ms,
+        hot_tier=pb.HotTier(
+            enabled=hot.enabled,
+            bytes=hot.bytes,
+            capacity_bytes=hot.capacity_bytes,
+            series=len(hot),
+            hits=hot.hits,
+            misses=hot.misses,
+            evictions=hot.evictions,
+        ),
+        evicted_series=stats.evicted_series,
+        evicted_records=stats.evicted_records,
+        replicas=stats.usage.replicas,
+        retention=[
+            pb.RetentionRule(data_type=k, days=d) for k, d in sorted(stats.retention.days.items())
+        ],
+        calls=[
+            pb.MethodCalls(method=m, calls=n, errors=errors[m]) for m, n in sorted(calls.items())
+        ],
+    )
 
 
 class MarketDataCacheServicer(pb_grpc.MarketDataCacheServicer):
@@ -124,23 +164,8 @@ class MarketDataCacheServicer(pb_grpc.MarketDataCacheServicer):
     ) -> pb.StatsResponse:
         async with self._call("Stats", context):
             top_n = validation.stats_request(request)
-            stats = await self.cache.snapshot(top_n, reset=request.reset)
-            return pb.StatsResponse(
-                records=stats.counts.records,
-                symbols=stats.counts.symbols,
-                series=stats.counts.series,
-                hits=stats.hits,
-                misses=stats.misses,
-                hit_rate=stats.hit_rate,
-                hot_symbols=[pb.SymbolReads(symbol=s, reads=n) for s, n in stats.hot_symbols],
-                uptime_seconds=stats.uptime_seconds,
-                store=stats.store,
-                store_version=stats.store_version,
-                counting_since_ms=stats.counting_since_ms,
-                replicas=stats.replicas,
-                calls=[
-                    pb.MethodCalls(method=m, calls=n, errors=self.errors[m])
-                    for m, n in sorted(self.calls.items())
-                ],
-            )
+            stats = await self.cache.snapshot()
+            if request.reset:
+                await usage.reset(self.cache)
+            return stats_response(stats, top_n, self.calls, self.errors)
         raise AssertionError("unreachable")

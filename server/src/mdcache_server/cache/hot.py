@@ -1,0 +1,159 @@
+"""The hot tier: whole series held in memory, least recently used out first, bounded in bytes.
+
+A series is held whole (sorted by timestamp), so any window of it is answered by two
+bisections, with no worker thread and no store. The tier is touched only from the
+event loop thread. It is kept correct by the cache policy:
+
+- a Write merges its records into a held series once the store has them;
+- a Purge or an eviction drops the series it touches;
+- a fill (a store read of a whole series) started before a change to that series is
+  discarded when it lands (per-series generations, and one epoch for purges);
+- an entry older than ``max_age`` is read again from the store, which bounds how long
+  a Write through another replica can stay unseen here.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left, bisect_right
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from mdcache_server.model import Record, SeriesKey, SeriesRead, Window
+
+RECORD_OVERHEAD = 96  # bytes of Python objects per held record, besides the payload text
+
+
+@dataclass(slots=True)
+class HeldSeries:
+    """One series in memory: timestamps ascending, payloads alongside."""
+
+    ts: list[int]
+    payloads: list[str]
+    loaded_at: float
+    bytes: int = 0
+
+    @classmethod
+    def of(cls, records: Sequence[Record], loaded_at: float) -> HeldSeries:
+        held = cls([r.ts_ms for r in records], [r.payload for r in records], loaded_at)
+        held.bytes = sum(len(p) for p in held.payloads) + RECORD_OVERHEAD * len(held.ts)
+        return held
+
+    def window(self, window: Window) -> SeriesRead:
+        lo = 0 if window.start_ms is None else bisect_left(self.ts, window.start_ms)
+        hi = len(self.ts) if window.end_ms is None else bisect_right(self.ts, window.end_ms)
+        count = max(hi - lo, 0)
+        limit = window.limit if 0 < window.limit < count else count
+        picked = range(hi - 1, hi - 1 - limit, -1) if window.newest_first else range(lo, lo + limit)
+        ts, payloads = self.ts, self.payloads
+        return SeriesRead([Record(ts[i], payloads[i]) for i in picked], truncated=limit < count)
+
+    def merge(self, records: Sequence[Record]) -> None:
+        """Upserts records (distinct timestamps), keeping the order."""
+        ts, payloads = self.ts, self.payloads
+        for t, p in records:
+            i = bisect_left(ts, t)
+            if i < len(ts) and ts[i] == t:
+                self.bytes += len(p) - len(payloads[i])
+                payloads[i] = p
+            else:
+                ts.insert(i, t)
+                payloads.insert(i, p)
+                self.bytes += len(p) + RECORD_OVERHEAD
+
+
+@dataclass
+class HotTier:
+    """A byte-bounded LRU of whole series. ``capacity_bytes`` 0 turns it off."""
+
+    capacity_bytes: int
+    max_age: float
+    max_series_records: int
+    clock: Callable[[], float] = time.monotonic
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+    bytes: int = 0
+    _held: OrderedDict[SeriesKey, HeldSeries] = field(default_factory=OrderedDict)
+    _generations: dict[SeriesKey, int] = field(default_factory=dict)
+    _epoch: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.capacity_bytes > 0
+
+    @property
+    def max_entry_bytes(self) -> int:
+        """A series larger than this is never held: it would push out too much else."""
+        return self.capacity_bytes // 2
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def __contains__(self, key: SeriesKey) -> bool:
+        return key in self._held
+
+    def get(self, key: SeriesKey) -> HeldSeries | None:
+        """The held series if fresh (and marks it recently used); counts a hit or a miss."""
+        held = self._held.get(key)
+        if held is not None and self.clock() - held.loaded_at <= self.max_age:
+            self._held.move_to_end(key)
+            self.hits += 1
+            return held
+        if held is not None:
+            self._drop(key)
+        self.misses += 1
+        return None
+
+    def ticket(self, key: SeriesKey) -> tuple[int, int, float]:
+        """Taken before a fill starts; :meth:`fill` accepts the fill only if nothing changed."""
+        return self._generations.get(key, 0), self._epoch, self.clock()
+
+    def fill(
+        self, key: SeriesKey, records: Sequence[Record], ticket: tuple[int, int, float]
+    ) -> bool:
+        """Holds a whole series read from the store, unless it changed since the ticket."""
+        generation, epoch, started = ticket
+        if (self._generations.get(key, 0), self._epoch) != (generation, epoch):
+            return False
+        held = HeldSeries.of(records, loaded_at=started)
+        if held.bytes > self.max_entry_bytes:
+            return False
+        self._drop(key)
+        self._held[key] = held
+        self.bytes += held.bytes
+        self._shrink()
+        return True
+
+    def written(self, key: SeriesKey, records: Sequence[Record]) -> None:
+        """After the store acknowledged a Write: merge into the held series, void fills."""
+        self._generations[key] = self._generations.get(key, 0) + 1
+        held = self._held.get(key)
+        if held is None:
+            return
+        before = held.bytes
+        held.merge(records)
+        self.bytes += held.bytes - before
+        if held.bytes > self.max_entry_bytes or len(held.ts) > self.max_series_records:
+            self._drop(key)
+        self._shrink()
+
+    def forget(self, matches: Callable[[SeriesKey], bool]) -> int:
+        """After a Purge or an eviction: drop every held series it may touch, void all fills."""
+        self._epoch += 1
+        dropped = [key for key in self._held if matches(key)]
+        for key in dropped:
+            self._drop(key)
+        return len(dropped)
+
+    def _drop(self, key: SeriesKey) -> None:
+        held = self._held.pop(key, None)
+        if held is not None:
+            self.bytes -= held.bytes
+
+    def _shrink(self) -> None:
+        while self.bytes > self.capacity_bytes and self._held:
+            _, held = self._held.popitem(last=False)
+            self.bytes -= held.bytes
+            self.evictions += 1

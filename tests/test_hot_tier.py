@@ -1,0 +1,133 @@
+"""The hot tier: reads served from memory, kept correct by writes and purges, bounded in bytes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mdcache_client import AsyncClient, MdcacheError, Record, Series
+from mdcache_server.app import Server
+from mdcache_server.store.url import open_store
+
+from .market_data import aapl_daily_2017, sse_daily_2019, sse_minutes_20190201
+from .support import server_config
+
+
+async def serve(tmp_path: Path, **settings: str) -> Server:
+    url = f"sqlite:///{tmp_path / 'cache.sqlite3'}"
+    server = Server(server_config(url, **settings), open_store(url))
+    await server.start()
+    return server
+
+
+@pytest.fixture
+async def hot(tmp_path: Path) -> AsyncIterator[tuple[Server, AsyncClient]]:
+    server = await serve(tmp_path, hot_tier_max_age="600")
+    try:
+        async with AsyncClient(f"127.0.0.1:{server.port}") as client:
+            yield server, client
+    finally:
+        await server.stop(grace=1)
+
+
+async def test_a_hot_read_touches_no_worker_and_no_store(hot: tuple[Server, AsyncClient]) -> None:
+    server, client = hot
+    series, bars = sse_daily_2019()
+    await client.write(series, bars)
+    first = await client.read(series, start_ms=bars[10].ts_ms, end_ms=bars[19].ts_ms)
+    assert (await client.stats()).hot_tier.series == 1
+    server.pool.close()  # from here on, any store call fails
+    again = await client.read(series, start_ms=bars[10].ts_ms, end_ms=bars[19].ts_ms)
+    assert again.records == first.records
+    latest = await client.read(series, newest_first=True, limit=2)
+    assert [r.ts_ms for r in latest.records] == [bars[-1].ts_ms, bars[-2].ts_ms]
+    assert latest.truncated
+    with pytest.raises(MdcacheError):
+        await client.read(Series("AAPL", "kline", "1d"))  # cold: needs the store
+
+
+async def test_writes_merge_into_held_series(hot: tuple[Server, AsyncClient]) -> None:
+    _, client = hot
+    series, bars = sse_minutes_20190201()
+    await client.write(series, bars[:100])
+    assert len((await client.read(series)).records) == 100  # now held
+    await client.write(series, [*bars[100:], Record(bars[5].ts_ms, '{"replaced": true}')])
+    result = await client.read(series)
+    assert len(result.records) == len(bars)
+    assert result.records[5].payload == '{"replaced": true}'
+    assert [r.ts_ms for r in result.records] == [b.ts_ms for b in bars]
+    tier = (await client.stats()).hot_tier
+    assert (tier.hits, tier.misses, tier.series) == (1, 1, 1)
+
+
+async def test_a_purge_drops_what_it_touches(hot: tuple[Server, AsyncClient]) -> None:
+    _, client = hot
+    daily, bars = sse_daily_2019()
+    apple, apple_bars = aapl_daily_2017()
+    await client.write_many({daily: bars, apple: apple_bars})
+    await client.read_many([daily, apple])
+    assert await client.purge(before_ms=bars[100].ts_ms, symbol=daily.symbol) == 100
+    assert (await client.stats()).hot_tier.series == 1
+    assert len((await client.read(daily)).records) == 144
+    assert len((await client.read(apple)).records) == len(apple_bars)
+
+
+async def test_a_miss_is_held_too_until_a_write(hot: tuple[Server, AsyncClient]) -> None:
+    _, client = hot
+    series = Series("000001", "quote", "snapshot")
+    assert not (await client.read(series)).hit
+    assert not (await client.read(series)).hit
+    await client.write(series, [Record(1_700_000_000_000, '{"price": 10.5}')])
+    assert (await client.read(series)).hit
+    stats = await client.stats()
+    assert (stats.hot_tier.hits, stats.hot_tier.misses) == (2, 1)
+    assert (stats.hits, stats.misses) == (1, 2)
+
+
+async def test_the_tier_stays_within_its_bytes(tmp_path: Path) -> None:
+    server = await serve(tmp_path, hot_tier_bytes="130000")
+    try:
+        async with AsyncClient(f"127.0.0.1:{server.port}") as client:
+            data = [sse_daily_2019(), sse_minutes_20190201(), aapl_daily_2017()]
+            await client.write_many(dict(data))
+            for _ in range(2):
+                for series, _bars in data:
+                    await client.read(series)
+            tier = (await client.stats()).hot_tier
+            assert tier.capacity_bytes == 130_000
+            assert 0 < tier.bytes <= 130_000
+            assert tier.evictions > 0
+            assert tier.series < 3
+    finally:
+        await server.stop(grace=1)
+
+
+async def test_large_series_are_read_from_the_store(tmp_path: Path) -> None:
+    server = await serve(tmp_path, hot_tier_max_series_records="100")
+    try:
+        async with AsyncClient(f"127.0.0.1:{server.port}") as client:
+            series, bars = sse_daily_2019()
+            await client.write(series, bars)
+            for _ in range(2):
+                result = await client.read(series, start_ms=bars[150].ts_ms, limit=3)
+                assert [r.ts_ms for r in result.records] == [b.ts_ms for b in bars[150:153]]
+            tier = (await client.stats()).hot_tier
+            assert (tier.series, tier.hits, tier.misses) == (0, 0, 2)
+    finally:
+        await server.stop(grace=1)
+
+
+async def test_the_tier_can_be_off(tmp_path: Path) -> None:
+    server = await serve(tmp_path, hot_tier_bytes="0")
+    try:
+        async with AsyncClient(f"127.0.0.1:{server.port}") as client:
+            series, bars = aapl_daily_2017()
+            await client.write(series, bars)
+            assert len((await client.read(series)).records) == len(bars)
+            assert len((await client.read(series, limit=1)).records) == 1
+            tier = (await client.stats()).hot_tier
+            assert (tier.enabled, tier.series, tier.hits, tier.misses) == (False, 0, 0, 0)
+    finally:
+        await server.stop(grace=1)
