@@ -136,9 +136,9 @@ class CachePolicy:
         finally:
             self.hot.forget(dropped.__contains__)
 
-    async def probe(self) -> str:
-        """The store's version: one round trip to it."""
-        return await self.pool.run(lambda conn: conn.server_version())
+    async def probe(self) -> None:
+        """One round trip that fails when the store cannot serve."""
+        await self.pool.run(lambda conn: conn.probe())
 
     def usage(self) -> ClusterUsage:
         return ClusterUsage.combine(self.stats.as_usage(), self.others)

@@ -30,7 +30,11 @@ class StoreConnection(Protocol):
         """Creates what the store needs if it is missing (idempotent)."""
 
     def server_version(self) -> str:
-        """The store's version; a cheap round trip that also serves as a health probe."""
+        """The store's version."""
+
+    def probe(self) -> None:
+        """A cheap round trip that fails (StoreUnavailable) when the store cannot serve:
+        gRPC health follows it."""
 
     def write(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> int:
         """Upserts each series' records (distinct timestamps); returns how many were written.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -58,6 +59,10 @@ CREATE TABLE IF NOT EXISTS series_usage (
     last_read_ms INTEGER NOT NULL,
     PRIMARY KEY (replica, series_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS heartbeat (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    at_ms INTEGER NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS records_inserted AFTER INSERT ON records BEGIN
     UPDATE series SET records = records + 1 WHERE id = NEW.series_id;
 END;
@@ -94,6 +99,10 @@ PURGE: Final = {
     )
     for given in itertools.product((False, True), repeat=3)
 }
+HEARTBEAT: Final = (
+    "INSERT INTO heartbeat (id, at_ms) VALUES (1, ?) "
+    "ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms"
+)
 LIST_SERIES: Final = (
     "SELECT symbol, data_type, timeframe, records FROM series WHERE records > 0 ORDER BY id"
 )
@@ -204,6 +213,12 @@ class SqliteConnection:
         with translated("probe"):
             row = self._conn.execute("SELECT sqlite_version()").fetchone()
         return str(row[0])
+
+    def probe(self) -> None:
+        """Writes a heartbeat: a file that can no longer be written (disk full, read-only,
+        locked past the busy timeout) fails here, as it would fail a Write."""
+        with translated("probe"), self._transaction():
+            self._conn.execute(HEARTBEAT, (time.time_ns() // 1_000_000,))
 
     def _series_id(self, key: SeriesKey, *, create: bool) -> int | None:
         sid = self._series_ids.get(key)

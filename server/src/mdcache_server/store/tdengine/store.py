@@ -137,6 +137,10 @@ class TDengineConnection:
         )
         return str(rows[0][0])
 
+    def probe(self) -> None:
+        """``SELECT SERVER_VERSION()``: answers while the server serves."""
+        self.server_version()
+
     def write(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> int:
         plan = record_batches(self._db, batches)
         given = sum(len(records) for _, records in batches)
