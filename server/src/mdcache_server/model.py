@@ -102,3 +102,4 @@ class Limits:
     max_records_per_write: int = 100_000
     max_series_per_call: int = 1_000
     max_read_records: int = 100_000
+    max_response_bytes: int = 64 * 1024 * 1024 - 64 * 1024  # the gRPC message limit, less room
