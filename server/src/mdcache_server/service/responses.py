@@ -21,18 +21,18 @@ def read_response(
         item = response.results.add(hit=bool(result.records), truncated=result.truncated)
         item.series.CopyFrom(key)
         records = result.records
-        size = sum(len(p) for _, p in records) + RECORD_OVERHEAD * len(records)
-        if size > budget:  # cheap check first; exact UTF-8 sizes only near the limit
+        sizes = [(len(p) if p.isascii() else len(p.encode())) + RECORD_OVERHEAD for _, p in records]
+        if sum(sizes) > budget:
             kept = 0
-            for _, p in records:
-                budget -= len(p.encode()) + RECORD_OVERHEAD
-                if budget < 0:
+            for size in sizes:
+                if size > budget:
                     break
+                budget -= size
                 kept += 1
             records = records[:kept]
-            item.truncated = item.truncated or kept < len(result.records)
-            budget = max(budget, 0)
+            item.truncated = True
+            budget = 0
         else:
-            budget -= size
+            budget -= sum(sizes)
         item.records.extend(pb.Record(ts_ms=ts, payload=p) for ts, p in records)
     return response
