@@ -25,6 +25,7 @@ from mdcache_server.cache.stats import HitStats
 from mdcache_server.config import Config
 from mdcache_server.errors import MdcacheError, StoreUnavailable
 from mdcache_server.health import HealthReporter
+from mdcache_server.metrics import Metrics, MetricsEndpoint
 from mdcache_server.pool import WorkerPool
 from mdcache_server.service.servicer import MarketDataCacheServicer
 from mdcache_server.store.base import Store, StoreConnection
@@ -43,7 +44,13 @@ class Server:
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
         self.store = store
-        self.pool = WorkerPool(store, workers=config.workers, max_pending=config.max_pending)
+        self.metrics = Metrics()
+        self.pool = WorkerPool(
+            store,
+            workers=config.workers,
+            max_pending=config.max_pending,
+            observe=self.metrics.store_call,
+        )
         self.cache = CachePolicy(
             self.pool,
             hot=HotTier(
@@ -54,6 +61,8 @@ class Server:
             stats=HitStats(replica=config.replica_id),
             retention=config.retention,
         )
+        self.metrics.watch(self.pool, hot_tier_bytes=lambda: self.cache.hot.bytes)
+        self.metrics_endpoint = MetricsEndpoint(self.metrics.registry, config.metrics_listen)
         self.health = HealthReporter(self.cache, config.health_interval)
         size = config.max_message_bytes
         self.grpc = grpc.aio.server(
@@ -63,7 +72,7 @@ class Server:
             ]
         )
         pb_grpc.add_MarketDataCacheServicer_to_server(
-            MarketDataCacheServicer(self.cache, config.limits), self.grpc
+            MarketDataCacheServicer(self.cache, config.limits, metrics=self.metrics), self.grpc
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.grpc)
         names = (
@@ -103,6 +112,7 @@ class Server:
             self.cache.stats.replica = f"{socket.gethostname()}:{self.port}"
         await usage.load(self.cache)
         await warming.warm(self.cache, self.config.warm_seconds)
+        self.metrics_endpoint.start()
         await self.grpc.start()
         await self.health.set(True)
         self._start_background()
@@ -156,6 +166,7 @@ class Server:
         except MdcacheError as exc:
             log.warning("usage_flush_failed", error=str(exc))
         await asyncio.to_thread(self.pool.close)
+        await asyncio.to_thread(self.metrics_endpoint.close)
         log.info("stopped")
 
 

@@ -59,6 +59,20 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+def split_host_port(text: str) -> tuple[str, int]:
+    """``127.0.0.1:9464``, ``[::]:9464`` or ``:9464`` (every interface) -> host, port."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:9464")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 (":PORT" is every interface)
+
+
+def _host_port_or_off(text: str) -> str:
+    if text:
+        split_host_port(text)
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     name: str
@@ -255,6 +269,14 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "this process's name among replicas sharing a store (default: host:port)",
     ),
+    Setting(
+        "metrics_listen",
+        "--metrics-listen",
+        "MDCACHE_METRICS_LISTEN",
+        "",
+        _host_port_or_off,
+        "address to serve Prometheus metrics on, e.g. 127.0.0.1:9464 (default: off)",
+    ),
 )
 
 
@@ -285,6 +307,7 @@ class Config:
     usage_flush_interval: float = 10.0
     warm_seconds: float = 10.0
     replica_id: str = ""
+    metrics_listen: str = ""
     limits: Limits = field(default_factory=Limits)
 
     @classmethod

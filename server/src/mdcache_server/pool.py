@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -28,8 +29,16 @@ log = structlog.get_logger(__name__)
 class WorkerPool:
     """``await pool.run(lambda conn: conn.read(...))`` runs on a worker with its connection."""
 
-    def __init__(self, store: Store, *, workers: int, max_pending: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        workers: int,
+        max_pending: int,
+        observe: Callable[[float], None] | None = None,
+    ) -> None:
         self.store = store
+        self.observe = observe  # called with each call's seconds in run(), waiting included
         self.workers = workers
         self.max_pending = max_pending
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="mdcache-store")
@@ -78,12 +87,15 @@ class WorkerPool:
                 f"{self.workers} workers + {self.max_pending} queued"
             )
         self._in_flight += 1
+        started = time.perf_counter()
         try:
             ctx = contextvars.copy_context()
             future = self._executor.submit(ctx.run, self._call, fn)
             return await asyncio.wrap_future(future)
         finally:
             self._in_flight -= 1
+            if self.observe is not None:
+                self.observe(time.perf_counter() - started)
 
     def close(self) -> None:
         """Waits for running calls, then closes every connection."""

@@ -16,6 +16,7 @@ from mdcache.v1 import cache_pb2_grpc as pb_grpc
 from mdcache_server.cache import usage
 from mdcache_server.cache.policy import CachePolicy, CacheStats
 from mdcache_server.errors import MdcacheError, StoreError
+from mdcache_server.metrics import Metrics
 from mdcache_server.model import Limits, SeriesKey
 from mdcache_server.service import validation
 from mdcache_server.service.status import status_for
@@ -77,11 +78,16 @@ class MarketDataCacheServicer(pb_grpc.MarketDataCacheServicer):
     """Validates, calls the cache policy, answers."""
 
     def __init__(
-        self, cache: CachePolicy, limits: Limits, now_ms: Callable[[], int] = wall_ms
+        self,
+        cache: CachePolicy,
+        limits: Limits,
+        now_ms: Callable[[], int] = wall_ms,
+        metrics: Metrics | None = None,
     ) -> None:
         self.cache = cache
         self.limits = limits
         self.now_ms = now_ms
+        self.metrics = metrics
         self.calls: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
 
@@ -102,6 +108,8 @@ class MarketDataCacheServicer(pb_grpc.MarketDataCacheServicer):
             status, error = grpc.StatusCode.INTERNAL, exc
         duration_ms = round((time.perf_counter() - started) * 1000, 3)
         self.calls[method] += 1
+        if self.metrics is not None:
+            self.metrics.call(method, status.name, duration_ms / 1000)
         if error is None:
             log.info("rpc", method=method, status=status.name, duration_ms=duration_ms, **fields)
             return
@@ -145,6 +153,8 @@ class MarketDataCacheServicer(pb_grpc.MarketDataCacheServicer):
                 item.records.extend(pb.Record(ts_ms=ts, payload=p) for ts, p in result.records)
                 rows += len(result.records)
             fields["rows"] = rows
+            if self.metrics is not None:
+                self.metrics.reads([item.hit for item in response.results])
             return response
         raise AssertionError("unreachable")
 
