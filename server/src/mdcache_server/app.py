@@ -27,8 +27,10 @@ from mdcache_server.errors import MdcacheError, StoreUnavailable
 from mdcache_server.health import HealthReporter
 from mdcache_server.metrics import Metrics, MetricsEndpoint
 from mdcache_server.pool import WorkerPool
+from mdcache_server.service.auth import interceptors
 from mdcache_server.service.servicer import MarketDataCacheServicer
 from mdcache_server.store.base import Store, StoreConnection
+from mdcache_server.transport import add_port, options
 
 log = structlog.get_logger(__name__)
 
@@ -64,12 +66,8 @@ class Server:
         self.metrics.watch(self.pool, hot_tier_bytes=lambda: self.cache.hot.bytes)
         self.metrics_endpoint = MetricsEndpoint(self.metrics.registry, config.metrics_listen)
         self.health = HealthReporter(self.cache, config.health_interval)
-        size = config.max_message_bytes
         self.grpc = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", size),
-                ("grpc.max_send_message_length", size),
-            ]
+            options=options(config), interceptors=interceptors(config.tokens)
         )
         pb_grpc.add_MarketDataCacheServicer_to_server(
             MarketDataCacheServicer(self.cache, config.limits, metrics=self.metrics), self.grpc
@@ -105,7 +103,7 @@ class Server:
 
     async def start(self) -> int:
         version = await self._prepare_store()
-        self.port = self.grpc.add_insecure_port(self.config.listen)
+        self.port = add_port(self.grpc, self.config)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.config.listen}")
         if not self.cache.stats.replica:
@@ -124,6 +122,8 @@ class Server:
             store_version=version,
             workers=self.config.workers,
             version=__version__,
+            tls=self.config.tls_cert is not None,
+            tokens=len(self.config.tokens),
         )
         return self.port
 

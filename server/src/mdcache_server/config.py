@@ -16,6 +16,7 @@ from typing import Any
 from mdcache_server.cache.retention import RetentionRules
 from mdcache_server.errors import ConfigError
 from mdcache_server.model import Limits
+from mdcache_server.tokens import Tokens, parse_file, parse_list
 
 
 def _positive_int(text: str) -> int:
@@ -73,6 +74,27 @@ def _host_port_or_off(text: str) -> str:
     return text
 
 
+def _pem_file(marker: str) -> Callable[[str], Path | None]:
+    """A readable PEM file holding ``-----BEGIN <marker>``; empty text is no file."""
+
+    def parse(text: str) -> Path | None:
+        if not text:
+            return None
+        try:
+            content = Path(text).read_text(errors="replace")
+        except OSError as exc:
+            raise ValueError(exc.strerror or str(exc)) from None
+        if f"-----BEGIN {marker}" not in content:
+            raise ValueError(f"not a PEM file with a {marker}")
+        return Path(text)
+
+    return parse
+
+
+def _optional_path(text: str) -> Path | None:
+    return Path(text) if text else None
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     name: str
@@ -81,6 +103,7 @@ class Setting:
     default: str
     parse: Callable[[str], Any]
     help: str
+    secret: bool = False  # never shown in an error message
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -91,6 +114,55 @@ SETTINGS: tuple[Setting, ...] = (
         "[::]:50051",
         str,
         "address to serve gRPC on (port 0 picks a free port)",
+    ),
+    Setting(
+        "tls_cert",
+        "--tls-cert",
+        "MDCACHE_TLS_CERT",
+        "",
+        _pem_file("CERTIFICATE"),
+        "PEM certificate chain: serve TLS (with --tls-key)",
+    ),
+    Setting(
+        "tls_key",
+        "--tls-key",
+        "MDCACHE_TLS_KEY",
+        "",
+        _pem_file("PRIVATE KEY"),
+        "PEM private key of the TLS certificate",
+    ),
+    Setting(
+        "tls_client_ca",
+        "--tls-client-ca",
+        "MDCACHE_TLS_CLIENT_CA",
+        "",
+        _pem_file("CERTIFICATE"),
+        "PEM certificates of the CAs whose client certificates are required (mutual TLS)",
+    ),
+    Setting(
+        "tokens_file",
+        "--tokens-file",
+        "MDCACHE_TOKENS_FILE",
+        "",
+        _optional_path,
+        "file of bearer tokens, a line `token role` each (role read or write)",
+    ),
+    Setting(
+        "tokens",
+        "--tokens",
+        "MDCACHE_TOKENS",
+        "",
+        parse_list,
+        "bearer tokens as token:role,... (prefer the variable or the file to the flag)",
+        secret=True,
+    ),
+    Setting(
+        "keepalive_min_interval",
+        "--keepalive-min-interval",
+        "MDCACHE_KEEPALIVE_MIN_INTERVAL_SECONDS",
+        "10",
+        _positive_float,
+        "shortest interval between a client's keepalive pings that the server accepts",
     ),
     Setting(
         "data_dir",
@@ -285,6 +357,12 @@ class Config:
     """The server's configuration; build it with :meth:`load`."""
 
     listen: str = "[::]:50051"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    tokens_file: Path | None = None
+    tokens: Tokens = field(default_factory=Tokens)
+    keepalive_min_interval: float = 10.0
     data_dir: Path = Path("./mdcache-data")
     store_url: str = ""
     workers: int = 4
@@ -321,7 +399,9 @@ class Config:
             try:
                 values[s.name] = s.parse(text)
             except ValueError as exc:
-                raise ConfigError(f"{source}={text!r}: {exc}") from None
+                shown = "<hidden>" if s.secret else repr(text)
+                raise ConfigError(f"{source}={shown}: {exc}") from None
+        values.update(_security(values))
         if not values["store_url"]:
             values["store_url"] = f"sqlite:///{values['data_dir'] / 'mdcache.sqlite3'}"
         values["limits"] = dataclasses.replace(
@@ -330,6 +410,23 @@ class Config:
             max_read_records=values["max_read_records"],
         )
         return cls(**values)
+
+
+def _security(values: dict[str, Any]) -> dict[str, Any]:
+    """Checks the TLS and token settings together; reads the tokens file."""
+    if (values["tls_cert"] is None) != (values["tls_key"] is None):
+        raise ConfigError("MDCACHE_TLS_CERT and MDCACHE_TLS_KEY go together: give both or none")
+    if values["tls_client_ca"] is not None and values["tls_cert"] is None:
+        raise ConfigError("MDCACHE_TLS_CLIENT_CA needs MDCACHE_TLS_CERT and MDCACHE_TLS_KEY")
+    path = values["tokens_file"]
+    if path is None:
+        return {}
+    if values["tokens"]:
+        raise ConfigError("give MDCACHE_TOKENS or MDCACHE_TOKENS_FILE, not both")
+    try:
+        return {"tokens": parse_file(path)}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"MDCACHE_TOKENS_FILE={str(path)!r}: {exc}") from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
