@@ -5,8 +5,9 @@
 ...     cache.write(Series("600519", "kline", "1d"), [Record.of(1700000000000, {"close": 1.5})])
 ...     print(cache.read(Series("600519", "kline", "1d"), newest_first=True, limit=1))
 
-``AsyncClient`` has the same methods for asyncio. The contract's generated code is
-``mdcache.v1.cache_pb2`` and ``mdcache.v1.cache_pb2_grpc``.
+``AsyncClient`` has the same methods for asyncio; ``get_or_load`` is the cache-aside
+call. The contract's generated code is ``mdcache.v1.cache_pb2`` and
+``mdcache.v1.cache_pb2_grpc``. Logs go to the stdlib logger ``mdcache_client``.
 """
 
 from mdcache_client._aio import AsyncClient
@@ -14,25 +15,46 @@ from mdcache_client._errors import (
     DeadlineExceededError,
     InvalidArgumentError,
     MdcacheError,
+    PermissionDeniedError,
     ResourceExhaustedError,
+    UnauthenticatedError,
     UnavailableError,
 )
 from mdcache_client._sync import Client
-from mdcache_client._types import HotTierStats, MethodCalls, ReadResult, Record, Series, Stats
+from mdcache_client._types import (
+    AsyncLoader,
+    HotTierStats,
+    Loader,
+    LoadResult,
+    MethodCalls,
+    ReadResult,
+    Record,
+    Series,
+    Source,
+    Stats,
+    Window,
+)
 
 __all__ = [
     "AsyncClient",
+    "AsyncLoader",
     "Client",
     "DeadlineExceededError",
     "HotTierStats",
     "InvalidArgumentError",
+    "LoadResult",
+    "Loader",
     "MdcacheError",
     "MethodCalls",
+    "PermissionDeniedError",
     "ReadResult",
     "Record",
     "ResourceExhaustedError",
     "Series",
+    "Source",
     "Stats",
+    "UnauthenticatedError",
     "UnavailableError",
+    "Window",
 ]
 __version__ = "0.1.0"

@@ -6,7 +6,11 @@
     ├── InvalidArgumentError      INVALID_ARGUMENT (the details name the field)
     ├── UnavailableError          UNAVAILABLE: server or store unreachable
     ├── DeadlineExceededError     DEADLINE_EXCEEDED
-    └── ResourceExhaustedError    RESOURCE_EXHAUSTED: server overloaded or message too large
+    ├── ResourceExhaustedError    RESOURCE_EXHAUSTED: server overloaded or message too large
+    ├── UnauthenticatedError      UNAUTHENTICATED: no token, or one the server does not know
+    └── PermissionDeniedError     PERMISSION_DENIED: a read-only token called Write or Purge
+
+Any other status is a plain ``MdcacheError``.
 """
 
 from __future__ import annotations
@@ -41,11 +45,21 @@ class ResourceExhaustedError(MdcacheError):
     """The server is overloaded, or a message exceeds its size limit."""
 
 
+class UnauthenticatedError(MdcacheError):
+    """The call carried no bearer token, or one the server does not know."""
+
+
+class PermissionDeniedError(MdcacheError):
+    """The call's token may not do this (a read-only token calling Write or Purge)."""
+
+
 ERRORS: Final[dict[grpc.StatusCode, type[MdcacheError]]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhaustedError,
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
 }
 
 

@@ -4,30 +4,61 @@ Generated from _aio.py by scripts/gen-sync-client; do not edit."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
 from mdcache.v1 import cache_pb2_grpc as pb_grpc
 from mdcache_client import _calls
-from mdcache_client._errors import from_rpc_error
-from mdcache_client._types import ReadResult, Record, Series, Stats
+from mdcache_client._coverage import covers, stamp, within
+from mdcache_client._errors import (
+    DeadlineExceededError,
+    MdcacheError,
+    UnavailableError,
+    from_rpc_error,
+)
+from mdcache_client._flight import SingleFlight
+from mdcache_client._transport import Transport
+from mdcache_client._types import (
+    Loader,
+    LoadResult,
+    ReadResult,
+    Record,
+    Series,
+    Source,
+    Stats,
+    Window,
+)
 
 R = TypeVar("R")
 DEFAULT_TIMEOUT = 5.0
+DEFAULT_KEEPALIVE = 30.0
+DEFAULT_MAX_ATTEMPTS = 4
+log = logging.getLogger("mdcache_client")
 
 
 class Client:
-    """A blocking client of one mdcache server.
+    """A blocking client of mdcache.
 
     >>> with Client("localhost:50051") as cache:        # doctest: +SKIP
     ...     cache.write(Series("600519", "kline", "1d"), [Record.of(ts, bar)])
     ...     result = cache.read(Series("600519", "kline", "1d"), last_days=30)
 
     Every call has a deadline (``timeout`` seconds unless given per call) and raises
-    a :class:`~mdcache_client.MdcacheError` subclass when it fails.
+    a :class:`~mdcache_client.MdcacheError` subclass when it fails. A call that fails
+    UNAVAILABLE is retried, up to ``max_attempts`` in all, with backoff, within its deadline.
+
+    ``target`` is ``host:port``, or ``dns:///host:port`` for every address of a name,
+    spread over by ``load_balancing`` (``round_robin``, or ``pick_first``). ``tls=True``
+    uses TLS with the system's root certificates; ``root_certificates`` (PEM) trusts
+    others, ``client_certificate`` is ``(certificate chain PEM, private key PEM)`` for
+    servers that ask for one; either implies TLS. ``token`` is sent as
+    ``authorization: Bearer <token>``. ``keepalive`` is seconds between pings on an idle
+    connection (None: none). ``fallback`` is the default of :meth:`get_or_load`.
+    ``options`` are extra gRPC channel options; ``channel`` replaces the client's own.
     """
 
     def __init__(
@@ -35,16 +66,55 @@ class Client:
         target: str,
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        token: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        client_certificate: tuple[bytes, bytes] | None = None,
+        keepalive: float | None = DEFAULT_KEEPALIVE,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        load_balancing: str = "round_robin",
+        fallback: bool = True,
+        options: Sequence[tuple[str, Any]] = (),
         channel: grpc.Channel | None = None,
     ) -> None:
         self.timeout = timeout
-        self._channel = channel or grpc.insecure_channel(target)
-        self._stub = pb_grpc.MarketDataCacheStub(self._channel)
+        self.fallback = fallback
+        transport = Transport(
+            token,
+            tls,
+            root_certificates,
+            client_certificate,
+            keepalive,
+            max_attempts,
+            load_balancing,
+            options,
+        )
+        if channel is None:
+            credentials = transport.credentials()
+            channel_options = transport.channel_options()
+            channel = (
+                grpc.insecure_channel(target, options=channel_options)
+                if credentials is None
+                else grpc.secure_channel(target, credentials, options=channel_options)
+            )
+            self._metadata = transport.metadata(own_channel=True)
+        else:
+            self._metadata = transport.metadata(own_channel=False)
+        self._channel = channel
+        self._stub = pb_grpc.MarketDataCacheStub(channel)
+        self._flight: SingleFlight[LoadResult] = SingleFlight()
+
+    @property
+    def channel(self) -> grpc.Channel:
+        """The gRPC channel (for its connectivity state, or other services of the server)."""
+        return self._channel
 
     def _run(self, call: _calls.Call[R], timeout: float | None) -> R:
         method = getattr(self._stub, call.method)
         try:
-            response = method(call.request, timeout=timeout or self.timeout)
+            response = method(
+                call.request, timeout=timeout or self.timeout, metadata=self._metadata
+            )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
         return call.result(response)
@@ -105,6 +175,99 @@ class Client:
             newest_first=newest_first,
         )
         return self._run(call, timeout)
+
+    def get_or_load(
+        self,
+        series: Series,
+        window: Window,
+        loader: Loader,
+        *,
+        tolerance_ms: int = 0,
+        fallback: bool | None = None,
+        timeout: float | None = None,
+    ) -> LoadResult:
+        """The series' records in the window: from the cache, or from ``loader`` (cache-aside).
+
+        The cache covers the window when it holds a record at or before
+        ``start_ms + tolerance_ms`` and one at or after ``end_ms - tolerance_ms``. Then its
+        records are the answer (``Source.CACHE``). Otherwise (a miss, or only part of the
+        window) ``loader(series, window)`` is called, everything it returns is written
+        back, and its records within the window are the answer (``Source.LOADER``); a
+        failed write-back is logged, and the answer stands. When the cache cannot be
+        reached (UNAVAILABLE or DEADLINE_EXCEEDED), the loader's records are the answer
+        (``Source.FALLBACK``), logged as a warning; with ``fallback=False`` the error is
+        raised instead. Records are oldest first, one per timestamp.
+
+        Concurrent calls with the same series, window, tolerance and fallback share one
+        execution, and so one load, in this process: the first caller's loader runs, and
+        its result, or its exception, is every caller's. A loader's exception propagates
+        as it is.
+        """
+        if tolerance_ms < 0:
+            raise ValueError("tolerance_ms must be 0 or more")
+        fallback = self.fallback if fallback is None else fallback
+        return self._flight.run(
+            (series, window, tolerance_ms, fallback),
+            lambda: self._get_or_load(series, window, loader, tolerance_ms, fallback, timeout),
+        )
+
+    def _get_or_load(
+        self,
+        series: Series,
+        window: Window,
+        loader: Loader,
+        tolerance_ms: int,
+        fallback: bool,
+        timeout: float | None,
+    ) -> LoadResult:
+        try:
+            cached = self._covering(series, window, tolerance_ms, timeout)
+        except (UnavailableError, DeadlineExceededError) as exc:
+            if not fallback:
+                raise
+            log.warning(
+                "mdcache unreachable, loading %s from the loader without caching: %s",
+                "/".join(series),
+                exc,
+            )
+            loaded = loader(series, window)
+            return LoadResult(series, within(loaded, window), Source.FALLBACK)
+        if cached is not None:
+            return LoadResult(series, cached.records, Source.CACHE, cached.truncated)
+        records = list(loader(series, window))
+        answer = within(records, window)
+        if records:
+            try:
+                self.write(series, records, timeout=timeout)
+            except MdcacheError as exc:
+                log.warning(
+                    "mdcache write-back of %d records to %s failed: %s",
+                    len(records),
+                    "/".join(series),
+                    exc,
+                )
+        return LoadResult(series, answer, Source.LOADER)
+
+    def _covering(
+        self, series: Series, window: Window, tolerance_ms: int, timeout: float | None
+    ) -> ReadResult | None:
+        """The cached records of the window if they cover it, else None."""
+        start_ms, end_ms = window.start_ms, window.end_ms
+        result = self.read(series, start_ms=start_ms, end_ms=end_ms, timeout=timeout)
+        if not result.hit:
+            return None
+        first, last = result.records[0], result.records[-1]
+        if result.truncated:  # the newest record of the window is not in this answer
+            newest = self.read(
+                series,
+                start_ms=start_ms,
+                end_ms=end_ms,
+                limit=1,
+                newest_first=True,
+                timeout=timeout,
+            )
+            last = newest.records[0]
+        return result if covers(window, stamp(first), stamp(last), tolerance_ms) else None
 
     def purge(
         self,

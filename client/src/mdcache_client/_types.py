@@ -1,11 +1,12 @@
-"""The client's values: series, records, read results and stats."""
+"""The client's values: series, records, windows, read and load results, stats."""
 
 from __future__ import annotations
 
+import enum
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeAlias
 
 
 class Series(NamedTuple):
@@ -48,6 +49,57 @@ class ReadResult:
     def values(self) -> list[Any]:
         """Every payload decoded, in the order read."""
         return [r.json() for r in self.records]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A window of time, inclusive at both ends, in epoch milliseconds (UTC).
+
+    ``Window(1704067200000, 1704585600000)`` is 2024-01-01 00:00 to 2024-01-07 00:00 UTC.
+    """
+
+    start_ms: int
+    end_ms: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start_ms <= self.end_ms:
+            raise ValueError(f"window needs 0 <= start_ms <= end_ms, got {self}")
+
+    def __contains__(self, ts_ms: object) -> bool:
+        return isinstance(ts_ms, int) and self.start_ms <= ts_ms <= self.end_ms
+
+
+class Source(enum.Enum):
+    """Where the records of a :meth:`get_or_load <mdcache_client.Client.get_or_load>` came from."""
+
+    CACHE = "cache"  # the cache covered the window
+    LOADER = "loader"  # a miss or only part of the window: loaded, then written back
+    FALLBACK = "fallback"  # the cache could not be reached: loaded, not written back
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """The records of a window, oldest first, and where they came from.
+
+    ``truncated`` is true when the cache holds more records in the window than one read
+    returns (the server's ``MDCACHE_MAX_READ_RECORDS``).
+    """
+
+    series: Series
+    records: Sequence[Record]
+    source: Source
+    truncated: bool = False
+
+    def values(self) -> list[Any]:
+        """Every payload decoded, oldest first."""
+        return [r.json() for r in self.records]
+
+
+Loader: TypeAlias = Callable[[Series, Window], Iterable[Record]]
+"""Fetches a series' records for a window from the upstream (blocking ``Client``)."""
+
+AsyncLoader: TypeAlias = Callable[[Series, Window], Awaitable[Iterable[Record]]]
+"""Fetches a series' records for a window from the upstream (``AsyncClient``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,50 @@
+"""The client's public surface: one API and the same names in both flavours, a tested __all__."""
+
+from __future__ import annotations
+
+import inspect
+
+import grpc
+
+import mdcache_client
+from mdcache_client import AsyncClient, Client, MdcacheError
+from mdcache_client._errors import ERRORS
+
+
+def public_methods(cls: type) -> dict[str, inspect.Signature]:
+    return {
+        name: inspect.signature(member)
+        for name, member in vars(cls).items()
+        if callable(member) and (not name.startswith("_") or name == "__init__")
+    }
+
+
+def test_both_flavours_have_the_same_methods_and_parameters() -> None:
+    blocking, asyncio = public_methods(Client), public_methods(AsyncClient)
+    assert set(blocking) == set(asyncio)
+    for name, signature in asyncio.items():
+        params = [(p.name, p.kind, p.default) for p in signature.parameters.values()]
+        assert params == [
+            (p.name, p.kind, p.default) for p in blocking[name].parameters.values()
+        ], name
+        assert inspect.iscoroutinefunction(getattr(AsyncClient, name)) == (name != "__init__")
+        assert not inspect.iscoroutinefunction(getattr(Client, name))
+    assert {"write", "read", "read_many", "get_or_load", "purge", "stats"} <= set(asyncio)
+
+
+def test_all_names_the_public_api() -> None:
+    assert mdcache_client.__all__ == sorted(mdcache_client.__all__)
+    for name in mdcache_client.__all__:
+        assert getattr(mdcache_client, name) is not None
+    public = {n for n in vars(mdcache_client) if not n.startswith("_")}
+    assert public == set(mdcache_client.__all__)
+
+
+def test_one_table_maps_status_codes_to_exceptions() -> None:
+    assert ERRORS[grpc.StatusCode.UNAUTHENTICATED] is mdcache_client.UnauthenticatedError
+    assert ERRORS[grpc.StatusCode.PERMISSION_DENIED] is mdcache_client.PermissionDeniedError
+    for code, cls in ERRORS.items():
+        assert issubclass(cls, MdcacheError)
+        assert cls.__name__ in mdcache_client.__all__
+        error = cls(code, "details")
+        assert (error.code, error.details, str(error)) == (code, "details", f"{code.name}: details")
