@@ -16,7 +16,16 @@ from mdcache_server import __version__, logs
 from mdcache_server.app import serve
 from mdcache_server.config import Config, add_arguments
 from mdcache_server.errors import ConfigError, StoreUnavailable
+from mdcache_server.ops import monitor, purge, stats, verify
+from mdcache_server.ops.command import Command
 from mdcache_server.store.url import open_store
+
+OPERATIONS: tuple[Command, ...] = (
+    verify.COMMAND,
+    monitor.COMMAND,
+    stats.COMMAND,
+    purge.COMMAND,
+)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -29,6 +38,14 @@ def parser() -> argparse.ArgumentParser:
         description="Run the gRPC server until SIGTERM or SIGINT.",
     )
     add_arguments(run)
+    for command in OPERATIONS:
+        sub = commands.add_parser(
+            command.name,
+            help=command.help,
+            description=command.description,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        command.add_arguments(sub)
     check = commands.add_parser(
         "health",
         help="check a server's gRPC health (exit 0 when SERVING)",
@@ -59,6 +76,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if args.command == "health":
         return health_check(args.target, args.timeout)
     environ = os.environ if environ is None else environ
+    operation = next((c for c in OPERATIONS if c.name == args.command), None)
+    if operation is not None:
+        logs.configure("warning", "auto")
+        return operation.run(args, environ, sys.stdout, sys.stderr)
     try:
         config = Config.load(vars(args), environ)
         logs.configure(config.log_level, config.log_format)
