@@ -19,7 +19,10 @@ async def test_a_read_larger_than_a_message_is_truncated_and_pages_on(tmp_path: 
     try:
         async with AsyncClient(f"127.0.0.1:{server.port}") as client:
             series = Series("600519", "fund_flow", "1m")
-            big = [Record(1_700_000_000_000 + i, json.dumps("流" * 20_000, ensure_ascii=False)) for i in range(20)]
+            big = [
+                Record(1_700_000_000_000 + i, json.dumps("流" * 20_000, ensure_ascii=False))
+                for i in range(20)
+            ]
             for record in big:  # each 60 KB: all twenty would be 1.2 MB
                 await client.write(series, [record])
             pages, start = [], None

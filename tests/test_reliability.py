@@ -59,7 +59,7 @@ def test_a_full_disk_is_unavailable_and_not_serving_then_recovers(server: Server
         # (even the WAL index cannot be written, so new connections fail too).
         unlimited = resource.RLIM_INFINITY
         resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (1, unlimited))
-        with pytest.raises(UnavailableError, match="disk|full|I/O"):
+        with pytest.raises(UnavailableError, match=r"disk|full|I/O"):
             client.write(series, bars[100:])
         wait_for(lambda: health(server.target) == "NOT_SERVING")
         resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (unlimited, unlimited))
