@@ -120,6 +120,9 @@ async def check_roles(target: str, **tls: Any) -> None:
             await reader.write(SERIES, [BAR])
         with pytest.raises(PermissionDeniedError, match="a read token may not call Purge"):
             await reader.purge()
+        with pytest.raises(PermissionDeniedError, match="a read token may not reset Stats"):
+            await reader.stats(reset=True)
+        assert (await reader.stats()).hits == 1  # the refused reset changed nothing
 
 
 def blocking_roles(target: str, **tls: Any) -> None:

@@ -1,9 +1,9 @@
 """Bearer-token authentication: a server interceptor in front of every call.
 
 With tokens configured, a call needs ``authorization: Bearer <token>``: without a known
-token it is UNAUTHENTICATED, and a ``read`` token calling anything but Read or Stats is
-PERMISSION_DENIED. Health and reflection stay open, so that probes and grpcurl ``list``
-work without a token. Each refusal is one log event, without the token.
+token it is UNAUTHENTICATED, and a ``read`` token calling anything but Read or Stats (or
+Stats with ``reset``) is PERMISSION_DENIED. Health and reflection stay open, so that probes
+and grpcurl ``list`` work without a token. Each refusal is one log event, without the token.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from mdcache_server.tokens import Role, Tokens
 
 log = structlog.get_logger("mdcache.auth")
 OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.v1.", "/grpc.reflection.v1alpha.")
-READ_ONLY = frozenset({"/mdcache.v1.MarketDataCache/Read", "/mdcache.v1.MarketDataCache/Stats"})
+STATS = "/mdcache.v1.MarketDataCache/Stats"
+READ_ONLY = frozenset({"/mdcache.v1.MarketDataCache/Read", STATS})
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
@@ -37,6 +38,26 @@ def _refusal(code: grpc.StatusCode, details: str) -> grpc.RpcMethodHandler[Any, 
         await context.abort(code, details)
 
     return grpc.unary_unary_rpc_method_handler(refuse)  # every call of the contract is unary
+
+
+def _without_reset(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    """Stats for a read token: counters may be read, not reset (that changes every replica's)."""
+    inner = handler.unary_unary
+    assert inner is not None
+
+    async def stats(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if request.reset:
+            log.warning("auth_refused", method=STATS, status="PERMISSION_DENIED", role="read")
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED, "a read token may not reset Stats"
+            )
+        return await inner(request, context)
+
+    return grpc.unary_unary_rpc_method_handler(
+        stats,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
 
 
 class BearerAuth(grpc.aio.ServerInterceptor):
@@ -61,6 +82,9 @@ class BearerAuth(grpc.aio.ServerInterceptor):
             reason = "no bearer token" if not token else "unknown token"
             log.warning("auth_refused", method=method, status="UNAUTHENTICATED", reason=reason)
             return _refusal(grpc.StatusCode.UNAUTHENTICATED, "a valid bearer token is required")
+        if role is Role.READ and method == STATS:
+            handler = await continuation(handler_call_details)
+            return _without_reset(handler) if handler is not None else None
         if role is Role.READ and method not in READ_ONLY:
             log.warning("auth_refused", method=method, status="PERMISSION_DENIED", role="read")
             return _refusal(
