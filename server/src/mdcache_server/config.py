@@ -408,6 +408,7 @@ class Config:
             Limits(),
             max_records_per_write=values["max_records_per_write"],
             max_read_records=values["max_read_records"],
+            max_response_bytes=values["max_message_bytes"] - 64 * 1024,
         )
         return cls(**values)
 

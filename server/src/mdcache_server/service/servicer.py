@@ -19,6 +19,7 @@ from mdcache_server.errors import MdcacheError, StoreError
 from mdcache_server.metrics import Metrics
 from mdcache_server.model import Limits, SeriesKey
 from mdcache_server.service import validation
+from mdcache_server.service.responses import read_response
 from mdcache_server.service.status import status_for
 
 log = structlog.get_logger("mdcache.rpc")
@@ -145,14 +146,8 @@ class MarketDataCacheServicer(pb_grpc.MarketDataCacheServicer):
             query = validation.read_request(request, self.limits, self.now_ms)
             fields["series"] = _describe(query.series)
             results = await self.cache.read(query.series, query.window)
-            response = pb.ReadResponse()
-            rows = 0
-            for req_key, result in zip(request.series, results, strict=True):
-                item = response.results.add(hit=bool(result.records), truncated=result.truncated)
-                item.series.CopyFrom(req_key)
-                item.records.extend(pb.Record(ts_ms=ts, payload=p) for ts, p in result.records)
-                rows += len(result.records)
-            fields["rows"] = rows
+            response = read_response(request.series, results, self.limits.max_response_bytes)
+            fields["rows"] = sum(len(item.records) for item in response.results)
             if self.metrics is not None:
                 self.metrics.reads([item.hit for item in response.results])
             return response
