@@ -68,7 +68,7 @@ async def test_purge_before_a_date_for_one_symbol_prints_the_count(
     assert min(r.ts_ms or 0 for r in left.records) >= JULY_2017_MS
 
     result = await amdcache("purge", "--older-than-days", "3650", "--data-type", "kline", *target)
-    assert result.stdout == "purged 0 records older than 3650 days (data_type kline)\n"
+    assert result.stdout == "purged 0 records older than 3,650 days (data_type kline)\n"
     result = await amdcache(
         "purge", "--before", str(2**42), "--data-type", "kline", *target, "--json"
     )

@@ -17,7 +17,7 @@ from mdcache_server.app import serve
 from mdcache_server.config import Config, add_arguments
 from mdcache_server.errors import ConfigError, StoreUnavailable
 from mdcache_server.ops import monitor, purge, stats, verify
-from mdcache_server.ops.command import Command
+from mdcache_server.ops.command import Command, UsageError
 from mdcache_server.store.url import open_store
 
 OPERATIONS: tuple[Command, ...] = (
@@ -79,7 +79,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     operation = next((c for c in OPERATIONS if c.name == args.command), None)
     if operation is not None:
         logs.configure("warning", "auto")
-        return operation.run(args, environ, sys.stdout, sys.stderr)
+        try:
+            return operation.run(args, environ, sys.stdout, sys.stderr)
+        except UsageError as exc:
+            sys.stderr.write(f"mdcache {operation.name}: {exc}\n")
+            return 2
     try:
         config = Config.load(vars(args), environ)
         logs.configure(config.log_level, config.log_format)

@@ -17,7 +17,14 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from mdcache_client import Client, MdcacheError, Stats
-from mdcache_server.ops.command import Command, add_json, add_target, target
+from mdcache_server.ops.command import (
+    Command,
+    UsageError,
+    add_connection,
+    add_json,
+    connect,
+    target,
+)
 from mdcache_server.ops.stats import stats_json, stats_lines
 from mdcache_server.ops.units import rate
 
@@ -167,7 +174,7 @@ class Monitor:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_target(parser)
+    add_connection(parser)
     parser.add_argument(
         "--interval", type=float, default=2.0, help="seconds between views (default 2)"
     )
@@ -179,10 +186,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: TextIO) -> int:
     if not args.interval > 0:
-        err.write("mdcache monitor: --interval must be above 0\n")
-        return 2
+        raise UsageError("--interval must be above 0")
     server = target(args, environ)
-    with Client(server, timeout=args.timeout) as client:
+    with connect(args, environ, timeout=args.timeout) as client:
         monitor = Monitor(
             client, server, out, interval=args.interval, as_json=args.json, top=args.top
         )

@@ -8,10 +8,17 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TextIO
 
-from mdcache_client import Client, MdcacheError
-from mdcache_server.ops.command import Command, add_json, add_target, target
+from mdcache_client import MdcacheError
+from mdcache_server.ops.command import (
+    Command,
+    UsageError,
+    add_connection,
+    add_json,
+    connect,
+    target,
+)
 from mdcache_server.ops.stats import utc
-from mdcache_server.ops.units import count
+from mdcache_server.ops.units import count, plural
 
 
 def cutoff(text: str) -> int:
@@ -31,7 +38,7 @@ def cutoff(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_target(parser)
+    add_connection(parser)
     when = parser.add_mutually_exclusive_group(required=True)
     when.add_argument(
         "--older-than-days",
@@ -54,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _scope(args: argparse.Namespace) -> str:
     when = (
-        f"older than {args.older_than_days} days"
+        f"older than {plural(args.older_than_days, 'day')}"
         if args.before is None
         else f"stamped before {utc(args.before)}"
     )
@@ -66,10 +73,9 @@ def _scope(args: argparse.Namespace) -> str:
 def run(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: TextIO) -> int:
     server = target(args, environ)
     if args.older_than_days is not None and args.older_than_days <= 0:
-        err.write("mdcache purge: --older-than-days must be at least 1\n")
-        return 2
+        raise UsageError("--older-than-days must be at least 1")
     try:
-        with Client(server, timeout=args.timeout) as client:
+        with connect(args, environ, timeout=args.timeout) as client:
             deleted = client.purge(
                 before_ms=args.before,
                 older_than_days=args.older_than_days or 0,
@@ -96,8 +102,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: 
 COMMAND = Command(
     name="purge",
     help="delete records older than a cutoff",
-    description="Delete records older than a cutoff, by the record's own timestamp, for every "
-    "symbol or one symbol and/or data_type; prints how many were deleted.",
+    description="Delete records older than a cutoff (by the record's own timestamp), for every\n"
+    "symbol or for one symbol and/or data_type; prints how many were deleted.",
     add_arguments=add_arguments,
     run=run,
 )

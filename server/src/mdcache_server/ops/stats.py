@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from mdcache_client import Client, MdcacheError, Stats
-from mdcache_server.ops.command import Command, add_json, add_target, target
+from mdcache_client import MdcacheError, Stats
+from mdcache_server.ops.command import Command, add_connection, add_json, connect, target
 from mdcache_server.ops.units import count, duration, nbytes, percent, retention
 
 
@@ -60,7 +60,7 @@ def stats_lines(stats: Stats) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_target(parser)
+    add_connection(parser)
     parser.add_argument("--top", type=int, default=10, help="hot symbols to list (default 10)")
     parser.add_argument(
         "--reset", action="store_true", help="answer, then start hits, misses and reads anew"
@@ -72,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: TextIO) -> int:
     server = target(args, environ)
     try:
-        with Client(server, timeout=args.timeout) as client:
+        with connect(args, environ, timeout=args.timeout) as client:
             stats = client.stats(top_n=args.top, reset=args.reset)
     except MdcacheError as exc:
         err.write(f"mdcache stats: {server}: {exc}\n")
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: 
 COMMAND = Command(
     name="stats",
     help="show what the cache holds and how it is used",
-    description="Ask a server for its Stats: records, series, symbols, hits, misses, hit rate, "
+    description="Ask a server for its Stats: records, series, symbols, hits, misses, hit rate,\n"
     "hot symbols, the hot tier, evictions, retention, calls by method, uptime.",
     add_arguments=add_arguments,
     run=run,

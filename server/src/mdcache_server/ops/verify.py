@@ -31,11 +31,24 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from mdcache.v1 import cache_pb2 as pb
-from mdcache_client import Client, Record, Series
+from mdcache_client import (
+    Client,
+    PermissionDeniedError,
+    Record,
+    Series,
+    UnauthenticatedError,
+)
 from mdcache_server.config import Config
 from mdcache_server.errors import ConfigError
 from mdcache_server.model import SeriesKey, Window
-from mdcache_server.ops.command import Command, add_json, add_target, target
+from mdcache_server.ops.command import (
+    Command,
+    UsageError,
+    add_connection,
+    add_json,
+    connect,
+    target,
+)
 from mdcache_server.ops.units import count, elapsed, retention
 from mdcache_server.store.base import StoreConnection
 from mdcache_server.store.sqlite import SqliteStore
@@ -59,6 +72,9 @@ HINTS = {
     "server's store URL with --store / MDCACHE_STORE_URL",
     "retention": "the server does not answer Stats: see the server's log",
 }
+
+
+AUTH_HINT = "the server requires a token with the write role: --token / MDCACHE_TOKEN"
 
 
 class CheckFailed(Exception):
@@ -90,7 +106,8 @@ def redact(url: str) -> str:
 class Verifier:
     """Runs the checks in order, timing each; see the module docstring."""
 
-    def __init__(self, target: str, store_url: str, timeout: float) -> None:
+    def __init__(self, client: Client, target: str, store_url: str, timeout: float) -> None:
+        self.client = client
         self.target = target
         self.store_url = store_url
         self.timeout = timeout
@@ -112,6 +129,8 @@ class Verifier:
             detail = check()
         except CheckFailed as exc:
             status, detail, hint = "fail", str(exc), exc.hint or HINTS[name]
+        except (UnauthenticatedError, PermissionDeniedError) as exc:
+            status, detail, hint = "fail", str(exc), AUTH_HINT
         except Exception as exc:  # noqa: BLE001 (a check reports whatever went wrong)
             status, detail, hint = "fail", f"{type(exc).__name__}: {exc}", HINTS[name]
         self.checks.append(Check(name, status, detail, hint, time.perf_counter() - started))
@@ -120,14 +139,13 @@ class Verifier:
         try:
             self.step("store", self.check_store)
             self.step("schema", self.check_schema, needs=("store",))
-            with grpc.insecure_channel(self.target) as channel:
-                self.step("server", lambda: self.check_server(channel))
-                self.step("health", lambda: self.check_health(channel), needs=("server",))
-                self.step("reflection", lambda: self.check_reflection(channel), needs=("server",))
-                client = Client(self.target, timeout=self.timeout, channel=channel)
-                self.step("canary", lambda: self.check_canary(client), needs=("server",))
-                self.step("server_store", self.check_server_store, needs=("schema", "canary"))
-                self.step("retention", lambda: self.check_retention(client), needs=("server",))
+            channel, client = self.client.channel, self.client
+            self.step("server", lambda: self.check_server(channel))
+            self.step("health", lambda: self.check_health(channel), needs=("server",))
+            self.step("reflection", lambda: self.check_reflection(channel), needs=("server",))
+            self.step("canary", lambda: self.check_canary(client), needs=("server",))
+            self.step("server_store", self.check_server_store, needs=("schema", "canary"))
+            self.step("retention", lambda: self.check_retention(client), needs=("server",))
         finally:
             if self._conn is not None:
                 self._conn.close()
@@ -243,7 +261,7 @@ def report_json(target: str, store_url: str, checks: list[Check], seconds: float
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_target(parser)
+    add_connection(parser)
     parser.add_argument(
         "--store",
         dest="store_url",
@@ -269,10 +287,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: 
     try:
         config = Config.load({"store_url": args.store_url, "data_dir": args.data_dir}, environ)
     except ConfigError as exc:
-        err.write(f"mdcache verify: configuration error: {exc}\n")
-        return 2
+        raise UsageError(f"configuration error: {exc}") from None
     started = time.perf_counter()
-    checks = Verifier(server, config.store_url, args.timeout).run()
+    with connect(args, environ, timeout=args.timeout) as client:
+        checks = Verifier(client, server, config.store_url, args.timeout).run()
     seconds = time.perf_counter() - started
     render = report_json if args.json else report_text
     out.write(render(server, config.store_url, checks, seconds))
