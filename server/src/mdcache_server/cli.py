@@ -16,13 +16,14 @@ from mdcache_server import __version__, logs
 from mdcache_server.app import serve
 from mdcache_server.config import Config, add_arguments
 from mdcache_server.errors import ConfigError, StoreUnavailable
-from mdcache_server.ops import monitor, purge, stats, verify
+from mdcache_server.ops import load, monitor, purge, stats, verify
 from mdcache_server.ops.command import Command, UsageError
 from mdcache_server.store.url import open_store
 
 OPERATIONS: tuple[Command, ...] = (
     verify.COMMAND,
     monitor.COMMAND,
+    load.COMMAND,
     stats.COMMAND,
     purge.COMMAND,
 )
