@@ -42,7 +42,7 @@ def _refusal(code: grpc.StatusCode, details: str) -> grpc.RpcMethodHandler[Any, 
 
 def _without_reset(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
     """Stats for a read token: counters may be read, not reset (that changes every replica's)."""
-    inner = handler.unary_unary
+    inner: Any = handler.unary_unary  # an async behaviour on the asyncio server
     assert inner is not None
 
     async def stats(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
