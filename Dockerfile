@@ -60,6 +60,7 @@ EXPOSE 50051
 # `mdcache health` asks the standard gRPC health service (grpc.health.v1) and exits 0 only when
 # it answers SERVING; the server reports NOT_SERVING while its store probe fails. The start
 # period covers the server's own start-up retries (MDCACHE_STARTUP_TIMEOUT_SECONDS, 60 by default).
+# With TLS on the server, set MDCACHE_TLS_CA to the CA (or the self-signed certificate) as well.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=75s --retries=3 \
     CMD ["mdcache", "health", "--target", "127.0.0.1:50051", "--timeout", "3"]
 

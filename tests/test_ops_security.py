@@ -87,3 +87,17 @@ async def test_a_missing_certificate_file_is_a_usage_error(tmp_path: Path) -> No
     half = await amdcache("stats", "--tls-client-cert", str(tmp_path / "c.pem"))
     assert half.returncode == 2
     assert "--tls-client-cert and --tls-client-key go together" in half.stderr
+
+
+async def test_health_over_tls_needs_the_ca_and_no_token(
+    guarded: tuple[Server, dict[str, str]],
+) -> None:
+    srv, env = guarded
+    ok = await amdcache("health", env=env)
+    assert (ok.returncode, ok.stdout.strip()) == (0, f"127.0.0.1:{srv.port}: SERVING")
+    service = await amdcache("health", "--service", "mdcache.v1.MarketDataCache", env=env)
+    assert service.returncode == 0
+    plain = {k: v for k, v in env.items() if k != "MDCACHE_TLS_CA"}
+    refused = await amdcache("health", "--timeout", "2", env=plain)
+    assert refused.returncode == 1
+    assert "UNAVAILABLE" in refused.stdout

@@ -8,15 +8,13 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-import grpc
 import structlog
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mdcache_server import __version__, logs
 from mdcache_server.app import serve
 from mdcache_server.config import Config, add_arguments
 from mdcache_server.errors import ConfigError, StoreUnavailable
-from mdcache_server.ops import load, monitor, purge, stats, verify
+from mdcache_server.ops import health, load, monitor, purge, stats, verify
 from mdcache_server.ops.command import Command, UsageError
 from mdcache_server.store.url import open_store
 
@@ -26,6 +24,7 @@ OPERATIONS: tuple[Command, ...] = (
     load.COMMAND,
     stats.COMMAND,
     purge.COMMAND,
+    health.COMMAND,
 )
 
 
@@ -47,35 +46,12 @@ def parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         command.add_arguments(sub)
-    check = commands.add_parser(
-        "health",
-        help="check a server's gRPC health (exit 0 when SERVING)",
-        description="Ask a server's standard gRPC health service whether it is SERVING.",
-    )
-    check.add_argument("--target", default="127.0.0.1:50051", help="host:port of the server")
-    check.add_argument("--timeout", type=float, default=3.0, help="seconds to wait")
     return top
-
-
-def health_check(target: str, timeout: float) -> int:
-    """Prints the server's health status; 0 when SERVING, 1 otherwise."""
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        try:
-            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
-        except grpc.RpcError as exc:
-            sys.stdout.write(f"{target}: {exc.code().name}: {exc.details()}\n")
-            return 1
-    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-    sys.stdout.write(f"{target}: {status}\n")
-    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Entry point: ``mdcache serve --listen [::]:50051``. Returns the exit status."""
     args = parser().parse_args(argv)
-    if args.command == "health":
-        return health_check(args.target, args.timeout)
     environ = os.environ if environ is None else environ
     operation = next((c for c in OPERATIONS if c.name == args.command), None)
     if operation is not None:
