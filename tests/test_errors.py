@@ -129,3 +129,19 @@ def test_every_error_class_has_a_status_other_than_unknown() -> None:
         "StoreUnavailable": "UNAVAILABLE",
         "ConfigError": "INTERNAL",
     }
+
+
+async def test_past_the_concurrent_calls_bound_calls_are_refused(db: Path) -> None:
+    server = await started(f"sqlite:///{db}?busy_timeout_ms=2000", max_concurrent_calls="2")
+    try:
+        async with AsyncClient(f"127.0.0.1:{server.port}") as client:
+            holder = lock(db)
+            writes = [asyncio.create_task(client.write(SERIES, RECORDS)) for _ in range(2)]
+            await asyncio.sleep(0.1)
+            with pytest.raises(ResourceExhaustedError):
+                await client.stats()
+            holder.execute("ROLLBACK")
+            assert await asyncio.gather(*writes) == [1, 1]
+            assert (await client.stats()).records == 1
+    finally:
+        await server.stop(grace=1)

@@ -67,7 +67,9 @@ class Server:
         self.metrics_endpoint = MetricsEndpoint(self.metrics.registry, config.metrics_listen)
         self.health = HealthReporter(self.cache, config.health_interval)
         self.grpc = grpc.aio.server(
-            options=options(config), interceptors=interceptors(config.tokens)
+            options=options(config),
+            interceptors=interceptors(config.tokens),
+            maximum_concurrent_rpcs=config.max_concurrent_calls,
         )
         pb_grpc.add_MarketDataCacheServicer_to_server(
             MarketDataCacheServicer(self.cache, config.limits, metrics=self.metrics), self.grpc

@@ -197,6 +197,14 @@ SETTINGS: tuple[Setting, ...] = (
         "store calls that may wait for a worker before RESOURCE_EXHAUSTED",
     ),
     Setting(
+        "max_concurrent_calls",
+        "--max-concurrent-calls",
+        "MDCACHE_MAX_CONCURRENT_CALLS",
+        "1024",
+        _positive_int,
+        "calls in progress at once (each holds its request); more are RESOURCE_EXHAUSTED",
+    ),
+    Setting(
         "grace_seconds",
         "--grace",
         "MDCACHE_GRACE_SECONDS",
@@ -367,6 +375,7 @@ class Config:
     store_url: str = ""
     workers: int = 4
     max_pending: int = 256
+    max_concurrent_calls: int = 1024
     grace_seconds: float = 10.0
     startup_timeout: float = 60.0
     health_interval: float = 5.0
