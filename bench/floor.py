@@ -1,0 +1,93 @@
+"""The floor: a bare grpc.aio server of the same contract that does no work at all.
+
+Its Write only counts the records it was sent. Its Read answers a pre-built
+``ReadResponse`` chosen by the request's ``limit``: the very answers mdcache gave to the
+same requests, so sizes are byte for byte the same.
+What it costs is what the Python gRPC stack costs (parse the request, serialize the
+answer, HTTP/2), and so what no Python gRPC server of this contract can beat.
+
+``python -m bench.floor --port 50100 --responses responses.json`` where the file maps a
+limit to a base64 serialized ReadResponse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from mdcache.v1 import cache_pb2 as pb
+from mdcache.v1 import cache_pb2_grpc as pb_grpc
+
+
+class FloorServicer(pb_grpc.MarketDataCacheServicer):
+    def __init__(self, responses: dict[int, pb.ReadResponse]) -> None:
+        self.responses = responses
+        self.empty = pb.ReadResponse()
+
+    async def Read(
+        self, request: pb.ReadRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ReadResponse:
+        return self.responses.get(request.limit, self.empty)
+
+    async def Write(
+        self, request: pb.WriteRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.WriteResponse:
+        return pb.WriteResponse(written=sum(len(entry.records) for entry in request.series))
+
+    async def Purge(
+        self, request: pb.PurgeRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.PurgeResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the floor only reads and writes")
+
+    async def Stats(
+        self, request: pb.StatsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.StatsResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the floor only reads and writes")
+
+
+def load_responses(path: Path) -> dict[int, pb.ReadResponse]:
+    raw = json.loads(path.read_text())
+    return {int(k): pb.ReadResponse.FromString(base64.b64decode(v)) for k, v in raw.items()}
+
+
+def save_responses(path: Path, responses: dict[int, bytes]) -> None:
+    path.write_text(
+        json.dumps({str(k): base64.b64encode(v).decode() for k, v in responses.items()})
+    )
+
+
+async def serve(port: int, responses: dict[int, pb.ReadResponse]) -> None:
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ]
+    )
+    pb_grpc.add_MarketDataCacheServicer_to_server(FloorServicer(responses), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--responses", type=Path, required=True)
+    args = parser.parse_args()
+    asyncio.run(serve(args.port, load_responses(args.responses)))
+
+
+if __name__ == "__main__":
+    main()

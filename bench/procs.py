@@ -1,0 +1,186 @@
+"""The processes a run talks to: mdcache, the bare gRPC floor and redis-server.
+
+Each one is its own process on a loopback port, so that the load generator (this
+process) and the server under test never share an interpreter or a GIL. Standard error
+goes to a log file in the run's work directory, never to a pipe that could fill up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class ProcessError(RuntimeError):
+    """A process of the run did not start; the message has the end of its log."""
+
+
+def free_port() -> int:
+    """A loopback port free right now (for the processes that cannot report their own)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class Process:
+    """A child process with its standard error in ``log``; stopped by SIGTERM, then SIGKILL."""
+
+    def __init__(self, name: str, argv: list[str], log: Path, env: dict[str, str] | None = None):
+        self.name = name
+        self.log = log
+        self._log_file = log.open("w")
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log_file,
+            env=env,
+            cwd=REPO,
+        )
+        self.port = 0
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise ProcessError(
+                f"{self.name} exited with {self.proc.returncode}:\n{_tail(self.log)}"
+            )
+
+    def wait_log_event(self, name: str, timeout: float) -> dict[str, Any]:
+        """The first JSON log line whose ``event`` is ``name``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            for line in self.log.read_text(errors="replace").splitlines():
+                if f'"{name}"' not in line:
+                    continue
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if event.get("event") == name:
+                    return dict(event)
+            time.sleep(0.05)
+        self.stop()
+        raise ProcessError(f"{self.name}: no {name!r} in {timeout:g} s:\n{_tail(self.log)}")
+
+    def wait_port(self, port: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    self.port = port
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise ProcessError(f"{self.name}: port {port} not open in {timeout:g} s")
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log_file.close()
+
+
+def _clean_env() -> dict[str, str]:
+    """This environment without MDCACHE_ settings, so that only the run's flags count."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MDCACHE_")}
+
+
+def mdcache(name: str, workdir: Path, *args: str, store: Path | None = None) -> Process:
+    """``mdcache serve`` on a free loopback port with its own data directory.
+
+    Logs at the default level (one JSON event per call), as a deployment would run it.
+    """
+    data_dir = workdir / f"{name}-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "mdcache_server",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+        "--data-dir",
+        str(data_dir),
+        "--warm-seconds",
+        "0",
+        *(["--store", f"sqlite:///{store}"] if store is not None else []),
+        *args,
+    ]
+    proc = Process(name, argv, workdir / f"{name}.log", env=_clean_env())
+    serving = proc.wait_log_event("serving", timeout=120)
+    proc.port = int(serving["port"])
+    return proc
+
+
+def floor(name: str, workdir: Path, responses: Path) -> Process:
+    """The bare grpc.aio server (``bench.floor``), answering the pre-built responses."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.floor", "--port", str(port), "--responses", str(responses)]
+    proc = Process(name, argv, workdir / f"{name}.log")
+    proc.wait_port(port, timeout=30)
+    return proc
+
+
+def redis_binary() -> str | None:
+    return shutil.which("redis-server")
+
+
+def redis(name: str, workdir: Path) -> Process:
+    """redis-server on a free loopback port, nothing persisted (no RDB, no AOF)."""
+    binary = redis_binary()
+    if binary is None:
+        raise ProcessError("redis-server is not installed (apt-get install -y redis-server)")
+    port = free_port()
+    argv = [
+        binary,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+        "--protected-mode",
+        "yes",
+        "--logfile",
+        "",
+    ]
+    proc = Process(name, argv, workdir / f"{name}.log")
+    proc.wait_port(port, timeout=30)
+    return proc
