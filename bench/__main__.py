@@ -1,0 +1,221 @@
+"""``python -m bench``: the whole benchmark in one run; ``--quick`` for a one-minute smoke run.
+
+Writes ``bench/results/<date>.json``, ``<date>.md`` and ``<date>-growth.png`` (``--quick``:
+``<date>-quick.*``) and prints each figure as it is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from bench import data, day, growth, micro, procs, report, service, storefloor
+from bench.data import HOT_SERIES
+from mdcache_server.model import SeriesKey
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PARTS = ("service", "micro", "growth", "day")
+
+
+def say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="a one-minute smoke run")
+    p.add_argument("--parts", default=",".join(PARTS), help=f"some of {','.join(PARTS)}")
+    p.add_argument("--out", type=Path, default=RESULTS, help="directory for the results")
+    p.add_argument("--seconds", type=float, help="measured seconds per read cell")
+    p.add_argument("--rounds", type=int, help="rounds over the read cells (pooled)")
+    p.add_argument(
+        "--growth-rows", help="comma-separated row counts (default 10000,1000000,10000000)"
+    )
+    p.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
+    return p
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, Python "
+        f"{platform.python_version()}, grpcio {version('grpcio')}, protobuf {version('protobuf')}"
+    )
+
+
+def _notes(results: dict[str, Any]) -> list[str]:
+    """Why a missed target is missed, from this run's own figures."""
+    notes = []
+    svc, store = results.get("service"), results.get("store_floor")
+    if svc and store:
+        ingest = max(v["rows_per_s"] for k, v in svc["ingest"].items() if k.startswith("mdcache"))
+        floor = svc["ingest"].get("grpc floor, 1 in flight", {}).get("rows_per_s")
+        service_us = 1e6 / ingest - 1e6 / store["ingest_rows_per_s"]
+        notes.append(
+            f"Ingest: SQLite alone takes {1e6 / store['ingest_rows_per_s']:.1f} µs a row "
+            f"({store['ingest_rows_per_s']:,.0f} rows/s); mdcache {1e6 / ingest:.1f} µs, so the "
+            f"service adds {service_us:.1f} µs a row"
+            + (
+                f"; gRPC alone (the floor's Write) moves {floor:,.0f} rows/s "
+                f"({1e6 / floor:.1f} µs a row, the load generator's request building included)"
+                if floor
+                else ""
+            )
+            + ". See bench/PROFILE.md."
+        )
+        notes.append(
+            f"Single-record Writes: SQLite alone commits {store['single_writes_per_s']:,.0f} "
+            "one-record transactions a second with synchronous=FULL (an fsync each) on this "
+            "disk; no Write path that answers after its own commit can beat that without "
+            "group commit (several callers' records in one transaction)."
+        )
+    pieces = results.get("micro_us")
+    if pieces:
+        window = pieces["read 250: HeldSeries.window (250 Record tuples)"]
+        build = pieces["read 250: read_response (250 pb.Record built)"]
+        join = pieces["read 250: alt, join pre-serialized records (no message built)"]
+        per_call = sum(
+            v for k, v in pieces.items() if k.startswith("per call: ") and "alt" not in k
+        )
+        notes.append(
+            f"Hot Read of 250 records: the server spends {window:.0f} µs cutting the window "
+            f"into Record tuples and {build:.0f} µs building 250 pb.Record messages, where a "
+            f"join of records serialized once when held takes {join:.0f} µs; the log event and "
+            f"metrics add {per_call:.0f} µs to every call. Those are the gap to the floor "
+            "(see the server CPU table and bench/PROFILE.md)."
+        )
+        loads = pieces["write 1000: json.loads alone"]
+        valid = pieces["write 1000: validation.write_request (json.loads each payload)"]
+        notes.append(
+            f"Write validation of 1,000 rows takes {valid / 1000:.1f} µs a row, "
+            f"{loads / 1000:.1f} µs of it json.loads; the event loop does it, so it bounds ingest "
+            f"at about {1e6 / (valid / 1000):,.0f} rows/s before the store does any work."
+        )
+    return notes
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise SystemExit(f"unknown parts: {', '.join(sorted(unknown))}")
+    quick = args.quick
+    seconds = args.seconds or (0.6 if quick else 3.0)
+    warmup = 0.2 if quick else 0.5
+    rounds = args.rounds or (1 if quick else 2)
+    growth_rows = (
+        [int(x) for x in args.growth_rows.split(",")]
+        if args.growth_rows
+        else ([10_000, 100_000] if quick else [10_000, 1_000_000, 10_000_000])
+    )
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "mode": "quick" if quick else "full",
+        "command": "python -m bench" + (" " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""),
+        "settings": {"seconds_per_cell": seconds, "warmup": warmup, "rounds": rounds},
+        "load_average_at_start": os.getloadavg(),
+    }
+    began = time.perf_counter()
+    say(f"mdcache benchmark ({results['mode']}): {results['machine']}")
+    say(f"load average {os.getloadavg()[0]:.2f} at start (2 cores: above 1 means others are busy)")
+    all_shares = data.a_shares()
+    shares = all_shares
+    if quick:  # fewer series to ingest; the same hot series
+        shares = dict(sorted(all_shares.items())[:10]) | {HOT_SERIES: all_shares[HOT_SERIES]}
+    keep = tempfile.mkdtemp(prefix="mdcache-bench-") if args.keep else None
+    with tempfile.TemporaryDirectory(prefix="mdcache-bench-") as tmp:
+        workdir = Path(keep or tmp)
+        say(f"work directory {workdir}")
+        if "service" in parts:
+            concurrencies = [1, 8, 32]
+            results["service"] = await service.run(
+                workdir,
+                shares,
+                concurrencies=concurrencies,
+                seconds=seconds,
+                warmup=warmup,
+                rounds=rounds,
+                progress=say,
+            )
+            window = (
+                results["service"]["window"]["start_ms"],
+                results["service"]["window"]["end_ms"],
+            )
+            results["store_floor"] = storefloor.run(
+                workdir, shares, SeriesKey(*HOT_SERIES), window, seconds=1.0 if quick else 2.0
+            )
+            say(f"SQLite alone: {results['store_floor']}")
+        if "micro" in parts:
+            results["micro_us"] = {k: round(v, 2) for k, v in micro.run(quick).items()}
+            say("pieces of a call, µs: " + json.dumps(results["micro_us"], ensure_ascii=False))
+        if "growth" in parts:
+            results["growth"] = await growth.run(
+                workdir,
+                all_shares,
+                growth_rows,
+                concurrencies=[1, 8],
+                seconds=seconds,
+                warmup=warmup,
+                progress=say,
+            )
+        if "day" in parts:
+            every = all_shares | data.others()
+            results["day"] = await day.run(
+                workdir,
+                every,
+                steps=40 if quick else 240,
+                step_seconds=0.25,
+                progress=say,
+            )
+    results["targets"] = report.targets(results)
+    results["notes"] = _notes(results)
+    results["seconds"] = round(time.perf_counter() - began, 1)
+    results["load_average_at_end"] = os.getloadavg()
+    return results
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    results = asyncio.run(_main(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = results["date"] + ("-quick" if args.quick else "")
+    json_path = args.out / f"{stem}.json"
+    json_path.write_text(json.dumps(results, indent=2) + "\n")
+    md_path = args.out / f"{stem}.md"
+    md_path.write_text(report.markdown(results) + "\n")
+    written = [json_path, md_path]
+    if "growth" in results:
+        png = args.out / f"{stem}-growth.png"
+        report.chart(results["growth"], png)
+        written.append(png)
+    say("")
+    for t in results["targets"]:
+        say(f"{'MET   ' if t['ok'] else 'MISSED'} {t['target']}: {t['measured']}")
+    say(f"done in {results['seconds']:.0f} s; wrote " + ", ".join(map(str, written)))
+
+
+if __name__ == "__main__":
+    if procs.redis_binary() is None:
+        say("redis-server not found: the Redis comparison will be skipped")
+    main()

@@ -1,0 +1,194 @@
+"""Part 5, a day of the market-data service: cache-aside reads with a slow upstream.
+
+Every series of ../shared/data is replayed from ``STEPS`` bars before its end: each step
+(``STEP_SECONDS`` of wall time) an ingester writes every series' next bar in one
+``write_many``, as a feed would, and then "today" moves on. Meanwhile ``CALLERS``
+backend callers ask ``get_or_load`` for a window ending today, looking back 0 to 250
+bars, series drawn Zipf-skewed (a few symbols are asked for most of the time). A miss
+goes to the loader, which sleeps 200 ms like a slow upstream and returns the true bars
+of the window, which the client writes back. The cache starts empty.
+
+Every answer is checked against the upstream (same number of bars, same last
+timestamp), so a hit rate bought with wrong answers would show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import procs
+from bench.data import Bars
+from bench.load import percentile, process_cpu
+from mdcache_client import AsyncClient, Record, Series, Source, Window
+
+LOADER_SECONDS = 0.2
+LOOKBACKS = (0, 5, 20, 60, 250)  # bars before today: the latest bar, a week, a month, ...
+LOOKBACK_WEIGHTS = (0.3, 0.3, 0.2, 0.1, 0.1)
+ZIPF_S = 1.1
+CALLERS = 32
+
+
+@dataclass
+class Upstream:
+    """The slow source of truth: every bar, answered after ``LOADER_SECONDS``."""
+
+    bars: Bars
+    stamps: dict[Series, list[int]] = field(init=False)
+    loads: int = 0
+
+    def __post_init__(self) -> None:
+        self.stamps = {s: [r.ts_ms or 0 for r in recs] for s, recs in self.bars.items()}
+
+    def window(self, series: Series, window: Window) -> list[Record]:
+        ts = self.stamps[series]
+        lo, hi = bisect_left(ts, window.start_ms), bisect_right(ts, window.end_ms)
+        return self.bars[series][lo:hi]
+
+    async def load(self, series: Series, window: Window) -> Iterable[Record]:
+        self.loads += 1
+        await asyncio.sleep(LOADER_SECONDS)
+        return self.window(series, window)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    step: int
+    seconds: float
+    source: Source
+    correct: bool
+
+
+async def run(
+    workdir: Path,
+    bars: Bars,
+    *,
+    steps: int,
+    step_seconds: float,
+    progress: Callable[[str], None],
+    seed: int = 7,
+) -> dict[str, Any]:
+    server = procs.mdcache("mdcache-day", workdir)
+    try:
+        async with AsyncClient(server.target, timeout=30) as client:
+            return await _replay(client, server.pid, bars, steps, step_seconds, progress, seed)
+    finally:
+        server.stop()
+
+
+async def _replay(
+    client: AsyncClient,
+    pid: int,
+    bars: Bars,
+    steps: int,
+    step_seconds: float,
+    progress: Callable[[str], None],
+    seed: int,
+) -> dict[str, Any]:
+    rng = random.Random(seed)
+    upstream = Upstream(bars)
+    series = sorted(bars)
+    rng.shuffle(series)  # popularity rank: series[0] is asked for most
+    weights = [1 / (rank + 1) ** ZIPF_S for rank in range(len(series))]
+    start = {s: len(bars[s]) - steps - 1 for s in series}  # "today" at step 0
+    if min(start.values()) < max(LOOKBACKS):
+        raise ValueError("a series has too few bars for the replay")
+    step = 0
+    outcomes: list[Outcome] = []
+    write_latencies: list[float] = []
+    done = asyncio.Event()
+
+    async def ingester() -> None:
+        nonlocal step
+        # Today's bars of every series are in the cache before the first caller asks.
+        await client.write_many({s: [bars[s][start[s]]] for s in series})
+        began = time.perf_counter()
+        for next_step in range(1, steps + 1):
+            await asyncio.sleep(max(began + next_step * step_seconds - time.perf_counter(), 0))
+            fresh = {s: [bars[s][start[s] + next_step]] for s in series}
+            t0 = time.perf_counter()
+            await client.write_many(fresh)
+            write_latencies.append(time.perf_counter() - t0)
+            step = next_step
+        done.set()
+
+    async def caller(n: int) -> None:
+        local = random.Random(seed * 1000 + n)
+        while not done.is_set():
+            s = local.choices(series, weights)[0]
+            back = local.choices(LOOKBACKS, LOOKBACK_WEIGHTS)[0]
+            now = step
+            today = start[s] + now
+            ts = upstream.stamps[s]
+            window = Window(ts[today - back], ts[today])
+            t0 = time.perf_counter()
+            got = await client.get_or_load(s, window, upstream.load)
+            seconds = time.perf_counter() - t0
+            truth = upstream.window(s, window)
+            correct = len(got.records) == len(truth) and got.records[-1].ts_ms == truth[-1].ts_ms
+            outcomes.append(Outcome(now, seconds, got.source, correct))
+
+    cpu = process_cpu(pid)
+    began = time.perf_counter()
+    await asyncio.gather(ingester(), *(caller(n) for n in range(CALLERS)))
+    wall = time.perf_counter() - began
+    cpu = process_cpu(pid) - cpu
+    stats = await client.stats()
+    result = _summary(outcomes, wall, steps, write_latencies)
+    result.update(
+        series=len(series),
+        callers=CALLERS,
+        steps=steps,
+        step_seconds=step_seconds,
+        loader_seconds=LOADER_SECONDS,
+        loader_calls=upstream.loads,
+        lookbacks=dict(zip(map(str, LOOKBACKS), LOOKBACK_WEIGHTS, strict=True)),
+        zipf_s=ZIPF_S,
+        top_series_share=round(weights[0] / sum(weights), 3),
+        server_cpu_ms_per_call=round(cpu * 1000 / max(len(outcomes), 1), 4),
+        server_hit_rate=round(stats.hit_rate, 4),
+        server_hot_tier={"hits": stats.hot_tier.hits, "misses": stats.hot_tier.misses},
+    )
+    progress(
+        f"day: {result['calls']} calls, {result['calls_per_s']:.0f} calls/s, hit rate "
+        f"{result['hit_rate']:.1%} (second half {result['hit_rate_second_half']:.1%}), "
+        f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.1f} ms, "
+        f"wrong answers {result['wrong_answers']}"
+    )
+    return result
+
+
+def _ms(values: list[float], q: float) -> float:
+    return round(percentile(sorted(values), q) * 1000, 3)
+
+
+def _summary(
+    outcomes: list[Outcome], wall: float, steps: int, writes: list[float]
+) -> dict[str, Any]:
+    hits = [o for o in outcomes if o.source is Source.CACHE]
+    later = [o for o in outcomes if o.step > steps // 2]
+    later_hits = [o for o in later if o.source is Source.CACHE]
+    misses = [o.seconds for o in outcomes if o.source is not Source.CACHE]
+    return {
+        "calls": len(outcomes),
+        "seconds": round(wall, 2),
+        "calls_per_s": round(len(outcomes) / wall, 1),
+        "hit_rate": round(len(hits) / len(outcomes), 4) if outcomes else 0.0,
+        "hit_rate_second_half": round(len(later_hits) / len(later), 4) if later else 0.0,
+        "p50_ms": _ms([o.seconds for o in outcomes], 50),
+        "p99_ms": _ms([o.seconds for o in outcomes], 99),
+        "hit_p50_ms": _ms([o.seconds for o in hits], 50),
+        "hit_p99_ms": _ms([o.seconds for o in hits], 99),
+        "miss_p50_ms": _ms(misses, 50),
+        "miss_p99_ms": _ms(misses, 99),
+        "fallbacks": sum(o.source is Source.FALLBACK for o in outcomes),
+        "wrong_answers": sum(not o.correct for o in outcomes),
+        "ingest_writes": len(writes),
+        "ingest_write_p50_ms": _ms(writes, 50),
+    }

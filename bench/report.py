@@ -1,0 +1,377 @@
+"""The results: targets judged, markdown tables with each figure beside its comparison, a chart."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+HOT_VS_FLOOR = 0.8
+COLD_VS_FLOOR = 0.5
+INGEST_ROWS_PER_S = 100_000
+GROWTH_P50_FACTOR = 1.5
+SEED_READ_MS = (2.0, 10.0)
+SEED_WRITES_PER_S = (100, 2_000)
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b and not math.isnan(b) else math.nan
+
+
+def _fmt(value: float, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "-" if ok is None else ("**met**" if ok else "**missed**")
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of the issue with what was measured and whether it holds."""
+    out: list[dict[str, Any]] = []
+    service = results.get("service")
+    if service:
+        for case, by_conc in service["reads"].items():
+            for conc, cell in by_conc.items():
+                floor = cell["floor"]["calls_per_s"]
+                hot = _ratio(cell["hot"]["calls_per_s"], floor)
+                out.append(
+                    {
+                        "target": f"hot Read {case}, c={conc}: >= {HOT_VS_FLOOR} x floor calls/s",
+                        "measured": round(hot, 3),
+                        "ok": hot >= HOT_VS_FLOOR,
+                    }
+                )
+        for conc, cell in service["reads"]["250 records"].items():
+            floor = cell["floor"]["calls_per_s"]
+            cold = _ratio(cell["cold"]["calls_per_s"], floor)
+            out.append(
+                {
+                    "target": f"cold Read 250 records, c={conc}: "
+                    f">= {COLD_VS_FLOOR} x floor calls/s",
+                    "measured": round(cold, 3),
+                    "ok": cold >= COLD_VS_FLOOR,
+                }
+            )
+        best = max(v["rows_per_s"] for k, v in service["ingest"].items() if k.startswith("mdcache"))
+        out.append(
+            {
+                "target": f"batch ingest (1,000-row batches) >= {INGEST_ROWS_PER_S:,} rows/s",
+                "measured": best,
+                "ok": best >= INGEST_ROWS_PER_S,
+            }
+        )
+        p50s = [
+            cell[t]["p50_ms"]
+            for by_conc in service["reads"].values()
+            for cell in [by_conc.get("1")]
+            if cell
+            for t in ("hot", "cold")
+        ]
+        out.append(
+            {
+                "target": f"Read p50 at c=1 ahead of the seed's {SEED_READ_MS[0]:g}-"
+                f"{SEED_READ_MS[1]:g} ms (worst of hot/cold, 1/250 records)",
+                "measured": max(p50s) if p50s else math.nan,
+                "ok": bool(p50s) and max(p50s) < SEED_READ_MS[0],
+            }
+        )
+        single = max(v["calls_per_s"] for v in service["single_writes"].values())
+        out.append(
+            {
+                "target": f"single-record Writes/s ahead of the seed's {SEED_WRITES_PER_S[0]:,}-"
+                f"{SEED_WRITES_PER_S[1]:,} (best concurrency)",
+                "measured": single,
+                "ok": single > SEED_WRITES_PER_S[1],
+            }
+        )
+        out.append(
+            {
+                "target": f"batch ingest ahead of the seed's {SEED_WRITES_PER_S[1]:,} writes/s",
+                "measured": best,
+                "ok": best > SEED_WRITES_PER_S[1],
+            }
+        )
+    growth = results.get("growth")
+    if growth and len(growth["sizes"]) >= 2:
+        sizes = sorted(growth["sizes"], key=int)
+        small = growth["sizes"][sizes[0]]["reads"]["250 records"]["1"]["p50_ms"]
+        large = growth["sizes"][sizes[-1]]["reads"]["250 records"]["1"]["p50_ms"]
+        factor = _ratio(large, small)
+        out.append(
+            {
+                "target": f"Read p50 (250 records, c=1) with {int(sizes[-1]):,} rows within "
+                f"{GROWTH_P50_FACTOR} x of {int(sizes[0]):,} rows",
+                "measured": round(factor, 3),
+                "ok": factor <= GROWTH_P50_FACTOR,
+            }
+        )
+    day = results.get("day")
+    if day:
+        out.append(
+            {
+                "target": "day replay: hit rate >= 80% (the seed's target)",
+                "measured": day["hit_rate"],
+                "ok": day["hit_rate"] >= 0.8,
+            }
+        )
+    return out
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines: list[str] = []
+    add = lines.append
+    add(f"# mdcache benchmark, {results['date']}")
+    add("")
+    add(f"Machine: {results['machine']}. Mode: {results['mode']}. Command: `{results['command']}`.")
+    add("")
+    add("Every figure of a table comes from one run on one machine; the four servers of a")
+    add("read cell were measured back to back (rotating order each round), so read the ratios")
+    add("rather than the absolute figures on a shared machine. Server CPU ms/call is the")
+    add("server process's CPU time over the measured span divided by the calls: the steadiest")
+    add("figure on a noisy machine.")
+    add("")
+    add("## Targets")
+    add("")
+    add("| target | measured | verdict |")
+    add("|---|---:|---|")
+    for t in results["targets"]:
+        measured = t["measured"]
+        shown = (
+            _fmt(measured, 3) if isinstance(measured, float) and measured < 100 else _fmt(measured)
+        )
+        add(f"| {t['target']} | {shown} | {_verdict(t['ok'])} |")
+    add("")
+    service = results.get("service")
+    if service:
+        _service_tables(service, results.get("store_floor"), add)
+    growth = results.get("growth")
+    if growth:
+        _growth_table(growth, add)
+    day = results.get("day")
+    if day:
+        _day_table(day, add)
+    notes = results.get("notes") or []
+    if notes:
+        add("## Notes")
+        add("")
+        for note in notes:
+            add(f"- {note}")
+        add("")
+    return "\n".join(lines)
+
+
+def _service_tables(service: dict[str, Any], store: dict[str, Any] | None, add: Any) -> None:
+    add("## Reads (parts 1 and 3)")
+    add("")
+    add(f"Series {service['series']}; 1 record = the latest bar (newest first, limit 1); ")
+    add(
+        f"250 records = a year of daily bars (window {service['window']['start_ms']}.."
+        f"{service['window']['end_ms']}, limit 250). Answer sizes: "
+        + ", ".join(f"{k} {v:,} bytes" for k, v in service["read_answer_bytes"].items())
+        + "."
+    )
+    add("hot = default server, series held in the hot tier; cold = `--hot-tier-bytes 0`, every")
+    add("Read from SQLite on a worker thread. floor = bare grpc.aio server with pre-built answers.")
+    if service.get("redis"):
+        add(f"Redis: {service['redis']}")
+    add("")
+    add("### Calls per second (ratio to the floor beside each)")
+    add("")
+    add("| read | c | floor | hot | hot ÷ floor | cold | cold ÷ floor | Redis | hot ÷ Redis |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for case, by_conc in service["reads"].items():
+        for conc, cell in by_conc.items():
+            floor = cell["floor"]["calls_per_s"]
+            hot = cell["hot"]["calls_per_s"]
+            cold = cell["cold"]["calls_per_s"]
+            redis = cell.get("redis", {}).get("calls_per_s", math.nan)
+            hot_t = HOT_VS_FLOOR
+            cold_t = COLD_VS_FLOOR if case.startswith("250") else None
+            add(
+                f"| {case} | {conc} | {_fmt(floor)} | {_fmt(hot)} | "
+                f"{_mark(_ratio(hot, floor), hot_t)} | {_fmt(cold)} | "
+                f"{_mark(_ratio(cold, floor), cold_t)} | {_fmt(redis)} | "
+                f"{_fmt(_ratio(hot, redis), 2)} |"
+            )
+    add("")
+    add("### Latency as the caller sees it, p50 / p99 in ms")
+    add("")
+    add("| read | c | floor | hot | cold | Redis | seed |")
+    add("|---|---:|---:|---:|---:|---:|---|")
+    for case, by_conc in service["reads"].items():
+        for conc, cell in by_conc.items():
+            cols = [_pq(cell.get(t)) for t in ("floor", "hot", "cold", "redis")]
+            add(f"| {case} | {conc} | {' | '.join(cols)} | 2-10 ms |")
+    add("")
+    add("### Server CPU per call, ms (ratio to the floor beside each)")
+    add("")
+    add("| read | c | floor | hot | hot ÷ floor | cold | cold ÷ floor | Redis |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for case, by_conc in service["reads"].items():
+        for conc, cell in by_conc.items():
+            f, h, c = (cell[t]["server_cpu_ms_per_call"] for t in ("floor", "hot", "cold"))
+            r = cell.get("redis", {}).get("server_cpu_ms_per_call", math.nan)
+            add(
+                f"| {case} | {conc} | {_fmt(f, 3)} | {_fmt(h, 3)} | {_fmt(_ratio(h, f), 2)} | "
+                f"{_fmt(c, 3)} | {_fmt(_ratio(c, f), 2)} | {_fmt(r, 3)} |"
+            )
+    add("")
+    add("## Writes (part 2)")
+    add("")
+    add("Embedded store (SQLite, `synchronous=FULL`: every answered Write is fsynced). TDengine")
+    add("cannot run on this machine (no server and no network to one), so only SQLite is measured.")
+    add("")
+    add(
+        "| batch ingest, 1,000-row batches | rows/s | ÷ target 100,000 | batch p50 ms "
+        "| server CPU µs/row |"
+    )
+    add("|---|---:|---:|---:|---:|")
+    for name, v in service["ingest"].items():
+        add(
+            f"| {name} | {_fmt(v['rows_per_s'])} | "
+            f"{_fmt(v['rows_per_s'] / INGEST_ROWS_PER_S, 2)} | {_fmt(v['batch_p50_ms'], 2)} | "
+            f"{_fmt(v['server_cpu_us_per_row'] or math.nan, 1)} |"
+        )
+    if store:
+        add(
+            f"| SQLite alone (the server's SqliteStore in-process, no gRPC) | "
+            f"{_fmt(store['ingest_rows_per_s'])} | "
+            f"{_fmt(store['ingest_rows_per_s'] / INGEST_ROWS_PER_S, 2)} | - | - |"
+        )
+    add("")
+    add("| single-record Write | calls/s | seed 100-2,000 | p50 ms | p99 ms | server CPU ms/call |")
+    add("|---|---:|---|---:|---:|---:|")
+    for conc, v in service["single_writes"].items():
+        add(
+            f"| mdcache c={conc} | {_fmt(v['calls_per_s'])} | {_against_seed(v['calls_per_s'])} | "
+            f"{_fmt(v['p50_ms'], 2)} | {_fmt(v['p99_ms'], 2)} | "
+            f"{_fmt(v['server_cpu_ms_per_call'], 3)} |"
+        )
+    if store:
+        add(
+            f"| SQLite alone, one commit per record | {_fmt(store['single_writes_per_s'])} | - | "
+            f"{_fmt(1000 / store['single_writes_per_s'], 2)} | - | - |"
+        )
+        add("")
+        add(
+            f"SQLite alone reads the same year of bars in {store['read_250_ms']:.3f} ms and the "
+            f"latest bar in {store['read_1_ms']:.3f} ms (in-process, no gRPC)."
+        )
+    add("")
+
+
+def _against_seed(writes_per_s: float) -> str:
+    if writes_per_s > SEED_WRITES_PER_S[1]:
+        return "ahead"
+    return "within" if writes_per_s >= SEED_WRITES_PER_S[0] else "behind"
+
+
+def _mark(ratio: float, target: float | None) -> str:
+    shown = _fmt(ratio, 2)
+    if target is None or math.isnan(ratio):
+        return shown
+    return f"{shown} {'✓' if ratio >= target else '✗'}"
+
+
+def _pq(cell: dict[str, Any] | None) -> str:
+    if not cell:
+        return "-"
+    return f"{cell['p50_ms']:.2f} / {cell['p99_ms']:.2f}"
+
+
+def _growth_table(growth: dict[str, Any], add: Any) -> None:
+    add("## Growth (part 4)")
+    add("")
+    add("`mdcache serve --hot-tier-bytes 0` on SQLite files of each size (the real bars copied")
+    add("into series `NNNNNN.BN`); each Read asks a random series for a random 250-bar window, or")
+    add("its latest bar. p50 / p99 ms, and calls/s.")
+    add("")
+    sizes = sorted(growth["sizes"], key=int)
+    base = growth["sizes"][sizes[0]]["reads"]
+    add("| rows stored | file MB | read | c | calls/s | p50 ms | p99 ms | p50 ÷ smallest |")
+    add("|---:|---:|---|---:|---:|---:|---:|---:|")
+    for rows in sizes:
+        entry = growth["sizes"][rows]
+        for case, by_conc in entry["reads"].items():
+            for conc, m in by_conc.items():
+                ratio = _ratio(m["p50_ms"], base[case][conc]["p50_ms"])
+                add(
+                    f"| {int(rows):,} | {entry['file_bytes'] / 1e6:,.0f} | {case} | {conc} | "
+                    f"{_fmt(m['calls_per_s'])} | {m['p50_ms']:.3f} | {m['p99_ms']:.3f} | "
+                    f"{_fmt(ratio, 2)} |"
+                )
+    add("")
+    builds = {
+        r: growth["sizes"][r]["build_seconds"] for r in sizes if growth["sizes"][r]["build_seconds"]
+    }
+    if builds:
+        add(
+            "Built this run: "
+            + ", ".join(f"{int(r):,} rows in {s:g} s" for r, s in builds.items())
+            + " (SqliteStore.write, synchronous=OFF while building; cached under bench/.cache/)."
+        )
+        add("")
+
+
+def _day_table(day: dict[str, Any], add: Any) -> None:
+    add("## A day of the market-data service (part 5)")
+    add("")
+    add(
+        f"{day['series']} real series, {day['steps']} steps of {day['step_seconds']} s (each step "
+        f"every series gets its next bar, one write_many); {day['callers']} callers in a closed "
+        f"loop through `AsyncClient.get_or_load`, series Zipf-skewed (s={day['zipf_s']}, the top "
+        f"series {day['top_series_share']:.0%} of calls), windows ending today looking back "
+        f"{', '.join(day['lookbacks'])} bars; loader sleeps {day['loader_seconds'] * 1000:.0f} ms. "
+        "The cache starts empty."
+    )
+    add("")
+    add("| figure | measured | comparison |")
+    add("|---|---:|---|")
+    add(f"| hit rate | {day['hit_rate']:.1%} | seed's target >= 80% |")
+    add(f"| hit rate, second half | {day['hit_rate_second_half']:.1%} | |")
+    add(f"| calls/s | {_fmt(day['calls_per_s'])} | |")
+    add(
+        f"| p50 / p99 ms, all calls | {day['p50_ms']:.2f} / {day['p99_ms']:.1f} "
+        "| seed 2-10 ms reads |"
+    )
+    add(f"| p50 / p99 ms, hits | {day['hit_p50_ms']:.2f} / {day['hit_p99_ms']:.1f} | |")
+    add(
+        f"| p50 / p99 ms, misses (loader) | {day['miss_p50_ms']:.1f} / {day['miss_p99_ms']:.1f} | "
+        f"loader {day['loader_seconds'] * 1000:.0f} ms |"
+    )
+    add(f"| loader calls | {day['loader_calls']:,} | |")
+    add(f"| answers unlike the upstream's | {day['wrong_answers']} | 0 |")
+    add(f"| fallbacks (cache unreachable) | {day['fallbacks']} | 0 |")
+    add(f"| ingest write_many p50 ms | {day['ingest_write_p50_ms']:.2f} | |")
+    add(f"| server CPU ms per call | {day['server_cpu_ms_per_call']:.3f} | |")
+    add("")
+
+
+def chart(growth: dict[str, Any], path: Path) -> None:
+    """Read latency against rows stored (log scale), p50 and p99, for each read."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(growth["sizes"], key=int)
+    xs = [int(s) for s in sizes]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    cases = list(growth["sizes"][sizes[0]]["reads"])
+    for case, color in zip(cases, ("tab:blue", "tab:orange", "tab:green"), strict=False):
+        for q, style in (("p50_ms", "-o"), ("p99_ms", "--s")):
+            ys = [growth["sizes"][s]["reads"][case]["1"][q] for s in sizes]
+            ax.plot(xs, ys, style, color=color, label=f"{case}, {q[:3]}")
+    ax.set_xscale("log")
+    ax.set_xlabel("rows stored")
+    ax.set_ylabel("Read latency, ms (concurrency 1)")
+    ax.set_title("mdcache Read latency against rows stored (SQLite, hot tier off)")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

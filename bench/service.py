@@ -1,0 +1,169 @@
+"""Parts 1 to 3 on the real A-share bars: writes, then reads against the floor and Redis.
+
+Servers: ``mdcache-cold`` (``--hot-tier-bytes 0``: every Read goes to SQLite on a
+worker), ``mdcache-hot`` (the defaults: a held series is answered from memory), the
+floor (``bench.floor``) and redis-server. Each is loaded with the same 60 A-share
+series; the loads into the mdcache servers are the batch-ingest measurements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import data, floor, procs, reads, redisfloor, wire, writes
+from bench.data import HOT_SERIES, YEAR, Bars
+
+SIZES = (reads.Case("1 record", 1), reads.Case("250 records", YEAR))
+
+
+def _sending(call: wire.RawCall, request: bytes) -> reads.Call:
+    async def send(_: int) -> bytes:
+        return await call(request)
+
+    return send
+
+
+async def run(
+    workdir: Path,
+    bars: Bars,
+    *,
+    concurrencies: list[int],
+    seconds: float,
+    warmup: float,
+    rounds: int,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    started: list[procs.Process] = []
+    try:
+        return await _run(
+            workdir,
+            bars,
+            started,
+            concurrencies=concurrencies,
+            seconds=seconds,
+            warmup=warmup,
+            rounds=rounds,
+            progress=progress,
+        )
+    finally:
+        for proc in reversed(started):
+            proc.stop()
+
+
+async def _run(
+    workdir: Path,
+    bars: Bars,
+    started: list[procs.Process],
+    *,
+    concurrencies: list[int],
+    seconds: float,
+    warmup: float,
+    rounds: int,
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"servers": {}}
+    cold = procs.mdcache("mdcache-cold", workdir, "--hot-tier-bytes", "0")
+    started.append(cold)
+    hot = procs.mdcache("mdcache-hot", workdir)
+    started.append(hot)
+    out["servers"]["mdcache-cold"] = "mdcache serve --hot-tier-bytes 0 (every Read from SQLite)"
+    out["servers"]["mdcache-hot"] = "mdcache serve, defaults (256 MiB hot tier, 2 s max age)"
+    channels = {name: wire.channel(p.target) for name, p in (("cold", cold), ("hot", hot))}
+    rows = sum(len(r) for r in bars.values())
+    progress(f"{len(bars)} series, {rows} bars")
+
+    # Part 2: batch ingest (the loads), then single-record writes.
+    ingest: dict[str, Any] = {}
+    ingest["mdcache, 1 in flight"] = await writes.ingest(
+        writes.grpc_sender(wire.raw(channels["cold"], wire.WRITE)), bars, 1, cold.pid
+    )
+    progress(f"ingest 1 in flight: {ingest['mdcache, 1 in flight']['rows_per_s']:.0f} rows/s")
+    ingest["mdcache, 4 in flight"] = await writes.ingest(
+        writes.grpc_sender(wire.raw(channels["hot"], wire.WRITE)), bars, 4, hot.pid
+    )
+    progress(f"ingest 4 in flight: {ingest['mdcache, 4 in flight']['rows_per_s']:.0f} rows/s")
+
+    # The read requests, and mdcache's own answers to them, which the floor serves.
+    first, last = data.year_window(bars[HOT_SERIES])
+    requests = {
+        "1 record": wire.latest(HOT_SERIES),
+        "250 records": wire.window(HOT_SERIES, first, last, YEAR),
+    }
+    hot_read = wire.raw(channels["hot"], wire.READ)
+    answers: dict[int, bytes] = {}
+    sizes: dict[str, int] = {}
+    for case in SIZES:
+        answer = await hot_read(requests[case.name])
+        if wire.records_in(answer) != case.records:
+            raise RuntimeError(f"{case.name}: mdcache answered {wire.records_in(answer)} records")
+        answers[case.records] = answer
+        sizes[case.name] = len(answer)
+    responses = workdir / "floor-responses.json"
+    floor.save_responses(responses, answers)
+    grpc_floor = procs.floor("floor", workdir, responses)
+    started.append(grpc_floor)
+    channels["floor"] = wire.channel(grpc_floor.target)
+    out["servers"]["floor"] = "bench.floor: bare grpc.aio, same proto, pre-built answers"
+
+    ingest["grpc floor, 1 in flight"] = await writes.ingest(
+        writes.grpc_sender(wire.raw(channels["floor"], wire.WRITE)), bars, 1, grpc_floor.pid
+    )
+
+    targets: dict[str, reads.Target] = {}
+    for name, proc in (("floor", grpc_floor), ("hot", hot), ("cold", cold)):
+        call = wire.raw(channels[name], wire.READ)
+        targets[name] = reads.Target(
+            proc.pid, {case: _sending(call, req) for case, req in requests.items()}
+        )
+
+    redis_note = None
+    if procs.redis_binary() is None:
+        redis_note = "skipped: redis-server is not installed (apt-get install -y redis-server)"
+        progress(f"Redis {redis_note}")
+    else:
+        redis_proc = procs.redis("redis", workdir)
+        started.append(redis_proc)
+        r = redisfloor.client(redis_proc.port)
+        ingest["redis, 1 in flight"] = await writes.ingest(
+            lambda b: redisfloor.ingest(r, b), bars, 1, redis_proc.pid
+        )
+        targets["redis"] = reads.Target(
+            redis_proc.pid,
+            {
+                "1 record": redisfloor.latest(r, HOT_SERIES),
+                "250 records": redisfloor.window(r, HOT_SERIES, first, last, YEAR),
+            },
+        )
+        got = await targets["redis"].calls["250 records"](0)
+        if not isinstance(got, list) or len(got) != YEAR:
+            raise RuntimeError(f"redis: the window answered {got!r:.200}, not {YEAR} records")
+        out["servers"]["redis"] = (
+            f"redis-server, no persistence; redis-py asyncio, {redisfloor.parser()}"
+        )
+    out["ingest"] = ingest
+
+    single: dict[str, Any] = {}
+    payload = bars[HOT_SERIES][-1].payload
+    for conc in (1, 8):
+        single[str(conc)] = await writes.single_writes(
+            wire.raw(channels["hot"], wire.WRITE), payload, conc, seconds, warmup, hot.pid
+        )
+        m = single[str(conc)]
+        progress(
+            f"single-record Write c={conc}: {m['calls_per_s']:.0f} calls/s p50 {m['p50_ms']} ms"
+        )
+    out["single_writes"] = single
+
+    # Parts 1 and 3.
+    out["reads"] = await reads.measure(
+        list(SIZES), targets, concurrencies, seconds, warmup, rounds, progress
+    )
+    out["read_answer_bytes"] = sizes
+    out["redis"] = redis_note
+    out["series"] = "/".join(HOT_SERIES)
+    out["window"] = {"start_ms": first, "end_ms": last, "records": YEAR}
+    for chan in channels.values():
+        await chan.close()
+    return out
