@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml client/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: serve test check lint typecheck gen docker-lint clean
+.PHONY: serve test check lint typecheck gen docker-lint clean bench bench-quick bench-profile bench-deps
 
 $(STAMP):
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,6 +34,32 @@ docker-lint: $(STAMP)
 gen: $(STAMP)  ## regenerate the contract's code and the blocking client
 	scripts/gen-proto
 	scripts/gen-sync-client
+
+# The benchmark's own packages (the `bench` extra), and redis-server from Debian when
+# this is root on a Debian-like machine; without it the Redis comparison is skipped.
+BENCH_STAMP := $(VENV)/.bench-$(shell cat pyproject.toml client/pyproject.toml | cksum | cut -d' ' -f1)
+
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ./client -e '.[dev,bench]'
+	touch $@
+
+bench-deps: $(BENCH_STAMP)
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null \
+	      || echo "bench: could not install redis-server: the Redis comparison is skipped"; \
+	  else \
+	    echo "bench: no redis-server (apt-get install -y redis-server): the Redis comparison is skipped"; \
+	  fi; }
+
+bench: bench-deps  ## the benchmark (about 10 min): bench/results/<date>.{json,md} and -growth.png
+	$(PY) -m bench $(BENCH_ARGS)
+
+bench-quick: bench-deps  ## a one-minute smoke run of the benchmark (bench/results/<date>-quick.*)
+	$(PY) -m bench --quick $(BENCH_ARGS)
+
+bench-profile: bench-deps  ## py-spy profiles of the server under load (bench/results/profile/)
+	$(PY) -m bench.profile $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
