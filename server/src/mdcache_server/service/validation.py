@@ -10,7 +10,10 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import starmap
 from typing import NoReturn
+
+import orjson
 
 from mdcache.v1 import cache_pb2 as pb
 from mdcache_server.errors import InvalidArgument
@@ -62,14 +65,30 @@ def timestamp(value: int, field: str, limits: Limits) -> int:
     return value
 
 
+def json_error(value: str) -> str | None:
+    """Why ``value`` is not one JSON value (RFC 8259), or None when it is.
+
+    orjson answers most payloads about three times faster than the standard library;
+    what it refuses and the standard library accepts (an exponent past a double's range,
+    an escaped lone surrogate) is still JSON. NaN and Infinity are not.
+    """
+    try:
+        orjson.loads(value)
+    except orjson.JSONDecodeError:
+        try:
+            json.loads(value, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            return str(exc)
+    return None
+
+
 def payload(value: str, field: str, limits: Limits) -> str:
     """One JSON value, at most the payload limit in UTF-8 bytes; kept as given."""
     if len(value) * 4 > limits.max_payload_bytes and len(value.encode()) > limits.max_payload_bytes:
         raise InvalidArgument(field, f"longer than {limits.max_payload_bytes} bytes (UTF-8)")
-    try:
-        json.loads(value, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidArgument(field, f"not valid JSON ({exc})") from None
+    error = json_error(value)
+    if error is not None:
+        raise InvalidArgument(field, f"not valid JSON ({error})")
     return value
 
 
@@ -107,11 +126,17 @@ def write_request(
         if not entry.records:
             raise InvalidArgument(f"series[{i}].records", "must not be empty")
         by_ts: dict[int, str] = {}
+        low, high, most = limits.min_ts_ms, limits.max_ts_ms, limits.max_payload_bytes
         for j, rec in enumerate(entry.records):
-            field = f"series[{i}].records[{j}]"
-            ts = timestamp(rec.ts_ms, f"{field}.ts_ms", limits) if rec.HasField("ts_ms") else now
-            by_ts[ts] = payload(rec.payload, f"{field}.payload", limits)
-        batches.append((key, [Record(ts, p) for ts, p in by_ts.items()]))
+            ts = rec.ts_ms if rec.HasField("ts_ms") else now
+            text = rec.payload
+            # The common case in a few operations; field names are built only for an error.
+            if not low <= ts <= high or len(text) * 4 > most or json_error(text) is not None:
+                field = f"series[{i}].records[{j}]"
+                timestamp(ts, f"{field}.ts_ms", limits)
+                payload(text, f"{field}.payload", limits)
+            by_ts[ts] = text
+        batches.append((key, list(starmap(Record, by_ts.items()))))
     return batches
 
 
