@@ -15,7 +15,6 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from mdcache.v1 import cache_pb2 as pb
-from mdcache.v1 import cache_pb2_grpc as pb_grpc
 from mdcache_server import __version__
 from mdcache_server.cache import capacity, usage, warming
 from mdcache_server.cache.hot import HotTier
@@ -27,6 +26,7 @@ from mdcache_server.errors import MdcacheError, StoreUnavailable
 from mdcache_server.health import HealthReporter
 from mdcache_server.metrics import Metrics, MetricsEndpoint
 from mdcache_server.pool import WorkerPool
+from mdcache_server.service import wire
 from mdcache_server.service.auth import interceptors
 from mdcache_server.service.servicer import MarketDataCacheServicer
 from mdcache_server.store.base import Store, StoreConnection
@@ -59,6 +59,7 @@ class Server:
                 capacity_bytes=config.hot_tier_bytes,
                 max_age=config.hot_tier_max_age,
                 max_series_records=config.hot_tier_max_series_records,
+                encode=wire.record_fragments,
             ),
             stats=HitStats(replica=config.replica_id),
             retention=config.retention,
@@ -71,9 +72,8 @@ class Server:
             interceptors=interceptors(config.tokens),
             maximum_concurrent_rpcs=config.max_concurrent_calls,
         )
-        pb_grpc.add_MarketDataCacheServicer_to_server(
-            MarketDataCacheServicer(self.cache, config.limits, metrics=self.metrics), self.grpc
-        )
+        servicer = MarketDataCacheServicer(self.cache, config.limits, metrics=self.metrics)
+        self.grpc.add_generic_rpc_handlers((wire.method_handlers(servicer),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.grpc)
         names = (
             pb.DESCRIPTOR.services_by_name["MarketDataCache"].full_name,

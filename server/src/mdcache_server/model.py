@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -35,10 +36,15 @@ class Window:
 
 @dataclass(frozen=True, slots=True)
 class SeriesRead:
-    """What a store found for one series in a window."""
+    """What was found for one series in a window.
 
-    records: list[Record]
+    ``encoded``, when present, is the same records already serialized for the answer
+    (the hot tier keeps them so), in the same order.
+    """
+
+    records: Sequence[Record]
     truncated: bool  # the window holds more than ``limit`` records
+    encoded: Sequence[bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,25 +19,58 @@ from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 from mdcache_server.model import Record, SeriesKey, SeriesRead, Window
 
 RECORD_OVERHEAD = 96  # bytes of Python objects per held record, besides the payload text
 
 
+Fragments = list[bytes]  # each record serialized for the answer
+Encoder = Callable[[Sequence[Record]], Fragments]
+
+
+class HeldRecords(Sequence[Record]):
+    """Records of a held series picked by a range of indices, made only when looked at."""
+
+    __slots__ = ("_payloads", "_picked", "_ts")
+
+    def __init__(self, ts: list[int], payloads: list[str], picked: range) -> None:
+        self._ts, self._payloads, self._picked = ts, payloads, picked
+
+    def __len__(self) -> int:
+        return len(self._picked)
+
+    @overload
+    def __getitem__(self, i: int) -> Record: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Record]: ...
+    def __getitem__(self, i: int | slice) -> Record | list[Record]:
+        if isinstance(i, slice):
+            return [Record(self._ts[j], self._payloads[j]) for j in self._picked[i]]
+        j = self._picked[i]
+        return Record(self._ts[j], self._payloads[j])
+
+
 @dataclass(slots=True)
 class HeldSeries:
-    """One series in memory: timestamps ascending, payloads alongside."""
+    """One series in memory: timestamps ascending, payloads alongside, and (with an
+    encoder) each record serialized for the answer."""
 
     ts: list[int]
     payloads: list[str]
     loaded_at: float
-    bytes: int = 0
+    fragments: Fragments | None = None
+    size: int = 0  # bytes held
 
     @classmethod
-    def of(cls, records: Sequence[Record], loaded_at: float) -> HeldSeries:
-        held = cls([r.ts_ms for r in records], [r.payload for r in records], loaded_at)
-        held.bytes = sum(len(p) for p in held.payloads) + RECORD_OVERHEAD * len(held.ts)
+    def of(
+        cls, records: Sequence[Record], loaded_at: float, fragments: Fragments | None = None
+    ) -> HeldSeries:
+        held = cls([r.ts_ms for r in records], [r.payload for r in records], loaded_at, fragments)
+        held.size = sum(len(p) for p in held.payloads) + RECORD_OVERHEAD * len(held.ts)
+        if fragments is not None:
+            held.size += sum(len(f) for f in fragments)
         return held
 
     def window(self, window: Window) -> SeriesRead:
@@ -46,21 +79,37 @@ class HeldSeries:
         count = max(hi - lo, 0)
         limit = window.limit if 0 < window.limit < count else count
         picked = range(hi - 1, hi - 1 - limit, -1) if window.newest_first else range(lo, lo + limit)
-        ts, payloads = self.ts, self.payloads
-        return SeriesRead([Record(ts[i], payloads[i]) for i in picked], truncated=limit < count)
+        records = HeldRecords(self.ts, self.payloads, picked)
+        encoded = None
+        if self.fragments is not None:
+            encoded = (
+                self.fragments[hi - limit : hi][::-1]
+                if window.newest_first
+                else self.fragments[lo : lo + limit]
+            )
+        return SeriesRead(records, truncated=limit < count, encoded=encoded)
 
-    def merge(self, records: Sequence[Record]) -> None:
-        """Upserts records (distinct timestamps), keeping the order."""
-        ts, payloads = self.ts, self.payloads
-        for t, p in records:
+    def merge(self, records: Sequence[Record], fragments: Fragments | None) -> None:
+        """Upserts records (distinct timestamps), keeping the order; ``fragments`` are theirs."""
+        ts, payloads, held = self.ts, self.payloads, self.fragments
+        if held is not None and fragments is None:
+            self.size -= sum(len(f) for f in held)
+            self.fragments = held = None
+        for n, (t, p) in enumerate(records):
             i = bisect_left(ts, t)
             if i < len(ts) and ts[i] == t:
-                self.bytes += len(p) - len(payloads[i])
+                self.size += len(p) - len(payloads[i])
                 payloads[i] = p
+                if held is not None and fragments is not None:
+                    self.size += len(fragments[n]) - len(held[i])
+                    held[i] = fragments[n]
             else:
                 ts.insert(i, t)
                 payloads.insert(i, p)
-                self.bytes += len(p) + RECORD_OVERHEAD
+                self.size += len(p) + RECORD_OVERHEAD
+                if held is not None and fragments is not None:
+                    held.insert(i, fragments[n])
+                    self.size += len(fragments[n])
 
 
 @dataclass
@@ -70,6 +119,7 @@ class HotTier:
     capacity_bytes: int
     max_age: float
     max_series_records: int
+    encode: Encoder | None = None
     clock: Callable[[], float] = time.monotonic
     hits: int = 0
     misses: int = 0
@@ -111,18 +161,25 @@ class HotTier:
         return self._generations.get(key, 0), self._epoch, self.clock()
 
     def fill(
-        self, key: SeriesKey, records: Sequence[Record], ticket: tuple[int, int, float]
+        self,
+        key: SeriesKey,
+        records: Sequence[Record],
+        ticket: tuple[int, int, float],
+        fragments: Fragments | None = None,
     ) -> bool:
-        """Holds a whole series read from the store, unless it changed since the ticket."""
+        """Holds a whole series read from the store, unless it changed since the ticket.
+
+        ``fragments`` are the records encoded, made off the event loop by the caller.
+        """
         generation, epoch, started = ticket
         if (self._generations.get(key, 0), self._epoch) != (generation, epoch):
             return False
-        held = HeldSeries.of(records, loaded_at=started)
-        if held.bytes > self.max_entry_bytes:
+        held = HeldSeries.of(records, loaded_at=started, fragments=fragments)
+        if held.size > self.max_entry_bytes:
             return False
         self._drop(key)
         self._held[key] = held
-        self.bytes += held.bytes
+        self.bytes += held.size
         self._shrink()
         return True
 
@@ -132,10 +189,12 @@ class HotTier:
         held = self._held.get(key)
         if held is None:
             return
-        before = held.bytes
-        held.merge(records)
-        self.bytes += held.bytes - before
-        if held.bytes > self.max_entry_bytes or len(held.ts) > self.max_series_records:
+        before = held.size
+        held.merge(
+            records, self.encode(records) if self.encode and held.fragments is not None else None
+        )
+        self.bytes += held.size - before
+        if held.size > self.max_entry_bytes or len(held.ts) > self.max_series_records:
             self._drop(key)
         self._shrink()
 
@@ -150,10 +209,10 @@ class HotTier:
     def _drop(self, key: SeriesKey) -> None:
         held = self._held.pop(key, None)
         if held is not None:
-            self.bytes -= held.bytes
+            self.bytes -= held.size
 
     def _shrink(self) -> None:
         while self.bytes > self.capacity_bytes and self._held:
             _, held = self._held.popitem(last=False)
-            self.bytes -= held.bytes
+            self.bytes -= held.size
             self.evictions += 1

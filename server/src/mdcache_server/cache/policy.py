@@ -45,9 +45,11 @@ class CacheStats:
 
 @dataclass(slots=True)
 class Fill:
-    """What a cold read needs from the store: whole series (to hold) or windows (too large)."""
+    """What a cold read needs from the store: whole series (to hold, with their encoded
+    records) or windows (series too large to hold)."""
 
     whole: list[SeriesRead]
+    encoded: list[list[bytes] | None]
     windows: list[SeriesRead]
 
 
@@ -104,23 +106,33 @@ class CachePolicy:
         if not self.hot.enabled:
             return await self.pool.run(lambda conn: conn.read(keys, window))
         tickets = [self.hot.ticket(key) for key in keys]
-        whole = Window(limit=self.hot.max_series_records)
-
-        def fill(conn: StoreConnection) -> Fill:
-            held = conn.read(keys, whole)
-            large = [k for k, r in zip(keys, held, strict=True) if r.truncated]
-            return Fill(held, conn.read(large, window) if large else [])
-
-        got = await self.pool.run(fill)
+        got = await self.fetch_whole(keys, window)
         windows = iter(got.windows)
         results = []
-        for key, ticket, read in zip(keys, tickets, got.whole, strict=True):
+        for key, ticket, read, encoded in zip(keys, tickets, got.whole, got.encoded, strict=True):
             if read.truncated:
                 results.append(next(windows))
                 continue
-            self.hot.fill(key, read.records, ticket)
-            results.append(_window_of(read.records, window))
+            self.hot.fill(key, read.records, ticket, encoded)
+            results.append(HeldSeries.of(read.records, 0.0, encoded).window(window))
         return results
+
+    async def fetch_whole(self, keys: list[SeriesKey], window: Window | None = None) -> Fill:
+        """Whole series from the store, encoded for the hot tier, in one worker call; for
+        those too large to hold, ``window`` of them instead (when given)."""
+        whole = Window(limit=self.hot.max_series_records)
+        encode = self.hot.encode
+
+        def fill(conn: StoreConnection) -> Fill:  # on a worker: encoding stays off the loop
+            held = conn.read(keys, whole)
+            large = [k for k, r in zip(keys, held, strict=True) if r.truncated]
+            encoded = [
+                encode(r.records) if encode is not None and not r.truncated else None for r in held
+            ]
+            windows = conn.read(large, window) if large and window is not None else []
+            return Fill(held, encoded, windows)
+
+        return await self.pool.run(fill)
 
     async def purge(self, purge: PurgeFilter) -> int:
         try:
@@ -156,8 +168,3 @@ class CachePolicy:
             store_version=version,
             retention=self.retention,
         )
-
-
-def _window_of(records: list[Record], window: Window) -> SeriesRead:
-    """The window of a whole series read in ascending order."""
-    return HeldSeries.of(records, loaded_at=0.0).window(window)

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import time
-from functools import partial
 
 import structlog
 
 from mdcache_server.cache.policy import CachePolicy
-from mdcache_server.model import SeriesKey, SeriesRead, Window
-from mdcache_server.store.base import StoreConnection
 
 log = structlog.get_logger(__name__)
 BATCH = 32
-
-
-def _read(conn: StoreConnection, keys: list[SeriesKey], window: Window) -> list[SeriesRead]:
-    return conn.read(keys, window)
 
 
 async def warm(policy: CachePolicy, seconds: float) -> int:
@@ -29,18 +22,17 @@ async def warm(policy: CachePolicy, seconds: float) -> int:
         return 0
     started = time.monotonic()
     order = policy.usage().hottest_series()
-    whole = Window(limit=hot.max_series_records)
     warmed = 0
     for i in range(0, len(order), BATCH):
         if time.monotonic() - started > seconds or hot.bytes >= hot.capacity_bytes:
             break
         keys = order[i : i + BATCH]
         tickets = [hot.ticket(key) for key in keys]
-        reads = await policy.pool.run(partial(_read, keys=keys, window=whole))
-        for key, ticket, read in zip(keys, tickets, reads, strict=True):
+        got = await policy.fetch_whole(keys)
+        for key, ticket, read, encoded in zip(keys, tickets, got.whole, got.encoded, strict=True):
             fits = hot.bytes + sum(len(r.payload) for r in read.records) < hot.capacity_bytes
-            if read.records and not read.truncated and fits and hot.fill(key, read.records, ticket):
-                warmed += 1
+            if read.records and not read.truncated and fits:
+                warmed += hot.fill(key, read.records, ticket, encoded)
     log.info(
         "warmed",
         series=warmed,

@@ -6,33 +6,51 @@ from collections.abc import Sequence
 
 from mdcache.v1 import cache_pb2 as pb
 from mdcache_server.model import SeriesRead
+from mdcache_server.service import wire
 
 RECORD_OVERHEAD = 16  # bytes a record adds besides its payload: tags, lengths, ts_ms
 
 
+def _fit(sizes: Sequence[int], budget: int) -> int:
+    """How many of the leading items fit the budget."""
+    kept = 0
+    for size in sizes:
+        if size > budget:
+            break
+        budget -= size
+        kept += 1
+    return kept
+
+
 def read_response(
     keys: Sequence[pb.SeriesKey], results: Sequence[SeriesRead], max_bytes: int
-) -> pb.ReadResponse:
-    """The answer to a Read. Past ``max_bytes`` the remaining records are left out and the
-    series is marked ``truncated``, so that a caller pages on by ``start_ms``."""
+) -> tuple[bytes, int]:
+    """The serialized answer to a Read, and how many records it carries.
+
+    Past ``max_bytes`` the remaining records are left out and their series marked
+    ``truncated``, so that a caller pages on by ``start_ms``.
+    """
     budget = max_bytes - sum(64 + k.ByteSize() for k in keys)
-    response = pb.ReadResponse()
+    parts = []
+    rows = 0
     for key, result in zip(keys, results, strict=True):
-        item = response.results.add(hit=bool(result.records), truncated=result.truncated)
-        item.series.CopyFrom(key)
+        hit, truncated = bool(result.records), result.truncated
+        if result.encoded is not None:  # held in the hot tier: fragments serialized once
+            fragments = result.encoded
+            sizes = [len(f) for f in fragments]
+            if sum(sizes) > budget:
+                fragments, truncated, budget = fragments[: _fit(sizes, budget)], True, 0
+            else:
+                budget -= sum(sizes)
+            parts.append(wire.series_result(key, hit=hit, records=fragments, truncated=truncated))
+            rows += len(fragments)
+            continue
         records = result.records
         sizes = [(len(p) if p.isascii() else len(p.encode())) + RECORD_OVERHEAD for _, p in records]
         if sum(sizes) > budget:
-            kept = 0
-            for size in sizes:
-                if size > budget:
-                    break
-                budget -= size
-                kept += 1
-            records = records[:kept]
-            item.truncated = True
-            budget = 0
+            records, truncated, budget = records[: _fit(sizes, budget)], True, 0
         else:
             budget -= sum(sizes)
-        item.records.extend(pb.Record(ts_ms=ts, payload=p) for ts, p in records)
-    return response
+        parts.append(wire.series_result_of(key, hit=hit, records=records, truncated=truncated))
+        rows += len(records)
+    return b"".join(parts), rows

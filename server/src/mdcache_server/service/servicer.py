@@ -12,7 +12,6 @@ import grpc
 import structlog
 
 from mdcache.v1 import cache_pb2 as pb
-from mdcache.v1 import cache_pb2_grpc as pb_grpc
 from mdcache_server.cache import usage
 from mdcache_server.cache.policy import CachePolicy, CacheStats
 from mdcache_server.errors import MdcacheError, StoreError
@@ -75,8 +74,9 @@ def stats_response(
     )
 
 
-class MarketDataCacheServicer(pb_grpc.MarketDataCacheServicer):
-    """Validates, calls the cache policy, answers."""
+class MarketDataCacheServicer:
+    """Validates, calls the cache policy, answers. Served through ``wire.method_handlers``:
+    Read answers with bytes it serialized itself."""
 
     def __init__(
         self,
@@ -141,15 +141,16 @@ class MarketDataCacheServicer(pb_grpc.MarketDataCacheServicer):
 
     async def Read(
         self, request: pb.ReadRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.ReadResponse:
+    ) -> bytes:
         async with self._call("Read", context) as fields:
             query = validation.read_request(request, self.limits, self.now_ms)
             fields["series"] = _describe(query.series)
             results = await self.cache.read(query.series, query.window)
-            response = read_response(request.series, results, self.limits.max_response_bytes)
-            fields["rows"] = sum(len(item.records) for item in response.results)
+            response, fields["rows"] = read_response(
+                request.series, results, self.limits.max_response_bytes
+            )
             if self.metrics is not None:
-                self.metrics.reads([item.hit for item in response.results])
+                self.metrics.reads([bool(result.records) for result in results])
             return response
         raise AssertionError("unreachable")
 

@@ -1,0 +1,95 @@
+"""The contract's wire format, written directly where that is much cheaper than messages.
+
+A Read answer of a held series is a join of record fragments serialized once, when the
+series entered the hot tier (5 µs for 250 records, against 240 µs to build 250 messages).
+Everything here is plain protobuf encoding of ``mdcache.v1`` (field numbers from
+``cache.proto``); a test checks it against the generated code byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import grpc
+
+from mdcache.v1 import cache_pb2 as pb
+from mdcache_server.model import Record
+
+# Tags: (field number << 3) | wire type 2 (length-delimited) or 0 (varint).
+RESULTS = b"\x0a"  # ReadResponse.results = 1
+SERIES = b"\x0a"  # SeriesResult.series = 1
+HIT = b"\x10\x01"  # SeriesResult.hit = 2, true
+RECORDS = b"\x1a"  # SeriesResult.records = 3
+TRUNCATED = b"\x20\x01"  # SeriesResult.truncated = 4, true
+
+
+def varint(n: int) -> bytes:
+    """An unsigned base-128 varint."""
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def record_fragments(records: Sequence[Record]) -> list[bytes]:
+    """Each record as a ``SeriesResult.records`` field: tag, length, serialized Record."""
+    fragments = []
+    for ts, payload in records:
+        body = pb.Record(ts_ms=ts, payload=payload).SerializeToString()
+        fragments.append(RECORDS + varint(len(body)) + body)
+    return fragments
+
+
+def series_result(
+    key: pb.SeriesKey, *, hit: bool, records: Iterable[bytes] | bytes, truncated: bool
+) -> bytes:
+    """One ``ReadResponse.results`` field around a SeriesResult of record fragments."""
+    series = key.SerializeToString()
+    body = b"".join(
+        (
+            SERIES,
+            varint(len(series)),
+            series,
+            HIT if hit else b"",
+            records if isinstance(records, bytes) else b"".join(records),
+            TRUNCATED if truncated else b"",
+        )
+    )
+    return RESULTS + varint(len(body)) + body
+
+
+def series_result_of(
+    key: pb.SeriesKey, *, hit: bool, records: Sequence[Record], truncated: bool
+) -> bytes:
+    """The same, for records not held in fragments (read from the store): built by upb."""
+    result = pb.SeriesResult(hit=hit, truncated=truncated)
+    result.series.CopyFrom(key)
+    add = result.records.add
+    for ts, payload in records:
+        add(ts_ms=ts, payload=payload)
+    body = result.SerializeToString()
+    return RESULTS + varint(len(body)) + body
+
+
+def serialize(response: bytes | pb.ReadResponse) -> bytes:
+    """The Read method's serializer: answers already written as bytes pass as they are."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+def method_handlers(servicer: object) -> grpc.GenericRpcHandler:
+    """The service's handlers, as the generated code makes them, but for Read's serializer."""
+    rpc = grpc.unary_unary_rpc_method_handler
+    handlers = {
+        name: rpc(
+            getattr(servicer, name),
+            request_deserializer=getattr(pb, f"{name}Request").FromString,
+            response_serializer=serialize
+            if name == "Read"
+            else getattr(pb, f"{name}Response").SerializeToString,
+        )
+        for name in ("Write", "Read", "Purge", "Stats")
+    }
+    name = pb.DESCRIPTOR.services_by_name["MarketDataCache"].full_name
+    return grpc.method_handlers_generic_handler(name, handlers)
