@@ -119,8 +119,12 @@ def _clean_env() -> dict[str, str]:
 def mdcache(name: str, workdir: Path, *args: str, store: Path | None = None) -> Process:
     """``mdcache serve`` on a free loopback port with its own data directory.
 
-    Logs at the default level (one JSON event per call), as a deployment would run it.
+    Logs at the default level (one JSON event per call), as a deployment would run it;
+    with a ``--log-level`` above info it has no ``serving`` event to tell its port by, so
+    it is given a free port and waited for until that port answers.
     """
+    quiet = "--log-level" in args
+    port = free_port() if quiet else 0
     data_dir = workdir / f"{name}-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -129,7 +133,7 @@ def mdcache(name: str, workdir: Path, *args: str, store: Path | None = None) -> 
         "mdcache_server",
         "serve",
         "--listen",
-        "127.0.0.1:0",
+        f"127.0.0.1:{port}",
         "--log-format",
         "json",
         "--data-dir",
@@ -140,8 +144,10 @@ def mdcache(name: str, workdir: Path, *args: str, store: Path | None = None) -> 
         *args,
     ]
     proc = Process(name, argv, workdir / f"{name}.log", env=_clean_env())
-    serving = proc.wait_log_event("serving", timeout=120)
-    proc.port = int(serving["port"])
+    if quiet:
+        proc.wait_port(port, timeout=120)
+    else:
+        proc.port = int(proc.wait_log_event("serving", timeout=120)["port"])
     return proc
 
 

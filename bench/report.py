@@ -242,18 +242,26 @@ def _service_tables(service: dict[str, Any], store: dict[str, Any] | None, add: 
             f"{_fmt(store['ingest_rows_per_s'] / INGEST_ROWS_PER_S, 2)} | - | - |"
         )
     add("")
-    add("| single-record Write | calls/s | seed 100-2,000 | p50 ms | p99 ms | server CPU ms/call |")
-    add("|---|---:|---|---:|---:|---:|")
+    add(
+        "| single-record Write | calls/s | ÷ floor | seed 100-2,000 | p50 ms | p99 ms "
+        "| server CPU ms/call |"
+    )
+    add("|---|---:|---:|---|---:|---:|---:|")
+    floors = service.get("single_writes_floor", {})
     for conc, v in service["single_writes"].items():
-        add(
-            f"| mdcache c={conc} | {_fmt(v['calls_per_s'])} | {_against_seed(v['calls_per_s'])} | "
-            f"{_fmt(v['p50_ms'], 2)} | {_fmt(v['p99_ms'], 2)} | "
-            f"{_fmt(v['server_cpu_ms_per_call'], 3)} |"
-        )
+        for name, cell in (("mdcache", v), ("grpc floor", floors.get(conc))):
+            if not cell:
+                continue
+            ratio = _ratio(cell["calls_per_s"], floors[conc]["calls_per_s"]) if floors else math.nan
+            add(
+                f"| {name} c={conc} | {_fmt(cell['calls_per_s'])} | {_fmt(ratio, 2)} | "
+                f"{_against_seed(cell['calls_per_s'])} | {_fmt(cell['p50_ms'], 2)} | "
+                f"{_fmt(cell['p99_ms'], 2)} | {_fmt(cell['server_cpu_ms_per_call'], 3)} |"
+            )
     if store:
         add(
-            f"| SQLite alone, one commit per record | {_fmt(store['single_writes_per_s'])} | - | "
-            f"{_fmt(1000 / store['single_writes_per_s'], 2)} | - | - |"
+            f"| SQLite alone, one commit per record | {_fmt(store['single_writes_per_s'])} "
+            f"| - | - | {_fmt(1000 / store['single_writes_per_s'], 2)} | - | - |"
         )
         add("")
         add(

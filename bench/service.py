@@ -145,16 +145,19 @@ async def _run(
     out["ingest"] = ingest
 
     single: dict[str, Any] = {}
+    single_floor: dict[str, Any] = {}
     payload = bars[HOT_SERIES][-1].payload
     for conc in (1, 8):
-        single[str(conc)] = await writes.single_writes(
-            wire.raw(channels["hot"], wire.WRITE), payload, conc, seconds, warmup, hot.pid
-        )
-        m = single[str(conc)]
-        progress(
-            f"single-record Write c={conc}: {m['calls_per_s']:.0f} calls/s p50 {m['p50_ms']} ms"
-        )
+        for name, proc, into in (("hot", hot, single), ("floor", grpc_floor, single_floor)):
+            into[str(conc)] = m = await writes.single_writes(
+                wire.raw(channels[name], wire.WRITE), payload, conc, seconds, warmup, proc.pid
+            )
+            progress(
+                f"single-record Write c={conc} {name:<5}: {m['calls_per_s']:.0f} calls/s "
+                f"p50 {m['p50_ms']} ms  server CPU {m['server_cpu_ms_per_call']} ms/call"
+            )
     out["single_writes"] = single
+    out["single_writes_floor"] = single_floor
 
     # Parts 1 and 3.
     out["reads"] = await reads.measure(
