@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
+import orjson
 import structlog
 
 LEVELS = {
@@ -18,8 +20,17 @@ LEVELS = {
 def configure(level: str, fmt: str) -> None:
     """Configures structlog once, in ``main()``; events go to standard error."""
     console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    # JSON lines through orjson, as bytes: a fifth of the standard library's cost per event,
+    # which matters at one event per call.
     renderer: structlog.typing.Processor = (
-        structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer()
+        if console
+        else structlog.processors.JSONRenderer(serializer=orjson.dumps)
+    )
+    factory: Any = (
+        structlog.PrintLoggerFactory(sys.stderr)
+        if console
+        else structlog.BytesLoggerFactory(sys.stderr.buffer)
     )
     structlog.configure(
         processors=[
@@ -32,6 +43,6 @@ def configure(level: str, fmt: str) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=True,
     )

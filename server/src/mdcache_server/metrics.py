@@ -9,6 +9,7 @@ registry on ``--metrics-listen`` (``/metrics``, the Prometheus text format).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 import structlog
@@ -27,6 +28,7 @@ class Metrics:
     """The server's metrics, in a registry of their own (never the global default one)."""
 
     def __init__(self) -> None:
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.calls = Counter(
@@ -57,8 +59,12 @@ class Metrics:
 
     def call(self, method: str, status: str, seconds: float) -> None:
         """One gRPC call answered."""
-        self.calls.labels(method, status).inc()
-        self.call_seconds.labels(method, status).observe(seconds)
+        children = self._children.get((method, status))
+        if children is None:  # labels() costs a lock and a lookup: once per method and status
+            children = (self.calls.labels(method, status), self.call_seconds.labels(method, status))
+            self._children[(method, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def reads(self, hits: Sequence[bool]) -> None:
         """The series of one Read: each a hit (records found) or a miss."""

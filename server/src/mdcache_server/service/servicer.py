@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
 import structlog
@@ -21,6 +20,7 @@ from mdcache_server.service import validation
 from mdcache_server.service.responses import read_response
 from mdcache_server.service.status import status_for
 
+T = TypeVar("T")
 log = structlog.get_logger("mdcache.rpc")
 INTERNAL_MESSAGE = "internal error; the server log has the details"
 
@@ -92,36 +92,43 @@ class MarketDataCacheServicer:
         self.calls: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
 
-    @asynccontextmanager
-    async def _call(
-        self, method: str, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Logs one event for the call and turns any error into its status."""
+    async def _serve(
+        self,
+        method: str,
+        context: grpc.aio.ServicerContext[Any, Any],
+        handle: Callable[[dict[str, Any]], Awaitable[T]],
+    ) -> T:
+        """Runs ``handle``, logs one event for the call, and turns any error into its status."""
         fields: dict[str, Any] = {}
         started = time.perf_counter()
-        status = grpc.StatusCode.OK
-        error: BaseException | None = None
+        error: Exception
         try:
-            yield fields
+            response = await handle(fields)
         except MdcacheError as exc:
             status, error = status_for(exc), exc
         except Exception as exc:  # noqa: BLE001 (the boundary: nothing unexpected reaches the client)
             status, error = grpc.StatusCode.INTERNAL, exc
-        duration_ms = round((time.perf_counter() - started) * 1000, 3)
+        else:
+            seconds = time.perf_counter() - started
+            self.calls[method] += 1
+            if self.metrics is not None:
+                self.metrics.call(method, "OK", seconds)
+            log.info(
+                "rpc", method=method, status="OK", duration_ms=round(seconds * 1000, 3), **fields
+            )
+            return response
+        seconds = time.perf_counter() - started
         self.calls[method] += 1
-        if self.metrics is not None:
-            self.metrics.call(method, status.name, duration_ms / 1000)
-        if error is None:
-            log.info("rpc", method=method, status=status.name, duration_ms=duration_ms, **fields)
-            return
         self.errors[method] += 1
+        if self.metrics is not None:
+            self.metrics.call(method, status.name, seconds)
         internal = status is grpc.StatusCode.INTERNAL
         log.log(
             40 if internal else 30,
             "rpc",
             method=method,
             status=status.name,
-            duration_ms=duration_ms,
+            duration_ms=round(seconds * 1000, 3),
             error=str(error),
             exc_info=error if internal and not isinstance(error, StoreError) else None,
             **fields,
@@ -131,18 +138,18 @@ class MarketDataCacheServicer:
     async def Write(
         self, request: pb.WriteRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.WriteResponse:
-        async with self._call("Write", context) as fields:
+        async def handle(fields: dict[str, Any]) -> pb.WriteResponse:
             batches = validation.write_request(request, self.limits, self.now_ms)
             fields["series"] = _describe([key for key, _ in batches])
-            written = await self.cache.write(batches)
-            fields["rows"] = written
+            fields["rows"] = written = await self.cache.write(batches)
             return pb.WriteResponse(written=written)
-        raise AssertionError("unreachable")  # _call aborts on every error
+
+        return await self._serve("Write", context, handle)
 
     async def Read(
         self, request: pb.ReadRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> bytes:
-        async with self._call("Read", context) as fields:
+        async def handle(fields: dict[str, Any]) -> bytes:
             query = validation.read_request(request, self.limits, self.now_ms)
             fields["series"] = _describe(query.series)
             results = await self.cache.read(query.series, query.window)
@@ -152,26 +159,28 @@ class MarketDataCacheServicer:
             if self.metrics is not None:
                 self.metrics.reads([bool(result.records) for result in results])
             return response
-        raise AssertionError("unreachable")
+
+        return await self._serve("Read", context, handle)
 
     async def Purge(
         self, request: pb.PurgeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.PurgeResponse:
-        async with self._call("Purge", context) as fields:
+        async def handle(fields: dict[str, Any]) -> pb.PurgeResponse:
             purge = validation.purge_request(request, self.limits, self.now_ms)
             fields.update(symbol=purge.symbol, data_type=purge.data_type, cutoff_ms=purge.before_ms)
-            deleted = await self.cache.purge(purge)
-            fields["rows"] = deleted
+            fields["rows"] = deleted = await self.cache.purge(purge)
             return pb.PurgeResponse(deleted=deleted, cutoff_ms=purge.before_ms)
-        raise AssertionError("unreachable")
+
+        return await self._serve("Purge", context, handle)
 
     async def Stats(
         self, request: pb.StatsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.StatsResponse:
-        async with self._call("Stats", context):
+        async def handle(fields: dict[str, Any]) -> pb.StatsResponse:
             top_n = validation.stats_request(request)
             stats = await self.cache.snapshot()
             if request.reset:
                 await usage.reset(self.cache)
             return stats_response(stats, top_n, self.calls, self.errors)
-        raise AssertionError("unreachable")
+
+        return await self._serve("Stats", context, handle)
