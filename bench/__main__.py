@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         "--growth-rows", help="comma-separated row counts (default 10000,1000000,10000000)"
     )
     p.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
+    p.add_argument("--tag", help="results named <date>-<tag>.* (e.g. the code measured)")
     return p
 
 
@@ -60,6 +62,32 @@ def _machine() -> str:
         f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, Python "
         f"{platform.python_version()}, grpcio {version('grpcio')}, protobuf {version('protobuf')}"
     )
+
+
+def _code() -> str:
+    """Which server code is measured: its commit, and whether the tree differs from it."""
+    import mdcache_server
+
+    given = os.environ.get("MDCACHE_BENCH_CODE")
+    if given:
+        return given
+    source = Path(mdcache_server.__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "-C", str(source), "status", "--porcelain", "--", ".", "../../../client/src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return f"{source} (not a git work tree)"
+    return f"{commit}" + (" with uncommitted changes to the server or client" if changed else "")
 
 
 def _notes(results: dict[str, Any]) -> list[str]:
@@ -95,27 +123,31 @@ def _notes(results: dict[str, Any]) -> list[str]:
                 "with callers in parallel the gap to the floor is the Write path's own work "
                 "(validation, a worker-thread hop, one commit per call)."
             )
-    pieces = results.get("micro_us")
-    if pieces:
-        window = pieces["read 250: HeldSeries.window (250 Record tuples)"]
-        build = pieces["read 250: read_response (250 pb.Record built)"]
-        join = pieces["read 250: alt, join pre-serialized records (no message built)"]
-        per_call = sum(
-            v for k, v in pieces.items() if k.startswith("per call: ") and "alt" not in k
-        )
+    pieces = results.get("micro_us") or {}
+    hot1 = pieces.get("Read handler, hot, 1 record (serialized)")
+    hot250 = pieces.get("Read handler, hot, 250 records (serialized)")
+    cold250 = pieces.get("Read handler, cold, 250 records (serialized)")
+    if hot1 and hot250 and cold250:
         notes.append(
-            f"Hot Read of 250 records: the server spends {window:.0f} µs cutting the window "
-            f"into Record tuples and {build:.0f} µs building 250 pb.Record messages, where a "
-            f"join of records serialized once when held takes {join:.0f} µs; the log event and "
-            f"metrics add {per_call:.0f} µs to every call. Those are the gap to the floor "
-            "(see the server CPU table and bench/PROFILE.md)."
+            f"In-process, the server's Read handler takes {hot1:.0f} µs for a hot 1-record "
+            f"read, {hot250:.0f} µs for a hot 250-record read and {cold250:.0f} µs for a cold "
+            "one (answer serialized, log event and metrics included). Over the network each "
+            "µs of handler work costs about 1.5 µs of server CPU (bench/PROFILE.md), so 0.8 x "
+            "the floor's calls/s leaves about 50 µs of handler work per call."
         )
-        loads = pieces["write 1000: json.loads alone"]
-        valid = pieces["write 1000: validation.write_request (json.loads each payload)"]
+    write = pieces.get("Write handler, 1,000 rows (validation, SQLite commit)")
+    if write:
         notes.append(
-            f"Write validation of 1,000 rows takes {valid / 1000:.1f} µs a row, "
-            f"{loads / 1000:.1f} µs of it json.loads; the event loop does it, so it bounds ingest "
-            f"at about {1e6 / (valid / 1000):,.0f} rows/s before the store does any work."
+            f"The Write handler takes {write / 1000:.1f} µs a row for a 1,000-row batch "
+            f"(validation on the event loop, the commit on a worker): about "
+            f"{1e6 / (write / 1000):,.0f} rows/s for one batch in flight at a time."
+        )
+    built = pieces.get("250-record answer: built as messages, then serialized")
+    joined = pieces.get("250-record answer: joined from records serialized once")
+    if built and joined:
+        notes.append(
+            f"A 250-record answer built as messages costs {built:.0f} µs; joined from records "
+            f"serialized once, {joined:.0f} µs."
         )
     return notes
 
@@ -138,6 +170,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": _machine(),
+        "code": _code(),
         "mode": "quick" if quick else "full",
         "command": "python -m bench" + (" " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""),
         "settings": {"seconds_per_cell": seconds, "warmup": warmup, "rounds": rounds},
@@ -145,6 +178,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     }
     began = time.perf_counter()
     say(f"mdcache benchmark ({results['mode']}): {results['machine']}")
+    say(f"server code: {results['code']}")
     say(f"load average {os.getloadavg()[0]:.2f} at start (2 cores: above 1 means others are busy)")
     all_shares = data.a_shares()
     shares = all_shares
@@ -174,8 +208,13 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             )
             say(f"SQLite alone: {results['store_floor']}")
         if "micro" in parts:
-            results["micro_us"] = {k: round(v, 2) for k, v in micro.run(quick).items()}
-            say("pieces of a call, µs: " + json.dumps(results["micro_us"], ensure_ascii=False))
+            pieces, errors = await micro.run(quick)
+            results["micro_us"] = {k: round(v, 2) for k, v in pieces.items()}
+            results["micro_errors"] = errors
+            for name, us in pieces.items():
+                say(f"micro: {us:9.1f} µs  {name}")
+            for error in errors:
+                say(f"micro: left out: {error}")
         if "growth" in parts:
             results["growth"] = await growth.run(
                 workdir,
@@ -206,7 +245,7 @@ def main() -> None:
     args = _parser().parse_args()
     results = asyncio.run(_main(args))
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = results["date"] + ("-quick" if args.quick else "")
+    stem = results["date"] + (f"-{args.tag}" if args.tag else "") + ("-quick" if args.quick else "")
     json_path = args.out / f"{stem}.json"
     json_path.write_text(json.dumps(results, indent=2) + "\n")
     md_path = args.out / f"{stem}.md"

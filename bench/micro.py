@@ -1,32 +1,35 @@
-"""``python -m bench.micro``: what each piece of a Read and a Write costs, in-process.
+"""``python -m bench.micro``: what the pieces of a Read and a Write cost, in-process.
 
-The pieces the server runs for one call, timed one by one on the real bars with the
-server's own functions, beside cheaper ways to do the same (which bench/PROFILE.md
-proposes). Microseconds per call, best of several repeats (the least disturbed by
-other work on the machine).
+Two kinds of figures, microseconds per call, best of several repeats (the least
+disturbed by other work on the machine):
+
+- the server's own handlers, called as gRPC calls them (``servicer.Read(request,
+  context)``) on a real cache over a SQLite file, with its logging and metrics: what a
+  call costs the server besides the gRPC stack (the floor);
+- reference pieces that do not depend on the server's code: building a 250-record answer
+  as messages, against joining records serialized once; ``json.loads`` against
+  ``orjson.loads``; parsing a 1,000-row WriteRequest.
+
+A piece that cannot run against the server code of the moment is left out and named in
+``errors`` rather than stopping the benchmark.
 """
 
 from __future__ import annotations
 
-import io
+import asyncio
 import json
-import logging
+import os
 import sys
+import tempfile
+import time
 import timeit
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
-import structlog
-
-from bench import data
+from bench import data, wire
 from bench.data import HOT_SERIES, YEAR
 from mdcache.v1 import cache_pb2 as pb
-from mdcache_server.cache.hot import HeldSeries
-from mdcache_server.metrics import Metrics
-from mdcache_server.model import Limits
-from mdcache_server.model import Record as StoreRecord
-from mdcache_server.service import validation
-from mdcache_server.service.responses import read_response
 
 orjson: Any
 try:
@@ -40,152 +43,160 @@ def best_us(fn: Callable[[], object], number: int, repeat: int = 5) -> float:
     return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
 
 
-def _encoded_record(ts: int, payload: str) -> bytes:
-    """One ``records`` entry of a SeriesResult (field 3), serialized once."""
+async def best_async_us(fn: Callable[[], Awaitable[object]], number: int, repeat: int = 5) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for _ in range(max(number, 1)):
+            await fn()
+        best = min(best, (time.perf_counter() - started) / max(number, 1))
+    return best * 1e6
+
+
+def _fragment(ts: int, payload: str) -> bytes:
+    """One ``SeriesResult.records`` field (tag 3, length, Record), serialized once."""
     body = pb.Record(ts_ms=ts, payload=payload).SerializeToString()
     return b"\x1a" + _varint(len(body)) + body
 
 
 def _varint(n: int) -> bytes:
     out = bytearray()
-    while True:
-        byte = n & 0x7F
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
         n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    out.append(n)
+    return bytes(out)
 
 
-def run(quick: bool = False) -> dict[str, float]:
-    bars = data.a_shares()
-    records = [StoreRecord(r.ts_ms or 0, r.payload) for r in bars[HOT_SERIES]]
-    first, last = data.year_window(bars[HOT_SERIES])
-    limits = Limits()
-    key = pb.SeriesKey(symbol=HOT_SERIES.symbol, data_type="kline", timeframe="1d")
-    req = pb.ReadRequest(series=[key], start_ms=first, end_ms=last, limit=YEAR)
-    query = validation.read_request(req, limits, lambda: 0)
-    held = HeldSeries.of(records, loaded_at=0.0)
-    got = held.window(query.window)
-    assert len(got.records) == YEAR
-    response = read_response(req.series, [got], limits.max_response_bytes)
-    out: dict[str, float] = {}
+def reference(quick: bool) -> dict[str, float]:
+    """Pieces independent of the server's code."""
     n = 200 if quick else 2000
+    bars = data.a_shares()[HOT_SERIES]
+    first, last = data.year_window(bars)
+    year = [r for r in bars if r.ts_ms is not None and first <= r.ts_ms <= last]
+    key = pb.SeriesKey(symbol=HOT_SERIES.symbol, data_type="kline", timeframe="1d")
+    out: dict[str, float] = {}
 
-    out["read: validation.read_request"] = best_us(
-        lambda: validation.read_request(req, limits, lambda: 0), n
-    )
-    out["read 250: HeldSeries.window (250 Record tuples)"] = best_us(
-        lambda: held.window(query.window), n
-    )
-    out["read 250: read_response (250 pb.Record built)"] = best_us(
-        lambda: read_response(req.series, [got], limits.max_response_bytes), n // 4
-    )
-    out["read 250: ReadResponse.SerializeToString (in grpc)"] = best_us(
-        response.SerializeToString, n
-    )
-    out["read 250: ReadRequest parse (in grpc)"] = best_us(
-        lambda: pb.ReadRequest.FromString(req.SerializeToString()), n
-    )
-
-    # Cheaper: per-record pb.Record messages cached in the hot tier, extended in.
-    cached = [pb.Record(ts_ms=r.ts_ms, payload=r.payload) for r in records]
-    lo = held.ts.index(first)
-
-    def extend_cached() -> pb.ReadResponse:
-        resp = pb.ReadResponse()
-        item = resp.results.add(hit=True)
+    def build() -> bytes:
+        response = pb.ReadResponse()
+        item = response.results.add(hit=True)
         item.series.CopyFrom(key)
-        item.records.extend(cached[lo : lo + YEAR])
-        return resp
+        add = item.records.add
+        for r in year:
+            add(ts_ms=r.ts_ms, payload=r.payload)
+        return response.SerializeToString()
 
-    out["read 250: alt, extend cached pb.Record messages"] = best_us(extend_cached, n // 4)
-
-    # Cheaper still: each record serialized once when held; an answer is a join of bytes.
-    encoded = [_encoded_record(r.ts_ms, r.payload) for r in records]
+    fragments = [_fragment(r.ts_ms or 0, r.payload) for r in year]
     head = pb.SeriesResult(series=key, hit=True).SerializeToString()
 
-    def join_bytes() -> bytes:
-        body = head + b"".join(encoded[lo : lo + YEAR])
+    def join() -> bytes:
+        body = head + b"".join(fragments)
         return b"\x0a" + _varint(len(body)) + body
 
-    joined = join_bytes()
-    assert pb.ReadResponse.FromString(joined) == response, "pre-serialized answer differs"
-    out["read 250: alt, join pre-serialized records (no message built)"] = best_us(join_bytes, n)
-
-    # One log event per call, as the server configures structlog (JSON lines).
-    sink = io.StringIO()
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        logger_factory=structlog.PrintLoggerFactory(sink),
-        cache_logger_on_first_use=True,
-    )
-    log = structlog.get_logger("mdcache.rpc")
-    fields: dict[str, Any] = {"series": "600519.SH/kline/1d", "rows": 250}
-
-    def log_event() -> None:
-        log.info("rpc", method="Read", status="OK", duration_ms=0.123, **fields)
-        sink.seek(0)
-        sink.truncate()
-
-    out["per call: structlog JSON event (stdlib json)"] = best_us(log_event, n)
-    if orjson is not None:
-        structlog.configure(
-            processors=[
-                structlog.processors.add_log_level,
-                structlog.processors.TimeStamper(fmt="iso", utc=True),
-                structlog.processors.JSONRenderer(serializer=orjson.dumps),
-            ],
-            wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-            logger_factory=structlog.BytesLoggerFactory(io.BytesIO()),
-            cache_logger_on_first_use=False,
-        )
-        fast = structlog.get_logger("mdcache.rpc")
-        out["per call: alt, structlog event with orjson + BytesLogger"] = best_us(
-            lambda: fast.info("rpc", method="Read", status="OK", duration_ms=0.1, **fields), n
-        )
-    metrics = Metrics()
-
-    def observe() -> None:
-        metrics.call("Read", "OK", 0.001)
-        metrics.reads([True])
-
-    out["per call: prometheus counters + histogram"] = best_us(observe, n)
-
-    # Writes: validation of a 1,000-row WriteRequest (json.loads of every payload).
-    write = pb.WriteRequest()
-    entry = write.series.add(series=key)
-    for r in records[:1000]:
-        entry.records.add(ts_ms=r.ts_ms, payload=r.payload)
-    out["write 1000: validation.write_request (json.loads each payload)"] = best_us(
-        lambda: validation.write_request(write, limits, lambda: 0), n // 100
-    )
-    payloads = [r.payload for r in records[:1000]]
-    out["write 1000: json.loads alone"] = best_us(
-        lambda: [json.loads(p) for p in payloads], n // 100
-    )
+    if join() != build():
+        raise AssertionError("joined fragments differ from the built answer")
+    out["250-record answer: built as messages, then serialized"] = best_us(build, n // 4)
+    out["250-record answer: joined from records serialized once"] = best_us(join, n)
+    payloads = [r.payload for r in bars[:1000]]
+    out["1,000 payloads: json.loads"] = best_us(lambda: [json.loads(p) for p in payloads], n // 100)
     if orjson is not None:
         loads = orjson.loads
-        out["write 1000: alt, orjson.loads alone"] = best_us(
+        out["1,000 payloads: orjson.loads"] = best_us(
             lambda: [loads(p) for p in payloads], n // 100
         )
-    out["write 1000: WriteRequest parse (in grpc)"] = best_us(
-        lambda: pb.WriteRequest.FromString(write.SerializeToString()), n // 100
-    )
+    write = pb.WriteRequest.FromString(wire.write({HOT_SERIES: bars[:1000]}))
+    raw = write.SerializeToString()
+    out["1,000-row WriteRequest: parse (upb)"] = best_us(lambda: pb.WriteRequest.FromString(raw), n)
     return out
 
 
+async def handlers(quick: bool) -> dict[str, float]:
+    """The server's own handlers, on a real cache over SQLite, with its logging and metrics."""
+    from mdcache_server import logs
+    from mdcache_server.app import Server
+    from mdcache_server.config import Config
+    from mdcache_server.service.servicer import MarketDataCacheServicer
+    from mdcache_server.store.sqlite import SqliteStore
+
+    n = 200 if quick else 2000
+    bars = data.a_shares()[HOT_SERIES]
+    first, last = data.year_window(bars)
+    out: dict[str, float] = {}
+    stderr = sys.stderr
+    with (
+        tempfile.TemporaryDirectory(prefix="mdcache-micro-") as tmp,
+        open(os.devnull, "w") as null,  # noqa: ASYNC230 (opening /dev/null does not block)
+    ):
+        sys.stderr = null  # the server logs one JSON line per call, as it does when serving
+        servers = []
+        try:
+            logs.configure("info", "json")
+            servicers = {}
+            for name, hot_bytes in (("hot", None), ("cold", "0")):
+                flags = {"data_dir": str(Path(tmp) / name)}
+                if hot_bytes is not None:
+                    flags["hot_tier_bytes"] = hot_bytes
+                config = Config.load(flags, {})
+                server = Server(config, SqliteStore(Path(tmp) / f"{name}.sqlite3"))
+                servers.append(server)
+                await server._prepare_store()
+                servicers[name] = MarketDataCacheServicer(
+                    server.cache, config.limits, metrics=server.metrics
+                )
+            write = pb.WriteRequest.FromString(wire.write({HOT_SERIES: bars}))
+            for servicer in servicers.values():
+                await servicer.Write(write, None)  # type: ignore[arg-type]
+            latest = pb.ReadRequest.FromString(wire.latest(HOT_SERIES))
+            window = pb.ReadRequest.FromString(wire.window(HOT_SERIES, first, last, YEAR))
+
+            def read(servicer: Any, request: pb.ReadRequest) -> Callable[[], Awaitable[bytes]]:
+                async def call() -> bytes:
+                    answer = await servicer.Read(request, None)
+                    return answer if isinstance(answer, bytes) else answer.SerializeToString()
+
+                return call
+
+            for name, servicer in servicers.items():
+                for size, request in (("1 record", latest), ("250 records", window)):
+                    call = read(servicer, request)
+                    await call()  # a hot series is held from here on
+                    count = n if size == "1 record" else n // 4
+                    out[f"Read handler, {name}, {size} (serialized)"] = await best_async_us(
+                        call, count
+                    )
+            thousand = pb.WriteRequest.FromString(
+                wire.write({HOT_SERIES._replace(symbol="MICRO"): bars[:1000]})
+            )
+            hot = servicers["hot"]
+            out["Write handler, 1,000 rows (validation, SQLite commit)"] = await best_async_us(
+                lambda: hot.Write(thousand, None),  # type: ignore[arg-type]
+                max(n // 200, 2),
+            )
+        finally:
+            sys.stderr = stderr
+            for server in servers:
+                await asyncio.to_thread(server.pool.close)
+    return out
+
+
+async def run(quick: bool = False) -> tuple[dict[str, float], list[str]]:
+    """Every piece that runs, in µs per call, and what could not run and why."""
+    out: dict[str, float] = {}
+    errors: list[str] = []
+    try:
+        out.update(await handlers(quick))
+    except Exception as exc:  # noqa: BLE001 (diagnostic: the rest of the benchmark goes on)
+        errors.append(f"server handlers: {type(exc).__name__}: {exc}")
+    out.update(reference(quick))
+    return out, errors
+
+
 def main() -> None:
-    for name, us in run().items():
+    pieces, errors = asyncio.run(run())
+    for name, us in pieces.items():
         sys.stdout.write(f"{us:10.1f} µs  {name}\n")
+    for error in errors:
+        sys.stdout.write(f"left out: {error}\n")
 
 
 if __name__ == "__main__":

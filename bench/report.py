@@ -127,6 +127,13 @@ def markdown(results: dict[str, Any]) -> str:
     add("")
     add(f"Machine: {results['machine']}. Mode: {results['mode']}. Command: `{results['command']}`.")
     add("")
+    add(
+        f"Server code measured: {results.get('code', 'unknown')}. Load average (1 min) "
+        f"{results['load_average_at_start'][0]:.2f} at the start, "
+        f"{results['load_average_at_end'][0]:.2f} at the end (2 cores; above 1, other work "
+        f"was running); {results['seconds']:.0f} s in all."
+    )
+    add("")
     add("Every figure of a table comes from one run on one machine; the four servers of a")
     add("read cell were measured back to back (rotating order each round), so read the ratios")
     add("rather than the absolute figures on a shared machine. Server CPU ms/call is the")
@@ -147,6 +154,17 @@ def markdown(results: dict[str, Any]) -> str:
     service = results.get("service")
     if service:
         _service_tables(service, results.get("store_floor"), add)
+    pieces = results.get("micro_us")
+    if pieces:
+        add("## Pieces of a call (in-process, µs per call, best of 5)")
+        add("")
+        add("| piece | µs |")
+        add("|---|---:|")
+        for name, us in pieces.items():
+            add(f"| {name} | {us:,.1f} |")
+        for error in results.get("micro_errors") or []:
+            add(f"| left out: {error} | - |")
+        add("")
     growth = results.get("growth")
     if growth:
         _growth_table(growth, add)
