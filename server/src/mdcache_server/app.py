@@ -63,6 +63,7 @@ class Server:
             ),
             stats=HitStats(replica=config.replica_id),
             retention=config.retention,
+            max_group_records=config.max_records_per_write,
         )
         self.metrics.watch(self.pool, hot_tier_bytes=lambda: self.cache.hot.bytes)
         self.metrics_endpoint = MetricsEndpoint(self.metrics.registry, config.metrics_listen)

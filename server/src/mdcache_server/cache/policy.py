@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from mdcache_server.cache.hot import HeldSeries, HotTier
 from mdcache_server.cache.retention import RetentionRules
 from mdcache_server.cache.stats import ClusterUsage, HitStats, wall_ms
+from mdcache_server.cache.writes import GroupWriter
 from mdcache_server.model import (
     PurgeFilter,
     Record,
@@ -63,8 +64,10 @@ class CachePolicy:
         hot: HotTier,
         stats: HitStats,
         retention: RetentionRules,
+        max_group_records: int = 100_000,
     ) -> None:
         self.pool = pool
+        self.writer = GroupWriter(pool, max_records=max_group_records)
         self.hot = hot
         self.stats = stats
         self.retention = retention
@@ -74,7 +77,7 @@ class CachePolicy:
         self.started = time.monotonic()
 
     async def write(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> int:
-        written = await self.pool.run(lambda conn: conn.write(batches))
+        written = await self.writer.write(batches)
         for key, records in batches:
             self.hot.written(key, records)
         return written
