@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,32 +61,6 @@ def _machine() -> str:
         f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, Python "
         f"{platform.python_version()}, grpcio {version('grpcio')}, protobuf {version('protobuf')}"
     )
-
-
-def _code() -> str:
-    """Which server code is measured: its commit, and whether the tree differs from it."""
-    import mdcache_server
-
-    given = os.environ.get("MDCACHE_BENCH_CODE")
-    if given:
-        return given
-    source = Path(mdcache_server.__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(source), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "-C", str(source), "status", "--porcelain", "--", ".", "../../../client/src"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return f"{source} (not a git work tree)"
-    return f"{commit}" + (" with uncommitted changes to the server or client" if changed else "")
 
 
 def _notes(results: dict[str, Any]) -> list[str]:
@@ -170,7 +143,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": _machine(),
-        "code": _code(),
+        "code": procs.server_code(),
         "mode": "quick" if quick else "full",
         "command": "python -m bench" + (" " + shlex.join(sys.argv[1:]) if sys.argv[1:] else ""),
         "settings": {"seconds_per_cell": seconds, "warmup": warmup, "rounds": rounds},

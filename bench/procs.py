@@ -190,3 +190,29 @@ def redis(name: str, workdir: Path) -> Process:
     proc = Process(name, argv, workdir / f"{name}.log")
     proc.wait_port(port, timeout=30)
     return proc
+
+
+def server_code() -> str:
+    """Which server code is measured: its commit, and whether the tree differs from it."""
+    import mdcache_server  # the one on sys.path: PYTHONPATH may point at another tree
+
+    given = os.environ.get("MDCACHE_BENCH_CODE")
+    if given:
+        return given
+    source = Path(mdcache_server.__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "-C", str(source), "status", "--porcelain", "--", ".", "../../../client/src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return f"{source} (not a git work tree)"
+    return f"{commit}" + (" with uncommitted changes to the server or client" if changed else "")

@@ -186,6 +186,8 @@ async def run(
     lines = [
         "# py-spy profiles of mdcache serve",
         "",
+        f"Server code: {procs.server_code()}.",
+        "",
         f"Sampled at 250 Hz for about {seconds:g} s each, "
         + ("only samples of the thread holding the GIL" if gil else "every thread, idle left out")
         + (", native frames included" if native else "")
