@@ -17,7 +17,9 @@ def test_defaults() -> None:
     config = Config.load({}, {})
     assert config.listen == "[::]:50051"
     assert config.store_url == "sqlite:///mdcache-data/mdcache.sqlite3"
-    assert (config.workers, config.max_pending, config.grace_seconds) == (4, 256, 10.0)
+    assert (config.workers, config.max_pending, config.grace_seconds) == (2, 256, 10.0)
+    tdengine = Config.load({"store_url": "taosws://root:taosdata@td:6041/market"}, {})
+    assert tdengine.workers == 8
     assert config.limits.max_read_records == 100_000
 
 

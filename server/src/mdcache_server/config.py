@@ -51,6 +51,11 @@ def _retention(text: str) -> RetentionRules:
     return RetentionRules.parse(text)
 
 
+def _workers(text: str) -> int:
+    """A positive number, or ``auto`` (0 here, chosen by store once the URL is known)."""
+    return 0 if text == "auto" else _positive_int(text)
+
+
 def _choice(*options: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in options:
@@ -184,9 +189,10 @@ SETTINGS: tuple[Setting, ...] = (
         "workers",
         "--workers",
         "MDCACHE_WORKERS",
-        "4",
-        _positive_int,
-        "worker threads, each with its own store connection",
+        "auto",
+        _workers,
+        "worker threads, each with its own store connection (auto: 2 for SQLite, whose calls "
+        "hold the GIL, 8 for TDengine, whose calls wait on the network)",
     ),
     Setting(
         "max_pending",
@@ -373,7 +379,7 @@ class Config:
     keepalive_min_interval: float = 10.0
     data_dir: Path = Path("./mdcache-data")
     store_url: str = ""
-    workers: int = 4
+    workers: int = 2
     max_pending: int = 256
     max_concurrent_calls: int = 1024
     grace_seconds: float = 10.0
@@ -413,6 +419,8 @@ class Config:
         values.update(_security(values))
         if not values["store_url"]:
             values["store_url"] = f"sqlite:///{values['data_dir'] / 'mdcache.sqlite3'}"
+        if not values["workers"]:
+            values["workers"] = 2 if values["store_url"].startswith("sqlite:") else 8
         values["limits"] = dataclasses.replace(
             Limits(),
             max_records_per_write=values["max_records_per_write"],

@@ -50,6 +50,8 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self._hits = self.series_reads.labels("hit")
+        self._misses = self.series_reads.labels("miss")
         self.store_seconds = Histogram(
             "mdcache_store_call_duration_seconds",
             "Time of a store call on the worker pool, waiting for a worker included",
@@ -69,8 +71,8 @@ class Metrics:
     def reads(self, hits: Sequence[bool]) -> None:
         """The series of one Read: each a hit (records found) or a miss."""
         found = sum(hits)
-        self.series_reads.labels("hit").inc(found)
-        self.series_reads.labels("miss").inc(len(hits) - found)
+        self._hits.inc(found)
+        self._misses.inc(len(hits) - found)
 
     def store_call(self, seconds: float) -> None:
         self.store_seconds.observe(seconds)

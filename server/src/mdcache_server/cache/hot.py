@@ -127,6 +127,7 @@ class HotTier:
     bytes: int = 0
     _held: OrderedDict[SeriesKey, HeldSeries] = field(default_factory=OrderedDict)
     _generations: dict[SeriesKey, int] = field(default_factory=dict)
+    _too_large: set[SeriesKey] = field(default_factory=set)
     _epoch: int = 0
 
     @property
@@ -156,6 +157,14 @@ class HotTier:
         self.misses += 1
         return None
 
+    def too_large(self, key: SeriesKey) -> bool:
+        """Whether the series was found too large to hold (read its windows, not all of it)."""
+        return key in self._too_large
+
+    def found_too_large(self, key: SeriesKey) -> None:
+        """Remembers a series too large to hold, until a Purge or an eviction may shrink it."""
+        self._too_large.add(key)
+
     def ticket(self, key: SeriesKey) -> tuple[int, int, float]:
         """Taken before a fill starts; :meth:`fill` accepts the fill only if nothing changed."""
         return self._generations.get(key, 0), self._epoch, self.clock()
@@ -176,6 +185,7 @@ class HotTier:
             return False
         held = HeldSeries.of(records, loaded_at=started, fragments=fragments)
         if held.size > self.max_entry_bytes:
+            self._too_large.add(key)
             return False
         self._drop(key)
         self._held[key] = held
@@ -196,11 +206,13 @@ class HotTier:
         self.bytes += held.size - before
         if held.size > self.max_entry_bytes or len(held.ts) > self.max_series_records:
             self._drop(key)
+            self._too_large.add(key)
         self._shrink()
 
     def forget(self, matches: Callable[[SeriesKey], bool]) -> int:
         """After a Purge or an eviction: drop every held series it may touch, void all fills."""
         self._epoch += 1
+        self._too_large = {key for key in self._too_large if not matches(key)}
         dropped = [key for key in self._held if matches(key)]
         for key in dropped:
             self._drop(key)

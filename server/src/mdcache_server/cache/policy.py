@@ -106,7 +106,7 @@ class CachePolicy:
         return done
 
     async def _read_cold(self, keys: list[SeriesKey], window: Window) -> list[SeriesRead]:
-        if not self.hot.enabled:
+        if not self.hot.enabled or all(self.hot.too_large(key) for key in keys):
             return await self.pool.run(lambda conn: conn.read(keys, window))
         tickets = [self.hot.ticket(key) for key in keys]
         got = await self.fetch_whole(keys, window)
@@ -114,6 +114,7 @@ class CachePolicy:
         results = []
         for key, ticket, read, encoded in zip(keys, tickets, got.whole, got.encoded, strict=True):
             if read.truncated:
+                self.hot.found_too_large(key)
                 results.append(next(windows))
                 continue
             self.hot.fill(key, read.records, ticket, encoded)
