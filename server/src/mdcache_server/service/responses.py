@@ -37,11 +37,12 @@ def read_response(
         hit, truncated = bool(result.records), result.truncated
         if result.encoded is not None:  # held in the hot tier: fragments serialized once
             fragments = result.encoded
-            sizes = [len(f) for f in fragments]
-            if sum(sizes) > budget:
-                fragments, truncated, budget = fragments[: _fit(sizes, budget)], True, 0
+            size = sum(map(len, fragments))
+            if size > budget:
+                kept = _fit([len(f) for f in fragments], budget)
+                fragments, truncated, budget = fragments[:kept], True, 0
             else:
-                budget -= sum(sizes)
+                budget -= size
             parts.append(wire.series_result(key, hit=hit, records=fragments, truncated=truncated))
             rows += len(fragments)
             continue

@@ -6,6 +6,7 @@ Everything a store could reject is rejected here first, against one
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ DEFAULT_PURGE_DAYS = 7
 DEFAULT_TOP_N = 10
 MAX_TOP_N = 1000
 MAX_DAYS = 365_000
+ORDERS = frozenset(pb.Order.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +51,23 @@ def identifier(value: str, field: str, limits: Limits) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=65_536)
+def _valid_key(symbol: str, data_type: str, timeframe: str, max_bytes: int) -> bool:
+    """Whether all three identifiers pass (memoized: a few hot series are most calls)."""
+    return all(
+        v and len(v.encode()) <= max_bytes and not CONTROL.search(v) and v == v.strip()
+        for v in (symbol, data_type, timeframe)
+    )
+
+
 def series_key(msg: pb.SeriesKey, field: str, limits: Limits) -> SeriesKey:
-    return SeriesKey(
-        identifier(msg.symbol, f"{field}.symbol", limits),
-        identifier(msg.data_type, f"{field}.data_type", limits),
-        identifier(msg.timeframe, f"{field}.timeframe", limits),
+    key = SeriesKey(msg.symbol, msg.data_type, msg.timeframe)
+    if _valid_key(*key, limits.max_identifier_bytes):
+        return key
+    return SeriesKey(  # which one, and why
+        identifier(key.symbol, f"{field}.symbol", limits),
+        identifier(key.data_type, f"{field}.data_type", limits),
+        identifier(key.timeframe, f"{field}.timeframe", limits),
     )
 
 
@@ -159,7 +173,7 @@ def read_request(req: pb.ReadRequest, limits: Limits, now_ms: Callable[[], int])
             "limit",
             f"{req.limit} x {len(series)} series is over {limits.max_read_records} records a call",
         )
-    if req.order not in pb.Order.values():
+    if req.order not in ORDERS:
         raise InvalidArgument("order", f"unknown value {req.order}")
     window = Window(
         start_ms=start,
