@@ -32,21 +32,21 @@ async def load(policy: CachePolicy) -> None:
 
 
 async def flush(policy: CachePolicy) -> None:
-    """Stores this replica's counters and reloads the others'; obeys a reset made elsewhere."""
+    """Stores this replica's counters and reloads every replica's, in one store call; obeys
+    a reset made elsewhere (what was just saved from before it is then forgotten)."""
     stats = policy.stats
-    stored = await policy.pool.run(lambda conn: conn.load_usage())
-    _, _, reset_ms = split_stored(stored, stats.replica)
-    if reset_ms > stats.since_ms:
-        stats.reset(reset_ms)
-        await policy.pool.run(lambda conn: conn.reset_usage(stats.replica))
-        log.info("usage_reset_seen", replica=stats.replica, since_ms=reset_ms)
     usage = stats.to_flush()
 
     def save_and_load(conn: StoreConnection) -> list[Usage]:
         conn.save_usage(usage)
         return conn.load_usage()
 
-    policy.others = split_stored(await policy.pool.run(save_and_load), stats.replica)[1]
+    _, others, reset_ms = split_stored(await policy.pool.run(save_and_load), stats.replica)
+    policy.others = others
+    if reset_ms > stats.since_ms:
+        stats.reset(reset_ms)
+        await policy.pool.run(lambda conn: conn.reset_usage(stats.replica))
+        log.info("usage_reset_seen", replica=stats.replica, since_ms=reset_ms)
 
 
 async def reset(policy: CachePolicy) -> None:
