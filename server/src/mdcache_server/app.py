@@ -105,7 +105,7 @@ class Server:
                 delay = min(delay * 2, 5.0)
 
     async def start(self) -> int:
-        version = await self._prepare_store()
+        version = self.cache.store_version = await self._prepare_store()
         self.port = add_port(self.grpc, self.config)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.config.listen}")

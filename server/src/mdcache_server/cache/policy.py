@@ -72,6 +72,7 @@ class CachePolicy:
         self.stats = stats
         self.retention = retention
         self.others: list[Usage] = []  # other replicas' counters, as last loaded
+        self.store_version = ""  # learnt once, when the store is prepared at start-up
         self.evicted_series = 0
         self.evicted_records = 0
         self.started = time.monotonic()
@@ -160,7 +161,7 @@ class CachePolicy:
         return ClusterUsage.combine(self.stats.as_usage(), self.others)
 
     async def snapshot(self) -> CacheStats:
-        counts, version = await self.pool.run(lambda conn: (conn.counts(), conn.server_version()))
+        counts = await self.pool.run(lambda conn: conn.counts())
         return CacheStats(
             counts=counts,
             usage=self.usage(),
@@ -169,6 +170,6 @@ class CachePolicy:
             evicted_records=self.evicted_records,
             uptime_seconds=time.monotonic() - self.started,
             store=self.pool.store.name,
-            store_version=version,
+            store_version=self.store_version,
             retention=self.retention,
         )

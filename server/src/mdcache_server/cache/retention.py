@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mdcache_server.errors import ConfigError
 from mdcache_server.model import DAY_MS, PurgeFilter, SeriesKey
 
 DEFAULT = "*"
@@ -59,11 +58,3 @@ class RetentionRules:
             for (dt, tf), days in sorted(groups.items())
             if days > 0
         ]
-
-
-def parse_rules(text: str) -> RetentionRules:
-    """For configuration: raises ConfigError."""
-    try:
-        return RetentionRules.parse(text)
-    except ValueError as exc:
-        raise ConfigError(f"retention rules: {exc}") from None
