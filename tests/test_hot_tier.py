@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from mdcache_client import AsyncClient, MdcacheError, Record, Series
 from mdcache_server.app import Server
+from mdcache_server.model import Record as StoreRecord
+from mdcache_server.model import SeriesKey
+from mdcache_server.store.base import Store, StoreConnection
 from mdcache_server.store.url import open_store
 
 from .market_data import aapl_daily_2017, sse_daily_2019, sse_minutes_20190201
@@ -129,5 +136,120 @@ async def test_the_tier_can_be_off(tmp_path: Path) -> None:
             assert len((await client.read(series, limit=1)).records) == 1
             tier = (await client.stats()).hot_tier
             assert (tier.enabled, tier.series, tier.hits, tier.misses) == (False, 0, 0, 0)
+    finally:
+        await server.stop(grace=1)
+
+
+def store_calls(server: Server) -> float:
+    count = server.metrics.registry.get_sample_value("mdcache_store_call_duration_seconds_count")
+    assert count is not None
+    return count
+
+
+class GatedStore:
+    """The real SQLite store, whose reads can be held after reading (to have one in flight)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.open = threading.Event()
+        self.open.set()
+        self.held = threading.Semaphore(0)  # released by each read held at the gate
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def connect(self) -> StoreConnection:
+        conn, gate, held = self.store.connect(), self.open, self.held
+
+        class Gated:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(conn, name)
+
+            def read(self, *args: Any) -> Any:
+                found = conn.read(*args)
+                if not gate.is_set():
+                    held.release()
+                    gate.wait(10)
+                return found
+
+        return cast(StoreConnection, Gated())
+
+
+@pytest.fixture
+async def gated(tmp_path: Path) -> AsyncIterator[tuple[Server, GatedStore]]:
+    url = f"sqlite:///{tmp_path / 'cache.sqlite3'}"
+    store = GatedStore(open_store(url))
+    server = Server(server_config(url, hot_tier_max_age="600"), cast(Store, store))
+    await server.start()
+    try:
+        yield server, store
+    finally:
+        store.open.set()
+        await server.stop(grace=1)
+
+
+async def test_concurrent_misses_share_one_store_read(gated: tuple[Server, GatedStore]) -> None:
+    server, store = gated
+    async with AsyncClient(f"127.0.0.1:{server.port}") as client:
+        series, bars = sse_daily_2019()
+        await client.write(series, bars)
+        before = store_calls(server)
+        store.open.clear()
+        windows = [(bars[i].ts_ms, bars[i + 9].ts_ms) for i in range(0, 200, 10)]
+        reads = asyncio.gather(*(client.read(series, start_ms=lo, end_ms=hi) for lo, hi in windows))
+        deadline = time.monotonic() + 10
+        while server.cache.hot.misses < len(windows):  # all 20 wait for the store
+            assert time.monotonic() < deadline, server.cache.hot.misses
+            await asyncio.sleep(0.01)
+        store.open.set()
+        results = await reads
+        assert store_calls(server) - before == 1  # 20 readers, one whole-series read
+        for (lo, hi), result in zip(windows, results, strict=True):
+            expected = [b.ts_ms for b in bars if lo <= b.ts_ms <= hi]
+            assert [r.ts_ms for r in result.records] == expected
+        tier = (await client.stats()).hot_tier
+        assert (tier.series, tier.misses, tier.hits) == (1, 20, 0)
+
+
+async def test_a_reader_after_a_write_never_joins_an_older_shared_read(
+    gated: tuple[Server, GatedStore],
+) -> None:
+    server, store = gated
+    async with AsyncClient(f"127.0.0.1:{server.port}") as client:
+        series, bars = sse_daily_2019()
+        await client.write(series, bars[:100])
+        store.open.clear()
+        before = asyncio.ensure_future(client.read(series))
+        assert await asyncio.to_thread(store.held.acquire, timeout=10)  # it read 100 bars
+        await client.write(series, bars[100:])  # on the other worker, acknowledged
+        after = asyncio.ensure_future(client.read(series))
+        assert await asyncio.to_thread(store.held.acquire, timeout=10)  # a read of its own
+        store.open.set()
+        assert len((await before).records) == 100  # began before the write: either is right
+        assert len((await after).records) == len(bars)
+        assert len((await client.read(series)).records) == len(bars)  # nothing stale held
+
+
+async def test_a_series_read_all_the_time_is_refreshed_ahead(tmp_path: Path) -> None:
+    """Past half its max age a held series is read again in the background: readers keep
+    being served from memory, and a change made behind the server's back shows within the
+    max age."""
+    server = await serve(tmp_path, hot_tier_max_age="1")
+    try:
+        async with AsyncClient(f"127.0.0.1:{server.port}") as client:
+            series, bars = sse_daily_2019()
+            await client.write(series, bars[:100])
+            await client.read(series)  # held from here on
+            other = open_store(f"sqlite:///{tmp_path / 'cache.sqlite3'}")  # another replica
+            conn = other.connect()
+            key = SeriesKey(*series)
+            conn.write([(key, [StoreRecord(b.ts_ms, b.payload) for b in bars[100:]])])
+            written = time.monotonic()
+            while len((await client.read(series)).records) < len(bars):
+                assert time.monotonic() - written < 1.5, "the other replica's write never showed"
+                await asyncio.sleep(0.02)
+            conn.close()
+            tier = (await client.stats()).hot_tier
+            assert tier.misses == 1  # only the very first read: every refresh came ahead
     finally:
         await server.stop(grace=1)

@@ -142,3 +142,48 @@ def test_health_command_fails_when_no_server_answers() -> None:
     )
     assert check.returncode == 1
     assert "UNAVAILABLE" in check.stdout
+
+
+def _call_events(server: ServerProcess) -> list[dict[str, object]]:
+    return [e for e in server.events if e.get("event") == "rpc"]
+
+
+@pytest.mark.parametrize(
+    ("args", "logged_ok_level"),
+    [
+        ((), None),  # default: a fast successful call is not logged at info
+        (("--slow-call-ms", "0"), "info"),  # every call is "slow": all at info
+        (("--log-level", "debug"), "debug"),  # every call, at debug
+    ],
+)
+def test_calls_are_logged_by_outcome_and_duration(
+    data_dir: Path, args: tuple[str, ...], logged_ok_level: str | None
+) -> None:
+    """Failed calls are always logged (warning); successful ones by the slow-call threshold."""
+    server = ServerProcess("--data-dir", str(data_dir), *args)
+    try:
+        server.wait_serving()
+        with Client(server.target) as client:
+            client.write(Series("600519.SH", "kline", "1d"), [Record(1_700_000_000_000, "{}")])
+            client.stats()
+            for _ in range(2):  # the second failure's event comes after every other one
+                with pytest.raises(Exception, match="symbol"):
+                    client.read(Series("", "kline", "1d"))
+        deadline = time.monotonic() + 10
+        while sum(e["status"] != "OK" for e in _call_events(server)) < 2:
+            assert time.monotonic() < deadline, _call_events(server)
+            time.sleep(0.05)
+        by_status = {(e["method"], e["status"]): e for e in _call_events(server)}
+        failed = by_status[("Read", "INVALID_ARGUMENT")]
+        assert failed["level"] == "warning" and "symbol" in str(failed["error"])
+        ok = [e for e in _call_events(server) if e["status"] == "OK"]
+        if logged_ok_level is None:
+            assert ok == []
+        else:
+            assert {(e["method"], e["level"]) for e in ok} == {
+                ("Write", logged_ok_level),
+                ("Stats", logged_ok_level),
+            }
+            assert by_status[("Write", "OK")]["rows"] == 1
+    finally:
+        server.kill()

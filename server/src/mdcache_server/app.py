@@ -14,7 +14,6 @@ import structlog
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from mdcache.v1 import cache_pb2 as pb
 from mdcache_server import __version__
 from mdcache_server.cache import capacity, usage, warming
 from mdcache_server.cache.hot import HotTier
@@ -73,11 +72,13 @@ class Server:
             interceptors=interceptors(config.tokens),
             maximum_concurrent_rpcs=config.max_concurrent_calls,
         )
-        servicer = MarketDataCacheServicer(self.cache, config.limits, metrics=self.metrics)
-        self.grpc.add_generic_rpc_handlers((wire.method_handlers(servicer),))
+        servicer = MarketDataCacheServicer(
+            self.cache, config.limits, metrics=self.metrics, slow_call_ms=config.slow_call_ms
+        )
+        wire.add_to_server(servicer, self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.grpc)
         names = (
-            pb.DESCRIPTOR.services_by_name["MarketDataCache"].full_name,
+            wire.SERVICE,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         )
@@ -164,6 +165,7 @@ class Server:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.cache.close()
         try:
             await usage.flush(self.cache)
         except MdcacheError as exc:

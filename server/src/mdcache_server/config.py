@@ -275,6 +275,15 @@ SETTINGS: tuple[Setting, ...] = (
         "log lines as JSON, or for a terminal (auto: console on a terminal, else JSON)",
     ),
     Setting(
+        "slow_call_ms",
+        "--slow-call-ms",
+        "MDCACHE_SLOW_CALL_MS",
+        "100",
+        _non_negative_float,
+        "a call that succeeds is logged at info when it takes this long or longer, else at "
+        "debug (0: every call at info); failed calls are always logged",
+    ),
+    Setting(
         "hot_tier_bytes",
         "--hot-tier-bytes",
         "MDCACHE_HOT_TIER_BYTES",
@@ -390,6 +399,7 @@ class Config:
     max_read_records: int = 100_000
     log_level: str = "info"
     log_format: str = "auto"
+    slow_call_ms: float = 100.0
     hot_tier_bytes: int = 256 * 1024 * 1024
     hot_tier_max_age: float = 2.0
     hot_tier_max_series_records: int = 50_000

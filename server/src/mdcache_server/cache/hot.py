@@ -9,7 +9,9 @@ event loop thread. It is kept correct by the cache policy:
 - a fill (a store read of a whole series) started before a change to that series is
   discarded when it lands (per-series generations, and one epoch for purges);
 - an entry older than ``max_age`` is read again from the store, which bounds how long
-  a Write through another replica can stay unseen here.
+  a Write through another replica can stay unseen here. An entry read past half its
+  age is refreshed in the background while it keeps answering, so a series read all
+  the time never goes cold.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import overload
 from mdcache_server.model import Record, SeriesKey, SeriesRead, Window
 
 RECORD_OVERHEAD = 96  # bytes of Python objects per held record, besides the payload text
+REFRESH_AT = 0.5  # share of the max age after which a read entry is refreshed ahead
 
 
 Fragments = list[bytes]  # each record serialized for the answer
@@ -62,6 +65,7 @@ class HeldSeries:
     loaded_at: float
     fragments: Fragments | None = None
     size: int = 0  # bytes held
+    refreshing: bool = False  # a refresh of this entry was started (at most one)
 
     @classmethod
     def of(
@@ -157,6 +161,13 @@ class HotTier:
         self.misses += 1
         return None
 
+    def refresh_due(self, held: HeldSeries) -> bool:
+        """Whether a held series is old enough to be refreshed ahead (once per entry)."""
+        if held.refreshing or self.clock() - held.loaded_at <= self.max_age * REFRESH_AT:
+            return False
+        held.refreshing = True
+        return True
+
     def too_large(self, key: SeriesKey) -> bool:
         """Whether the series was found too large to hold (read its windows, not all of it)."""
         return key in self._too_large
@@ -169,21 +180,16 @@ class HotTier:
         """Taken before a fill starts; :meth:`fill` accepts the fill only if nothing changed."""
         return self._generations.get(key, 0), self._epoch, self.clock()
 
-    def fill(
-        self,
-        key: SeriesKey,
-        records: Sequence[Record],
-        ticket: tuple[int, int, float],
-        fragments: Fragments | None = None,
-    ) -> bool:
-        """Holds a whole series read from the store, unless it changed since the ticket.
+    def valid(self, ticket: tuple[int, int, float], key: SeriesKey) -> bool:
+        """Whether nothing changed the series since the ticket was taken."""
+        generation, epoch, _ = ticket
+        return (self._generations.get(key, 0), self._epoch) == (generation, epoch)
 
-        ``fragments`` are the records encoded, made off the event loop by the caller.
-        """
-        generation, epoch, started = ticket
-        if (self._generations.get(key, 0), self._epoch) != (generation, epoch):
+    def fill(self, key: SeriesKey, held: HeldSeries, ticket: tuple[int, int, float]) -> bool:
+        """Holds a whole series read from the store (built off the event loop by the
+        caller, ``loaded_at`` the ticket's time), unless it changed since the ticket."""
+        if not self.valid(ticket, key):
             return False
-        held = HeldSeries.of(records, loaded_at=started, fragments=fragments)
         if held.size > self.max_entry_bytes:
             self._too_large.add(key)
             return False

@@ -2,15 +2,21 @@
 
 Reads go to the hot tier first; what it does not hold is read from the store on a
 worker, whole series at once when they fit the tier (so that the next read of any
-window of them is served from memory), else just the window asked. Writes and purges
-go to the store, then keep the hot tier correct. Every series read is counted.
+window of them is served from memory), else just the window asked. Concurrent reads of
+a series that is not held share one store read of it (single flight), and a held series
+read past half its max age is read again in the background while it keeps answering.
+Writes and purges go to the store, then keep the hot tier correct. Every series read is
+counted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import structlog
 
 from mdcache_server.cache.hot import HeldSeries, HotTier
 from mdcache_server.cache.retention import RetentionRules
@@ -28,6 +34,10 @@ from mdcache_server.model import (
 from mdcache_server.pool import WorkerPool
 from mdcache_server.store.base import StoreConnection
 
+log = structlog.get_logger(__name__)
+Ticket = tuple[int, int, float]
+Pending = asyncio.Future["HeldSeries | None"]
+
 
 @dataclass(frozen=True, slots=True)
 class CacheStats:
@@ -44,14 +54,19 @@ class CacheStats:
     retention: RetentionRules
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Fill:
-    """What a cold read needs from the store: whole series (to hold, with their encoded
-    records) or windows (series too large to hold)."""
+    """A whole-series store read in flight: its ticket, and what it will hold (None when
+    the series is too large to hold)."""
 
-    whole: list[SeriesRead]
-    encoded: list[list[bytes] | None]
-    windows: list[SeriesRead]
+    ticket: Ticket
+    future: Pending
+
+
+def _retrieved(future: Pending) -> None:
+    """Marks a fill's error as seen: a background fill may have no reader to raise it to."""
+    if not future.cancelled():
+        future.exception()
 
 
 class CachePolicy:
@@ -76,6 +91,14 @@ class CachePolicy:
         self.evicted_series = 0
         self.evicted_records = 0
         self.started = time.monotonic()
+        self._filling: dict[SeriesKey, Fill] = {}
+        self._fill_tasks: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        """Cancels the fills in flight (before the pool closes)."""
+        for task in list(self._fill_tasks):
+            task.cancel()
+        await asyncio.gather(*self._fill_tasks, return_exceptions=True)
 
     async def write(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> int:
         written = await self.writer.write(batches)
@@ -86,13 +109,16 @@ class CachePolicy:
     async def read(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
         results: list[SeriesRead | None] = [None] * len(series)
         cold: list[int] = []
-        if self.hot.enabled:
+        hot = self.hot
+        if hot.enabled:
             for i, key in enumerate(series):
-                held = self.hot.get(key)
+                held = hot.get(key)
                 if held is None:
                     cold.append(i)
-                else:
-                    results[i] = held.window(window)
+                    continue
+                results[i] = held.window(window)
+                if hot.refresh_due(held):
+                    self._start_fill([key], background=True)
         else:
             cold = list(range(len(series)))
         if cold:
@@ -107,37 +133,96 @@ class CachePolicy:
         return done
 
     async def _read_cold(self, keys: list[SeriesKey], window: Window) -> list[SeriesRead]:
-        if not self.hot.enabled or all(self.hot.too_large(key) for key in keys):
+        """Series the hot tier does not hold: whole (shared with concurrent readers) when
+        they may fit it, else the window from the store."""
+        hot = self.hot
+        if not hot.enabled or all(map(hot.too_large, keys)):
             return await self.pool.run(lambda conn: conn.read(keys, window))
-        tickets = [self.hot.ticket(key) for key in keys]
-        got = await self.fetch_whole(keys, window)
-        windows = iter(got.windows)
-        results = []
-        for key, ticket, read, encoded in zip(keys, tickets, got.whole, got.encoded, strict=True):
-            if read.truncated:
-                self.hot.found_too_large(key)
-                results.append(next(windows))
-                continue
-            self.hot.fill(key, read.records, ticket, encoded)
-            results.append(HeldSeries.of(read.records, 0.0, encoded).window(window))
-        return results
+        found: dict[SeriesKey, SeriesRead] = {}
+        for key, future in self._fills_of([k for k in keys if not hot.too_large(k)]).items():
+            # Shielded: a caller that goes away does not cancel a read others wait for.
+            held = await asyncio.shield(future)
+            if held is not None:
+                found[key] = held.window(window)
+        rest = [key for key in dict.fromkeys(keys) if key not in found]
+        if rest:
+            reads = await self.pool.run(lambda conn: conn.read(rest, window))
+            found.update(zip(rest, reads, strict=True))
+        return [found[key] for key in keys]
 
-    async def fetch_whole(self, keys: list[SeriesKey], window: Window | None = None) -> Fill:
-        """Whole series from the store, encoded for the hot tier, in one worker call; for
-        those too large to hold, ``window`` of them instead (when given)."""
+    def _fills_of(self, keys: list[SeriesKey]) -> dict[SeriesKey, Pending]:
+        """A whole-series read of each key: the one in flight if nothing changed the series
+        since it started, else a new one (one worker call for all the new ones)."""
+        futures = {}
+        new = []
+        for key in dict.fromkeys(keys):
+            fill = self._filling.get(key)
+            if fill is not None and self.hot.valid(fill.ticket, key):
+                futures[key] = fill.future
+            else:
+                new.append(key)
+        if new:
+            futures.update(self._start_fill(new))
+        return futures
+
+    def _start_fill(
+        self, keys: list[SeriesKey], *, background: bool = False
+    ) -> dict[SeriesKey, Pending]:
+        loop = asyncio.get_running_loop()
+        fills = {key: Fill(self.hot.ticket(key), loop.create_future()) for key in keys}
+        for fill in fills.values():
+            fill.future.add_done_callback(_retrieved)
+        self._filling.update(fills)
+        task = loop.create_task(self._fill(fills, background))
+        self._fill_tasks.add(task)
+        task.add_done_callback(self._fill_tasks.discard)
+        return {key: fill.future for key, fill in fills.items()}
+
+    async def _fill(self, fills: dict[SeriesKey, Fill], background: bool) -> None:
+        """Reads whole series, holds those that fit, and answers everyone waiting."""
+        keys = list(fills)
+        try:
+            held = await self.fetch_whole(keys, loaded_at=min(f.ticket[2] for f in fills.values()))
+        except BaseException as exc:
+            for key, fill in fills.items():
+                if self._filling.get(key) is fill:
+                    del self._filling[key]
+                if isinstance(exc, asyncio.CancelledError):
+                    fill.future.cancel()
+                else:
+                    fill.future.set_exception(exc)
+            if background and isinstance(exc, Exception):
+                log.warning("refresh_failed", series=len(keys), error=str(exc))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (key, fill), series in zip(fills.items(), held, strict=True):
+            if self._filling.get(key) is fill:
+                del self._filling[key]
+            if series is None:
+                if self.hot.valid(fill.ticket, key):
+                    self.hot.found_too_large(key)
+            else:
+                self.hot.fill(key, series, fill.ticket)
+            fill.future.set_result(series)
+
+    async def fetch_whole(self, keys: list[SeriesKey], loaded_at: float) -> list[HeldSeries | None]:
+        """Whole series from the store, made ready to hold (records encoded) in one worker
+        call, off the event loop; None for a series too large to hold."""
         whole = Window(limit=self.hot.max_series_records)
         encode = self.hot.encode
 
-        def fill(conn: StoreConnection) -> Fill:  # on a worker: encoding stays off the loop
-            held = conn.read(keys, whole)
-            large = [k for k, r in zip(keys, held, strict=True) if r.truncated]
-            encoded = [
-                encode(r.records) if encode is not None and not r.truncated else None for r in held
+        def fetch(conn: StoreConnection) -> list[HeldSeries | None]:
+            return [
+                None
+                if read.truncated
+                else HeldSeries.of(
+                    read.records, loaded_at, encode(read.records) if encode is not None else None
+                )
+                for read in conn.read(keys, whole)
             ]
-            windows = conn.read(large, window) if large and window is not None else []
-            return Fill(held, encoded, windows)
 
-        return await self.pool.run(fill)
+        return await self.pool.run(fetch)
 
     async def purge(self, purge: PurgeFilter) -> int:
         try:

@@ -28,11 +28,10 @@ async def warm(policy: CachePolicy, seconds: float) -> int:
             break
         keys = order[i : i + BATCH]
         tickets = [hot.ticket(key) for key in keys]
-        got = await policy.fetch_whole(keys)
-        for key, ticket, read, encoded in zip(keys, tickets, got.whole, got.encoded, strict=True):
-            fits = hot.bytes + sum(len(r.payload) for r in read.records) < hot.capacity_bytes
-            if read.records and not read.truncated and fits:
-                warmed += hot.fill(key, read.records, ticket, encoded)
+        got = await policy.fetch_whole(keys, loaded_at=tickets[0][2])
+        for key, ticket, held in zip(keys, tickets, got, strict=True):
+            if held is not None and held.ts and hot.bytes + held.size < hot.capacity_bytes:
+                warmed += hot.fill(key, held, ticket)
     log.info(
         "warmed",
         series=warmed,

@@ -78,8 +78,13 @@ def serialize(response: bytes | pb.ReadResponse) -> bytes:
     return response if isinstance(response, bytes) else response.SerializeToString()
 
 
-def method_handlers(servicer: object) -> grpc.GenericRpcHandler:
-    """The service's handlers, as the generated code makes them, but for Read's serializer."""
+SERVICE = pb.DESCRIPTOR.services_by_name["MarketDataCache"].full_name
+
+
+def add_to_server(servicer: object, server: grpc.aio.Server) -> None:
+    """Serves the servicer's methods as the generated code does (registered methods, which
+    gRPC's core matches before any Python runs, and a generic handler), but for Read's
+    serializer."""
     rpc = grpc.unary_unary_rpc_method_handler
     handlers = {
         name: rpc(
@@ -91,5 +96,5 @@ def method_handlers(servicer: object) -> grpc.GenericRpcHandler:
         )
         for name in ("Write", "Read", "Purge", "Stats")
     }
-    name = pb.DESCRIPTOR.services_by_name["MarketDataCache"].full_name
-    return grpc.method_handlers_generic_handler(name, handlers)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
