@@ -69,6 +69,12 @@ async def test_calls_reads_store_pool_and_hot_tier_are_measured(metered: Server)
         samples, "mdcache_call_duration_seconds_bucket", method="Read", status="OK", le="+Inf"
     )
     assert (count, slowest) == (2, 2)
+    cumulative = [
+        value(samples, "mdcache_call_duration_seconds_bucket", method="Read", status="OK", le=le)
+        for le in ("0.0005", "0.005", "0.05", "0.5", "5.0", "10.0")
+    ]
+    assert cumulative == sorted(cumulative)
+    assert cumulative[-1] == 2
     assert 0 < total < 10
     assert value(samples, "mdcache_series_reads_total", result="hit") == 2 == stats.hits
     assert value(samples, "mdcache_series_reads_total", result="miss") == 1 == stats.misses

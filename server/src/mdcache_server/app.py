@@ -26,12 +26,14 @@ from mdcache_server.health import HealthReporter
 from mdcache_server.metrics import Metrics, MetricsEndpoint
 from mdcache_server.pool import WorkerPool
 from mdcache_server.service import wire
+from mdcache_server.service.answers import Answers
 from mdcache_server.service.auth import interceptors
 from mdcache_server.service.servicer import MarketDataCacheServicer
 from mdcache_server.store.base import Store, StoreConnection
 from mdcache_server.transport import add_port, options
 
 log = structlog.get_logger(__name__)
+ANSWERS_SHARE = 16  # remembered Read answers take up to 1/16 of the hot tier's bytes, on top
 
 
 def _prepare(conn: StoreConnection) -> str:
@@ -72,8 +74,12 @@ class Server:
             interceptors=interceptors(config.tokens),
             maximum_concurrent_rpcs=config.max_concurrent_calls,
         )
-        servicer = MarketDataCacheServicer(
-            self.cache, config.limits, metrics=self.metrics, slow_call_ms=config.slow_call_ms
+        self.servicer = servicer = MarketDataCacheServicer(
+            self.cache,
+            config.limits,
+            metrics=self.metrics,
+            slow_call_ms=config.slow_call_ms,
+            answers=Answers(config.hot_tier_bytes // ANSWERS_SHARE),
         )
         wire.add_to_server(servicer, self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.grpc)

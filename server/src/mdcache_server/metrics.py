@@ -8,12 +8,15 @@ registry on ``--metrics-listen`` (``/metrics``, the Prometheus text format).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from wsgiref.simple_server import WSGIServer
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from mdcache_server.config import split_host_port
 from mdcache_server.pool import WorkerPool
@@ -22,37 +25,67 @@ log = structlog.get_logger(__name__)
 
 # From half a millisecond (a hot-tier read) to ten seconds (a large write on a busy store).
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+BUCKET_NAMES = (*(repr(float(b)) for b in LATENCY_BUCKETS), "+Inf")  # as prometheus_client's
+
+
+@dataclass(slots=True)
+class CallTally:
+    """Calls of one method and status: count, summed seconds and a latency histogram."""
+
+    count: int = 0
+    seconds: float = 0.0
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+
+
+class _CallCollector(Collector):
+    """The per-call counters, read when scraped: counted in plain integers on the event
+    loop (a prometheus_client child takes a lock per update, about 2 µs a call)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        tallies = list(self.metrics.tallies.items())
+        calls = CounterMetricFamily(
+            "mdcache_calls",
+            "gRPC calls answered, by method and status",
+            labels=["method", "status"],
+        )
+        seconds = HistogramMetricFamily(
+            "mdcache_call_duration_seconds",
+            "Time to answer a gRPC call, by method and status",
+            labels=["method", "status"],
+        )
+        for (method, status), tally in tallies:
+            calls.add_metric([method, status], tally.count)
+            cumulative, buckets = 0, []
+            for bound, n in zip((*LATENCY_BUCKETS, float("inf")), tally.buckets, strict=True):
+                cumulative += n
+                buckets.append(
+                    ("+Inf" if bound == float("inf") else repr(float(bound)), cumulative)
+                )
+            seconds.add_metric([method, status], buckets, tally.seconds)
+        reads = CounterMetricFamily(
+            "mdcache_series_reads",
+            "Series read, by result: hit (records found) or miss",
+            labels=["result"],
+        )
+        reads.add_metric(["hit"], self.metrics.series_hits)
+        reads.add_metric(["miss"], self.metrics.series_misses)
+        yield from (calls, seconds, reads)
 
 
 class Metrics:
     """The server's metrics, in a registry of their own (never the global default one)."""
 
     def __init__(self) -> None:
-        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self.tallies: dict[tuple[str, str], CallTally] = {}
+        self.series_hits = 0
+        self.series_misses = 0
         self.registry = CollectorRegistry()
         r = self.registry
-        self.calls = Counter(
-            "mdcache_calls",
-            "gRPC calls answered, by method and status",
-            ["method", "status"],
-            registry=r,
-        )
-        self.call_seconds = Histogram(
-            "mdcache_call_duration_seconds",
-            "Time to answer a gRPC call, by method and status",
-            ["method", "status"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.series_reads = Counter(
-            "mdcache_series_reads",
-            "Series read, by result: hit (records found) or miss",
-            ["result"],
-            registry=r,
-        )
-        self._hits = self.series_reads.labels("hit")
-        self._misses = self.series_reads.labels("miss")
-        self.store_seconds = Histogram(
+        r.register(_CallCollector(self))
+        self.store_seconds = Histogram(  # observed on worker threads: the locked kind
             "mdcache_store_call_duration_seconds",
             "Time of a store call on the worker pool, waiting for a worker included",
             buckets=LATENCY_BUCKETS,
@@ -60,19 +93,19 @@ class Metrics:
         )
 
     def call(self, method: str, status: str, seconds: float) -> None:
-        """One gRPC call answered."""
-        children = self._children.get((method, status))
-        if children is None:  # labels() costs a lock and a lookup: once per method and status
-            children = (self.calls.labels(method, status), self.call_seconds.labels(method, status))
-            self._children[(method, status)] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        """One gRPC call answered (on the event loop thread)."""
+        tally = self.tallies.get((method, status))
+        if tally is None:
+            tally = self.tallies[(method, status)] = CallTally()
+        tally.count += 1
+        tally.seconds += seconds
+        tally.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1
 
     def reads(self, hits: Sequence[bool]) -> None:
         """The series of one Read: each a hit (records found) or a miss."""
         found = sum(hits)
-        self._hits.inc(found)
-        self._misses.inc(len(hits) - found)
+        self.series_hits += found
+        self.series_misses += len(hits) - found
 
     def store_call(self, seconds: float) -> None:
         self.store_seconds.observe(seconds)

@@ -39,12 +39,15 @@ class SeriesRead:
     """What was found for one series in a window.
 
     ``encoded``, when present, is the same records already serialized for the answer
-    (the hot tier keeps them so), in the same order.
+    (the hot tier keeps them so), in the same order; ``held`` then names the held copy
+    they came from (its serial and version): the same window of the same copy is the
+    same answer.
     """
 
     records: Sequence[Record]
     truncated: bool  # the window holds more than ``limit`` records
     encoded: Sequence[bytes] | None = None
+    held: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ event loop thread. It is kept correct by the cache policy:
 
 from __future__ import annotations
 
+import itertools
 import time
 from bisect import bisect_left, bisect_right
 from collections import OrderedDict
@@ -66,6 +67,8 @@ class HeldSeries:
     fragments: Fragments | None = None
     size: int = 0  # bytes held
     refreshing: bool = False  # a refresh of this entry was started (at most one)
+    serial: int = 0  # set when the tier holds it: unique among every copy it ever held
+    version: int = 0  # changes with every merge
 
     @classmethod
     def of(
@@ -91,10 +94,13 @@ class HeldSeries:
                 if window.newest_first
                 else self.fragments[lo : lo + limit]
             )
-        return SeriesRead(records, truncated=limit < count, encoded=encoded)
+        return SeriesRead(
+            records, truncated=limit < count, encoded=encoded, held=(self.serial, self.version)
+        )
 
     def merge(self, records: Sequence[Record], fragments: Fragments | None) -> None:
         """Upserts records (distinct timestamps), keeping the order; ``fragments`` are theirs."""
+        self.version += 1
         ts, payloads, held = self.ts, self.payloads, self.fragments
         if held is not None and fragments is None:
             self.size -= sum(len(f) for f in held)
@@ -133,6 +139,7 @@ class HotTier:
     _generations: dict[SeriesKey, int] = field(default_factory=dict)
     _too_large: set[SeriesKey] = field(default_factory=set)
     _epoch: int = 0
+    _serials: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
     def enabled(self) -> bool:
@@ -160,6 +167,18 @@ class HotTier:
             self._drop(key)
         self.misses += 1
         return None
+
+    def peek(self, key: SeriesKey) -> HeldSeries | None:
+        """The held series if fresh, without counting or touching it."""
+        held = self._held.get(key)
+        if held is not None and self.clock() - held.loaded_at <= self.max_age:
+            return held
+        return None
+
+    def touch(self, key: SeriesKey) -> None:
+        """Counts a hit on a held series (found by :meth:`peek`) and marks it recently used."""
+        self._held.move_to_end(key)
+        self.hits += 1
 
     def refresh_due(self, held: HeldSeries) -> bool:
         """Whether a held series is old enough to be refreshed ahead (once per entry)."""
@@ -194,6 +213,7 @@ class HotTier:
             self._too_large.add(key)
             return False
         self._drop(key)
+        held.serial = next(self._serials)
         self._held[key] = held
         self.bytes += held.size
         self._shrink()

@@ -132,6 +132,30 @@ class CachePolicy:
             self.stats.record(key, hit=bool(result.records), now_ms=now)
         return done
 
+    def read_again(
+        self,
+        series: Sequence[SeriesKey],
+        held: Sequence[tuple[int, int]],
+        hits: Sequence[bool],
+    ) -> bool:
+        """A read answered before from held copies (``held``: their serials and versions),
+        made again: when every copy is still held, fresh and unchanged, counts the read as
+        :meth:`read` would and returns True; else counts nothing and returns False."""
+        hot = self.hot
+        copies = []
+        for key, (serial, version) in zip(series, held, strict=True):
+            copy = hot.peek(key)
+            if copy is None or copy.serial != serial or copy.version != version:
+                return False
+            copies.append(copy)
+        now = wall_ms()
+        for key, copy, hit in zip(series, copies, hits, strict=True):
+            hot.touch(key)
+            if hot.refresh_due(copy):
+                self._start_fill([key], background=True)
+            self.stats.record(key, hit=hit, now_ms=now)
+        return True
+
     async def _read_cold(self, keys: list[SeriesKey], window: Window) -> list[SeriesRead]:
         """Series the hot tier does not hold: whole (shared with concurrent readers) when
         they may fit it, else the window from the store."""

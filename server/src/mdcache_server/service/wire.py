@@ -83,13 +83,16 @@ SERVICE = pb.DESCRIPTOR.services_by_name["MarketDataCache"].full_name
 
 def add_to_server(servicer: object, server: grpc.aio.Server) -> None:
     """Serves the servicer's methods as the generated code does (registered methods, which
-    gRPC's core matches before any Python runs, and a generic handler), but for Read's
-    serializer."""
+    gRPC's core matches before any Python runs, and a generic handler), but for Read,
+    which takes bytes and answers bytes."""
     rpc = grpc.unary_unary_rpc_method_handler
     handlers = {
         name: rpc(
             getattr(servicer, name),
-            request_deserializer=getattr(pb, f"{name}Request").FromString,
+            # Read takes the request's bytes: its answers are remembered by them.
+            request_deserializer=None
+            if name == "Read"
+            else getattr(pb, f"{name}Request").FromString,
             response_serializer=serialize
             if name == "Read"
             else getattr(pb, f"{name}Response").SerializeToString,
