@@ -93,21 +93,52 @@ def _notes(results: dict[str, Any]) -> list[str]:
                 + f"; SQLite alone commits {store['single_writes_per_s']:,.0f} one-record "
                 "transactions a second with synchronous=FULL. At c=1 a Write is one round trip "
                 "after another, so no Python gRPC server here passes the seed's 2,000/s there; "
-                "with callers in parallel the gap to the floor is the Write path's own work "
-                "(validation, a worker-thread hop, one commit per call)."
+                "callers in parallel share commits (group commit), and the gap to the floor is "
+                "the Write path's own work (validation, a worker-thread hop, the commit)."
             )
     pieces = results.get("micro_us") or {}
     hot1 = pieces.get("Read handler, hot, 1 record (serialized)")
     hot250 = pieces.get("Read handler, hot, 250 records (serialized)")
     cold250 = pieces.get("Read handler, cold, 250 records (serialized)")
+    first1 = pieces.get("Read handler, hot, not remembered, 1 record (serialized)")
+    first250 = pieces.get("Read handler, hot, not remembered, 250 records (serialized)")
     if hot1 and hot250 and cold250:
         notes.append(
             f"In-process, the server's Read handler takes {hot1:.0f} µs for a hot 1-record "
-            f"read, {hot250:.0f} µs for a hot 250-record read and {cold250:.0f} µs for a cold "
-            "one (answer serialized, log event and metrics included). Over the network each "
-            "µs of handler work costs about 1.5 µs of server CPU (bench/PROFILE.md), so 0.8 x "
-            "the floor's calls/s leaves about 50 µs of handler work per call."
+            f"read and {hot250:.0f} µs for a hot 250-record read asked before (a remembered "
+            "answer)"
+            + (
+                f", {first1:.0f} and {first250:.0f} µs asked for the first time"
+                if first1 and first250
+                else ""
+            )
+            + f", and {cold250:.0f} µs for a cold 250-record read (answer serialized, metrics "
+            "included). Over the network each µs of handler work costs about 1.5 µs of server "
+            "CPU (bench/PROFILE.md), so 0.8 x the floor's calls/s leaves about 50 µs of handler "
+            "work per call."
         )
+    cold = (svc or {}).get("reads", {}).get("250 records", {})
+    if store and cold:
+        bounds = []
+        for conc, cell in cold.items():
+            floor_cpu = cell.get("floor", {}).get("server_cpu_ms_per_call")
+            cold_cpu = cell.get("cold", {}).get("server_cpu_ms_per_call")
+            if floor_cpu and cold_cpu:
+                bound = floor_cpu / (floor_cpu + 1.5 * store["read_250_ms"])
+                bounds.append(
+                    f"c={conc}: floor {floor_cpu:.3f}, cold {cold_cpu:.3f}, bound {bound:.2f}"
+                )
+        if bounds:
+            notes.append(
+                "Cold 250-record Reads: SQLite alone takes "
+                f"{store['read_250_ms']:.3f} ms for the year of bars (251 row steps, each "
+                "taking and giving back the GIL). With only that added to the floor's call "
+                "(x 1.5, as measured for handler work), a cold Read could reach at best "
+                "floor CPU / (floor CPU + 1.5 x SQLite's read) of the floor's calls/s. Server "
+                "CPU ms per call and that bound: " + "; ".join(bounds) + ". The rest is "
+                "building 250 messages and the thread hop; bench/PROFILE.md measures the way "
+                "out (records stored pre-encoded, read in one step)."
+            )
     write = pieces.get("Write handler, 1,000 rows (validation, SQLite commit)")
     if write:
         notes.append(

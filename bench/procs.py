@@ -119,7 +119,7 @@ def _clean_env() -> dict[str, str]:
 def mdcache(name: str, workdir: Path, *args: str, store: Path | None = None) -> Process:
     """``mdcache serve`` on a free loopback port with its own data directory.
 
-    Logs at the default level (one JSON event per call), as a deployment would run it;
+    Logs at the default level (errors and slow calls), as a deployment would run it;
     with a ``--log-level`` above info it has no ``serving`` event to tell its port by, so
     it is given a free port and waited for until that port answers.
     """

@@ -147,7 +147,7 @@ async def _run(
     single: dict[str, Any] = {}
     single_floor: dict[str, Any] = {}
     payload = bars[HOT_SERIES][-1].payload
-    for conc in (1, 8):
+    for conc in concurrencies:  # the reads' concurrencies: callers in parallel share commits
         for name, proc, into in (("hot", hot, single), ("floor", grpc_floor, single_floor)):
             into[str(conc)] = m = await writes.single_writes(
                 wire.raw(channels[name], wire.WRITE), payload, conc, seconds, warmup, proc.pid
