@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from mdcache_client import AsyncClient
+from mdcache_server.app import Server
 from mdcache_server.config import Config
+from mdcache_server.store.url import open_store
 
 
 def server_config(store_url: str, **settings: str) -> Config:
     """A test server's configuration: a free port on loopback, the given store."""
     flags = {"listen": "127.0.0.1:0", "store_url": store_url, "grace_seconds": "5", **settings}
     return Config.load(flags, environ={})
+
+
+@asynccontextmanager
+async def running(store_url: str, **settings: str) -> AsyncIterator[tuple[Server, AsyncClient]]:
+    """A real server on the store, and a client of it; stopped on the way out."""
+    server = Server(server_config(store_url, **settings), open_store(store_url))
+    await server.start()
+    try:
+        async with AsyncClient(f"127.0.0.1:{server.port}") as client:
+            yield server, client
+    finally:
+        await server.stop(grace=1)

@@ -12,10 +12,9 @@ from mdcache_client import AsyncClient, Record
 from mdcache_server.app import Server
 from mdcache_server.model import SeriesKey, SeriesRead
 from mdcache_server.service.answers import ENTRY_OVERHEAD, Answers
-from mdcache_server.store.url import open_store
 
 from .market_data import aapl_daily_2017, sse_daily_2019
-from .support import server_config
+from .support import running
 
 KEY = SeriesKey("600519.SH", "kline", "1d")
 
@@ -52,14 +51,8 @@ def test_only_answers_of_held_copies_and_small_enough_are_kept() -> None:
 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[tuple[Server, AsyncClient]]:
-    url = f"sqlite:///{tmp_path / 'cache.sqlite3'}"
-    server = Server(server_config(url, hot_tier_max_age="600"), open_store(url))
-    await server.start()
-    try:
-        async with AsyncClient(f"127.0.0.1:{server.port}") as client:
-            yield server, client
-    finally:
-        await server.stop(grace=1)
+    async with running(f"sqlite:///{tmp_path / 'cache.sqlite3'}", hot_tier_max_age="600") as got:
+        yield got
 
 
 async def test_a_repeated_read_is_answered_again_and_counted(

@@ -6,28 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 
-from mdcache_client import AsyncClient, Record, Series
-from mdcache_server.app import Server
-from mdcache_server.store.url import open_store
+from mdcache_client import Record, Series
 
 from .market_data import aapl_daily_2017, sse_daily_2019, sse_minutes_20190201
-from .support import server_config
+from .support import running
 
 DAY = 86_400_000
-
-
-@asynccontextmanager
-async def running(store_url: str, **settings: str) -> AsyncIterator[tuple[Server, AsyncClient]]:
-    server = Server(server_config(store_url, **settings), open_store(store_url))
-    await server.start()
-    try:
-        async with AsyncClient(f"127.0.0.1:{server.port}") as client:
-            yield server, client
-    finally:
-        await server.stop(grace=1)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
