@@ -57,9 +57,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-async def server(store_url: str) -> AsyncIterator[Server]:
+def server_settings() -> dict[str, str]:
+    """Settings of the ``server`` fixture besides the defaults (a module may override it)."""
+    return {}
+
+
+@pytest.fixture
+async def server(store_url: str, server_settings: dict[str, str]) -> AsyncIterator[Server]:
     """A running server on a free port over an empty store; always stopped."""
-    srv = Server(server_config(store_url), open_store(store_url))
+    srv = Server(server_config(store_url, **server_settings), open_store(store_url))
     await srv.start()
     try:
         yield srv

@@ -19,6 +19,14 @@ from mdcache_server.store.url import open_store
 from .market_data import aapl_daily_2017, sse_daily_2019, sse_minutes_20190201
 from .support import server_config
 
+
+@pytest.fixture(params=["hot tier", "store only"])
+def server_settings(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Every test twice: with the hot tier (the default), and without it, every Read
+    answered by the store (``read_answer``: records encoded by SQLite in one step)."""
+    return {"hot_tier_bytes": "0"} if request.param == "store only" else {}
+
+
 DAY = 86_400_000
 HOSTILE = Series("000001'; DROP TABLE records; --", 'fund"flow\\n\\', "1分钟 `x`")
 

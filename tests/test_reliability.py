@@ -16,6 +16,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from mdcache.v1 import cache_pb2 as pb
 from mdcache_client import Client, MdcacheError, Record, Series, UnavailableError
 
 from .market_data import sse_daily_2019
@@ -98,15 +99,18 @@ def run_writers(
 
 
 def stored(db: Path) -> dict[str, list[tuple[int, str]]]:
+    """What the file holds, read with sqlite3 and the generated code, not the server's."""
     conn = sqlite3.connect(db)
     rows = conn.execute(
-        "SELECT s.symbol, r.ts, r.payload FROM records r JOIN series s ON s.id = r.series_id "
+        "SELECT s.symbol, r.ts, r.record FROM records r JOIN series s ON s.id = r.series_id "
         "ORDER BY s.symbol, r.ts"
     ).fetchall()
     conn.close()
     found: dict[str, list[tuple[int, str]]] = {}
-    for symbol, ts, payload in rows:
-        found.setdefault(symbol, []).append((ts, payload))
+    for symbol, ts, record in rows:
+        (kept,) = pb.SeriesResult.FromString(record).records  # kept as it is sent
+        assert kept.ts_ms == ts
+        found.setdefault(symbol, []).append((ts, kept.payload))
     return found
 
 

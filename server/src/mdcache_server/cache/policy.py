@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from mdcache_server.cache.hot import HeldSeries, HotTier
+from mdcache_server.cache.hot import Encoder, HeldSeries, HotTier
 from mdcache_server.cache.retention import RetentionRules
 from mdcache_server.cache.stats import ClusterUsage, HitStats, wall_ms
 from mdcache_server.cache.writes import GroupWriter
@@ -61,6 +61,15 @@ class Fill:
 
     ticket: Ticket
     future: Pending
+
+
+def _fields(read: SeriesRead, encode: Encoder | None) -> list[bytes] | None:
+    """The records' answer fields: as the store kept them, else encoded here."""
+    if encode is None:
+        return None
+    if read.encoded is not None and len(read.encoded) == len(read.records):
+        return list(read.encoded)
+    return encode(read.records)
 
 
 def _retrieved(future: Pending) -> None:
@@ -161,7 +170,7 @@ class CachePolicy:
         they may fit it, else the window from the store."""
         hot = self.hot
         if not hot.enabled or all(map(hot.too_large, keys)):
-            return await self.pool.run(lambda conn: conn.read(keys, window))
+            return await self.pool.run(lambda conn: conn.read_answer(keys, window))
         found: dict[SeriesKey, SeriesRead] = {}
         for key, future in self._fills_of([k for k in keys if not hot.too_large(k)]).items():
             # Shielded: a caller that goes away does not cancel a read others wait for.
@@ -170,7 +179,7 @@ class CachePolicy:
                 found[key] = held.window(window)
         rest = [key for key in dict.fromkeys(keys) if key not in found]
         if rest:
-            reads = await self.pool.run(lambda conn: conn.read(rest, window))
+            reads = await self.pool.run(lambda conn: conn.read_answer(rest, window))
             found.update(zip(rest, reads, strict=True))
         return [found[key] for key in keys]
 
@@ -240,9 +249,7 @@ class CachePolicy:
             return [
                 None
                 if read.truncated
-                else HeldSeries.of(
-                    read.records, loaded_at, encode(read.records) if encode is not None else None
-                )
+                else HeldSeries.of(read.records, loaded_at, _fields(read, encode))
                 for read in conn.read(keys, whole)
             ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mdcache.v1 import cache_pb2 as pb
+from mdcache_server import codec
 from mdcache_server.model import SeriesRead
 from mdcache_server.service import wire
 
@@ -35,16 +36,19 @@ def read_response(
     rows = 0
     for key, result in zip(keys, results, strict=True):
         hit, truncated = bool(result.records), result.truncated
-        if result.encoded is not None:  # held in the hot tier: fragments serialized once
+        if result.encoded is not None:  # records encoded once: by the hot tier, or the store
             fragments = result.encoded
             size = sum(map(len, fragments))
             if size > budget:
+                if len(fragments) != len(result.records):  # one run of many: cut it up
+                    fragments = codec.decode(b"".join(fragments))[2]
                 kept = _fit([len(f) for f in fragments], budget)
                 fragments, truncated, budget = fragments[:kept], True, 0
+                rows += kept
             else:
                 budget -= size
+                rows += len(result.records)
             parts.append(wire.series_result(key, hit=hit, records=fragments, truncated=truncated))
-            rows += len(fragments)
             continue
         records = result.records
         sizes = [(len(p) if p.isascii() else len(p.encode())) + RECORD_OVERHEAD for _, p in records]

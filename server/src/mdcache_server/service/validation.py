@@ -9,16 +9,18 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import starmap
 from typing import NoReturn
 
-import orjson
+import simdjson
 
 from mdcache.v1 import cache_pb2 as pb
+from mdcache_server import codec
+from mdcache_server.codec import FieldRecords
 from mdcache_server.errors import InvalidArgument
-from mdcache_server.model import DAY_MS, Limits, PurgeFilter, Record, SeriesKey, Window
+from mdcache_server.model import DAY_MS, Limits, PurgeFilter, SeriesKey, Window
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 DEFAULT_PURGE_DAYS = 7
@@ -36,6 +38,16 @@ class ReadQuery:
 
 def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
+
+
+class _Parsers(threading.local):
+    """A simdjson parser per thread: a parser is reused from call to call, never shared."""
+
+    def __init__(self) -> None:
+        self.parser = simdjson.Parser()
+
+
+_PARSERS = _Parsers()
 
 
 def identifier(value: str, field: str, limits: Limits) -> str:
@@ -82,13 +94,14 @@ def timestamp(value: int, field: str, limits: Limits) -> int:
 def json_error(value: str) -> str | None:
     """Why ``value`` is not one JSON value (RFC 8259), or None when it is.
 
-    orjson answers most payloads about three times faster than the standard library;
-    what it refuses and the standard library accepts (an exponent past a double's range,
-    an escaped lone surrogate) is still JSON. NaN and Infinity are not.
+    simdjson checks most payloads without building them, about ten times faster than
+    the standard library; what it refuses and the standard library accepts (an integer
+    past 64 bits, an exponent past a double's range, an escaped lone surrogate) is still
+    JSON. NaN and Infinity are not.
     """
     try:
-        orjson.loads(value)
-    except orjson.JSONDecodeError:
+        _PARSERS.parser.parse(value)
+    except (ValueError, RuntimeError):
         try:
             json.loads(value, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
@@ -116,8 +129,9 @@ def _series_list(messages: Sequence[pb.SeriesKey], field: str, limits: Limits) -
 
 def write_request(
     req: pb.WriteRequest, limits: Limits, now_ms: Callable[[], int]
-) -> list[tuple[SeriesKey, list[Record]]]:
-    """Series with their records; a timestamp given twice in a series keeps the last payload."""
+) -> list[tuple[SeriesKey, FieldRecords]]:
+    """Series with their records, each one's answer field made from the bytes it came in
+    (``codec.py``); a timestamp given twice in a series keeps the last payload."""
     if not req.series:
         raise InvalidArgument("series", "name at least one series")
     if len(req.series) > limits.max_series_per_call:
@@ -129,9 +143,11 @@ def write_request(
         raise InvalidArgument(
             "series", f"{total} records in one call; at most {limits.max_records_per_write}"
         )
+    req.DiscardUnknownFields()  # what is stored is sent again: only the contract's fields
     now = now_ms()
     seen: dict[SeriesKey, int] = {}
     batches = []
+    field = codec.field
     for i, entry in enumerate(req.series):
         key = series_key(entry.series, f"series[{i}].series", limits)
         if key in seen:
@@ -139,18 +155,32 @@ def write_request(
         seen[key] = i
         if not entry.records:
             raise InvalidArgument(f"series[{i}].records", "must not be empty")
-        by_ts: dict[int, str] = {}
+        stamps: list[int] = []
+        texts: list[str] = []
+        fields: list[bytes] = []
         low, high, most = limits.min_ts_ms, limits.max_ts_ms, limits.max_payload_bytes
+        ascending, previous = True, low - 1
         for j, rec in enumerate(entry.records):
-            ts = rec.ts_ms if rec.HasField("ts_ms") else now
+            given = rec.HasField("ts_ms")
+            ts = rec.ts_ms if given else now
             text = rec.payload
             # The common case in a few operations; field names are built only for an error.
             if not low <= ts <= high or len(text) * 4 > most or json_error(text) is not None:
-                field = f"series[{i}].records[{j}]"
-                timestamp(ts, f"{field}.ts_ms", limits)
-                payload(text, f"{field}.payload", limits)
-            by_ts[ts] = text
-        batches.append((key, list(starmap(Record, by_ts.items()))))
+                name = f"series[{i}].records[{j}]"
+                timestamp(ts, f"{name}.ts_ms", limits)
+                payload(text, f"{name}.payload", limits)
+            stamps.append(ts)
+            texts.append(text)
+            fields.append(field(rec.SerializeToString()) if given else codec.encode(ts, text))
+            ascending = ascending and ts > previous
+            previous = ts
+        if not ascending:  # a timestamp given twice keeps its last payload
+            last = {ts: n for n, ts in enumerate(stamps)}
+            order = [last[ts] for ts in sorted(last)]
+            stamps = [stamps[n] for n in order]
+            texts = [texts[n] for n in order]
+            fields = [fields[n] for n in order]
+        batches.append((key, FieldRecords(stamps, texts, fields)))
     return batches
 
 

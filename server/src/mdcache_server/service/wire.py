@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 import grpc
 
 from mdcache.v1 import cache_pb2 as pb
+from mdcache_server import codec
 from mdcache_server.model import Record
 
 # Tags: (field number << 3) | wire type 2 (length-delimited) or 0 (varint).
@@ -34,12 +35,8 @@ def varint(n: int) -> bytes:
 
 
 def record_fragments(records: Sequence[Record]) -> list[bytes]:
-    """Each record as a ``SeriesResult.records`` field: tag, length, serialized Record."""
-    fragments = []
-    for ts, payload in records:
-        body = pb.Record(ts_ms=ts, payload=payload).SerializeToString()
-        fragments.append(RECORDS + varint(len(body)) + body)
-    return fragments
+    """Each record as a ``SeriesResult.records`` field (made once, by the Write, if it can)."""
+    return codec.fields_of(records)
 
 
 def series_result(

@@ -45,6 +45,10 @@ class StoreConnection(Protocol):
     def read(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
         """Reads the window of each series, in the order given."""
 
+    def read_answer(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
+        """The same, to be answered as it is: a store that can gives each result's records
+        already encoded (``SeriesRead.encoded``, see ``codec.py``); else as :meth:`read`."""
+
     def purge(self, purge: PurgeFilter) -> int:
         """Deletes the records the filter selects; returns exactly how many."""
 

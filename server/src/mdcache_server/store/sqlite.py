@@ -1,9 +1,12 @@
 """The embedded store: one SQLite file in WAL mode.
 
 Records live in a table clustered by ``(series_id, ts)``, so a window read is one
-index range whatever else is stored. ``series.records`` is kept exact (by the write
-path for inserts, by a trigger for deletes), so counting is a scan of the series, not
-of the records. Series rows are never
+index range whatever else is stored. Each record is kept as it is sent, one
+``SeriesResult.records`` field (``codec.py``): an answer's records are then
+``group_concat(record)``, one row made by SQLite without holding the GIL, instead of
+a Python object and a message per record; the payload is cut out of it by SQL.
+``series.records`` is kept exact (by the write path for inserts, by a trigger for
+deletes), so counting is a scan of the series, not of the records. Series rows are never
 deleted (an emptied series keeps its id), which keeps every connection's id cache
 valid, also across several server processes on one file.
 """
@@ -20,6 +23,10 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
+import structlog
+
+from mdcache_server import codec
+from mdcache_server.codec import FieldRecords
 from mdcache_server.errors import ConfigError, StoreError, StoreUnavailable
 from mdcache_server.model import (
     PurgeFilter,
@@ -44,7 +51,7 @@ CREATE TABLE IF NOT EXISTS series (
 CREATE TABLE IF NOT EXISTS records (
     series_id INTEGER NOT NULL,
     ts        INTEGER NOT NULL,
-    payload   TEXT NOT NULL,
+    record    BLOB NOT NULL,
     PRIMARY KEY (series_id, ts)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS usage (
@@ -77,15 +84,56 @@ ADD_SERIES: Final = (
     "INSERT INTO series (symbol, data_type, timeframe) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 )
 UPSERT: Final = (
-    "INSERT INTO records (series_id, ts, payload) VALUES (?, ?, ?) "
-    "ON CONFLICT (series_id, ts) DO UPDATE SET payload = excluded.payload"
+    "INSERT INTO records (series_id, ts, record) VALUES (?, ?, ?) "
+    "ON CONFLICT (series_id, ts) DO UPDATE SET record = excluded.record"
 )
-READ: Final = {
-    False: "SELECT ts, payload FROM records WHERE series_id = ? AND ts >= ? AND ts <= ? "
-    "ORDER BY ts LIMIT ?",
-    True: "SELECT ts, payload FROM records WHERE series_id = ? AND ts >= ? AND ts <= ? "
-    "ORDER BY ts DESC LIMIT ?",
+# Where the payload starts in a record: 1 tag + its length's bytes + 1 tag + the
+# timestamp's bytes + 1 tag + the payload length's bytes (varints, see codec.py).
+_SIZE = "length(record)"
+_SIZE_BYTES = (
+    f"(CASE WHEN {_SIZE} <= 129 THEN 1 WHEN {_SIZE} <= 16386 THEN 2 "
+    f"WHEN {_SIZE} <= 2097155 THEN 3 ELSE 4 END)"
+)
+_TS_BYTES = (
+    "(CASE WHEN ts < 0 THEN 10 "
+    + " ".join(f"WHEN ts < {1 << (7 * n)} THEN {n}" for n in range(1, 9))
+    + " ELSE 9 END)"
+)
+_REST = f"({_SIZE} - {_SIZE_BYTES} - {_TS_BYTES} - 3)"  # payload bytes and their length's
+_PAYLOAD_BYTES = (
+    f"(CASE WHEN {_REST} <= 128 THEN 1 WHEN {_REST} <= 16385 THEN 2 "
+    f"WHEN {_REST} <= 2097154 THEN 3 ELSE 4 END)"
+)
+PAYLOAD: Final = (
+    f"CASE WHEN {_REST} < 1 THEN '' "  # an empty payload has no field
+    f"ELSE CAST(substr(record, 4 + {_SIZE_BYTES} + {_TS_BYTES} + {_PAYLOAD_BYTES}) AS TEXT) END"
+)
+_READ = (
+    f"SELECT ts, {PAYLOAD}, record FROM records "  # noqa: S608 (constants only, no input)
+    "WHERE series_id = ? AND ts >= ? AND ts <= ? ORDER BY ts {} LIMIT ?"
+)
+READ: Final = {False: _READ.replace("{}", "ASC"), True: _READ.replace("{}", "DESC")}
+# One row: how many records, the first and last timestamps, and the records as sent.
+# The subquery keeps its order (SQLite does not flatten a LIMIT subquery into an
+# aggregate); tests/test_wire.py checks it both ways.
+_ANSWER = (
+    "SELECT COUNT(*), MIN(ts), MAX(ts), CAST(GROUP_CONCAT(record, '') AS BLOB) "
+    "FROM (SELECT ts, record FROM records WHERE series_id = ? AND ts >= ? AND ts <= ? "
+    "ORDER BY ts {} LIMIT ?)"
+)
+ANSWER: Final = {False: _ANSWER.format("ASC"), True: _ANSWER.format("DESC")}
+MORE: Final = {  # is there a record past the last one taken?
+    False: "SELECT 1 FROM records WHERE series_id = ? AND ts > ? AND ts <= ? LIMIT 1",
+    True: "SELECT 1 FROM records WHERE series_id = ? AND ts < ? AND ts >= ? LIMIT 1",
 }
+OLD_LAYOUT: Final = "SELECT COUNT(*) FROM pragma_table_info('records') WHERE name = 'payload'"
+MIGRATE: Final = (
+    "CREATE TABLE records_as_sent (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, "
+    "record BLOB NOT NULL, PRIMARY KEY (series_id, ts)) WITHOUT ROWID",
+    "INSERT INTO records_as_sent SELECT series_id, ts, mdcache_record(ts, payload) FROM records",
+    "DROP TABLE records",
+    "ALTER TABLE records_as_sent RENAME TO records",
+)
 COUNTS: Final = (
     "SELECT COALESCE(SUM(records), 0), COUNT(*), COUNT(DISTINCT symbol) "
     "FROM series WHERE records > 0"
@@ -123,6 +171,7 @@ LOAD_SERIES_USAGE: Final = (
     "SELECT u.replica, s.symbol, s.data_type, s.timeframe, u.reads, u.last_read_ms "
     "FROM series_usage u JOIN series s ON s.id = u.series_id"
 )
+log = structlog.get_logger(__name__)
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 SYNCHRONOUS: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -208,7 +257,25 @@ class SqliteConnection:
 
     def ensure_schema(self) -> None:
         with self._schema_lock, translated("schema"):
+            if self._conn.execute(OLD_LAYOUT).fetchone()[0]:
+                self._migrate()
             self._conn.executescript(SCHEMA)
+
+    def _migrate(self) -> None:
+        """Rewrites a file of mdcache 0.1 (payloads as text) with records as sent, in one
+        transaction: another process finds the file either before or after it."""
+        started = time.monotonic()
+        self._conn.create_function("mdcache_record", 2, codec.encode, deterministic=True)
+        with self._transaction():
+            if not self._conn.execute(OLD_LAYOUT).fetchone()[0]:
+                return  # another process did it meanwhile
+            for statement in MIGRATE:
+                self._conn.execute(statement)
+        log.info(
+            "schema_migrated",
+            change="records kept as sent",
+            seconds=round(time.monotonic() - started, 3),
+        )
 
     def server_version(self) -> str:
         with translated("probe"):
@@ -252,10 +319,13 @@ class SqliteConnection:
         with translated("write"), self._transaction():
             for key, records in batches:
                 sid = self._series_id(key, create=True)
-                low = min(ts for ts, _ in records)
-                high = max(ts for ts, _ in records)
+                stamps = (
+                    records.ts if isinstance(records, FieldRecords) else [r[0] for r in records]
+                )
+                low, high = min(stamps), max(stamps)
                 before = execute(COUNT_RANGE, (sid, low, high)).fetchone()[0]
-                self._conn.executemany(UPSERT, [(sid, ts, p) for ts, p in records])
+                rows = zip(itertools.repeat(sid), stamps, codec.fields_of(records))
+                self._conn.executemany(UPSERT, rows)
                 after = execute(COUNT_RANGE, (sid, low, high)).fetchone()[0]
                 execute(ADD_RECORDS, (after - before, sid))
                 written += len(records)
@@ -276,8 +346,42 @@ class SqliteConnection:
                     continue
                 rows = self._conn.execute(sql, (sid, start, end, fetch)).fetchall()
                 truncated = 0 < limit < len(rows)
-                records = [Record(ts, p) for ts, p in (rows[:limit] if truncated else rows)]
-                results.append(SeriesRead(records, truncated))
+                if truncated:
+                    rows = rows[:limit]
+                records = [Record(ts, p) for ts, p, _ in rows]
+                results.append(SeriesRead(records, truncated, encoded=[r[2] for r in rows]))
+        return results
+
+    def read_answer(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
+        """The window of each series as :meth:`read` finds it, its records encoded in one
+        run (``SeriesRead.encoded``: one item) and decoded only if looked at."""
+        start = INT64_MIN if window.start_ms is None else window.start_ms
+        end = INT64_MAX if window.end_ms is None else window.end_ms
+        limit = window.limit if window.limit > 0 else -1
+        newest_first = window.newest_first
+        sql, more = ANSWER[newest_first], MORE[newest_first]
+        results = []
+        with translated("read"):
+            for key in series:
+                sid = self._series_id(key, create=False)
+                if sid is None:
+                    results.append(SeriesRead([], truncated=False))
+                    continue
+                count, first, last, data = self._conn.execute(
+                    sql, (sid, start, end, limit)
+                ).fetchone()
+                if not count:
+                    results.append(SeriesRead([], truncated=False))
+                    continue
+                truncated = count == limit and (
+                    self._conn.execute(
+                        more, (sid, first, start) if newest_first else (sid, last, end)
+                    ).fetchone()
+                    is not None
+                )
+                results.append(
+                    SeriesRead(codec.EncodedRecords(data, count), truncated, encoded=[data])
+                )
         return results
 
     def purge(self, purge: PurgeFilter) -> int:

@@ -183,6 +183,10 @@ class TDengineConnection:
 
         return self._call("read", run, idempotent=True)
 
+    def read_answer(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
+        """As :meth:`read`: the service encodes what TDengine returns."""
+        return self.read(series, window)
+
     def _delete(self, session: Session, statement: str) -> int:
         try:
             return session.execute(statement)

@@ -1,0 +1,178 @@
+"""Records in the contract's wire format.
+
+A record in an answer is one ``SeriesResult.records`` field of ``mdcache.v1``: tag,
+length, then the ``Record`` (``ts_ms`` as field 1, ``payload`` as field 2). The embedded
+store keeps each record as that field, made once when it is written (from the bytes the
+Write brought, see ``service/validation.py``), so that a window's answer is the
+concatenation of its fields, made by SQLite in one step and sent as it is, with no
+message built per record. Plain protobuf encoding, written out here so that a store
+needs no generated code; ``tests/test_wire.py`` checks it against the generated code
+byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import overload
+
+from mdcache_server.model import Record
+
+RECORDS_TAG = 0x1A  # SeriesResult.records = 3, length-delimited
+TS_TAG = 0x08  # Record.ts_ms = 1, varint
+PAYLOAD_TAG = 0x12  # Record.payload = 2, length-delimited
+_U64 = (1 << 64) - 1
+
+
+def varint(n: int) -> bytes:
+    """A base-128 varint; a negative int64 as its two's complement (ten bytes)."""
+    n &= _U64
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_SMALL = tuple(varint(n) for n in range(1 << 14))  # lengths of almost every record
+
+
+def length(n: int) -> bytes:
+    """A length prefix (a varint)."""
+    return _SMALL[n] if n < 16_384 else varint(n)
+
+
+def field(record: bytes) -> bytes:
+    """A serialized ``Record`` as a ``SeriesResult.records`` field."""
+    return b"\x1a" + length(len(record)) + record
+
+
+def encode(ts_ms: int, payload: str) -> bytes:
+    """One record as a ``SeriesResult.records`` field."""
+    text = payload.encode()
+    if not text:  # proto3 writes no empty string (a payload is JSON: never empty)
+        return field(b"\x08" + varint(ts_ms))
+    return field(b"\x08" + varint(ts_ms) + b"\x12" + length(len(text)) + text)
+
+
+def _read_varint(data: bytes, i: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        n |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return n, i
+        shift += 7
+
+
+def decode(data: bytes) -> tuple[list[int], list[str], list[bytes]]:
+    """The timestamps, payloads and fields of concatenated records made by :func:`encode`."""
+    ts_list: list[int] = []
+    payloads: list[str] = []
+    fields: list[bytes] = []
+    i, end = 0, len(data)
+    while i < end:
+        start = i
+        if data[i] != RECORDS_TAG:
+            raise ValueError(f"not an encoded record at byte {i}")
+        size, i = _read_varint(data, i + 1)
+        stop = i + size
+        ts, i = _read_varint(data, i + 1)  # after TS_TAG
+        if i < stop:
+            length, i = _read_varint(data, i + 1)  # after PAYLOAD_TAG
+            payloads.append(data[i : i + length].decode())
+        else:
+            payloads.append("")
+        ts_list.append(ts - (1 << 64) if ts >> 63 else ts)
+        fields.append(data[start:stop])
+        i = stop
+    return ts_list, payloads, fields
+
+
+class FieldRecords(Sequence[Record]):
+    """Records with each one's field (:func:`field`) made beforehand: what a Write brings."""
+
+    __slots__ = ("fields", "payloads", "ts")
+
+    def __init__(self, ts: list[int], payloads: list[str], fields: list[bytes]) -> None:
+        self.ts, self.payloads, self.fields = ts, payloads, fields
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @overload
+    def __getitem__(self, i: int) -> Record: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Record]: ...
+    def __getitem__(self, i: int | slice) -> Record | list[Record]:
+        if isinstance(i, slice):
+            return [Record(t, p) for t, p in zip(self.ts[i], self.payloads[i], strict=True)]
+        return Record(self.ts[i], self.payloads[i])
+
+    def __iter__(self) -> Iterator[Record]:
+        return map(Record, self.ts, self.payloads)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"FieldRecords({list(self)!r})"
+
+
+def fields_of(records: Sequence[Record]) -> list[bytes]:
+    """Each record's field: made beforehand (:class:`FieldRecords`) or encoded now."""
+    if isinstance(records, FieldRecords):
+        return records.fields
+    return [encode(ts, payload) for ts, payload in records]
+
+
+class EncodedRecords(Sequence[Record]):
+    """Records read as one run of encoded fields: counted at once, decoded only if looked at."""
+
+    __slots__ = ("_count", "_decoded", "data")
+
+    def __init__(self, data: bytes, count: int) -> None:
+        self.data = data
+        self._count = count
+        self._decoded: tuple[list[int], list[str], list[bytes]] | None = None
+
+    def decoded(self) -> tuple[list[int], list[str], list[bytes]]:
+        if self._decoded is None:
+            self._decoded = decode(self.data)
+        return self._decoded
+
+    def fields(self) -> list[bytes]:
+        """Each record's encoded field, in order."""
+        return self.decoded()[2]
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, i: int) -> Record: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Record]: ...
+    def __getitem__(self, i: int | slice) -> Record | list[Record]:
+        ts, payloads, _ = self.decoded()
+        if isinstance(i, slice):
+            return [Record(t, p) for t, p in zip(ts[i], payloads[i], strict=True)]
+        return Record(ts[i], payloads[i])
+
+    def __iter__(self) -> Iterator[Record]:
+        ts, payloads, _ = self.decoded()
+        return map(Record, ts, payloads)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"EncodedRecords({list(self)!r})"
