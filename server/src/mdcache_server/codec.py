@@ -34,12 +34,12 @@ def varint(n: int) -> bytes:
     return bytes(out)
 
 
-_SMALL = tuple(varint(n) for n in range(1 << 14))  # lengths of almost every record
+SMALL = tuple(varint(n) for n in range(1 << 14))  # lengths of almost every record
 
 
 def length(n: int) -> bytes:
     """A length prefix (a varint)."""
-    return _SMALL[n] if n < 16_384 else varint(n)
+    return SMALL[n] if n < 16_384 else varint(n)
 
 
 def field(record: bytes) -> bytes:
