@@ -55,8 +55,8 @@ def run(
         )
         year = Window(start_ms=window[0], end_ms=window[1], limit=YEAR)
         latest = Window(limit=1, newest_first=True)
-        reads, read_s = _timed(lambda: conn.read([series], year), seconds)
-        latests, latest_s = _timed(lambda: conn.read([series], latest), seconds)
+        reads, read_s = _timed(lambda: conn.read_answer([series], year), seconds)
+        latests, latest_s = _timed(lambda: conn.read_answer([series], latest), seconds)
     finally:
         conn.close()
     return {
