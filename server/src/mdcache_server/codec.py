@@ -90,7 +90,40 @@ def decode(data: bytes) -> tuple[list[int], list[str], list[bytes]]:
     return ts_list, payloads, fields
 
 
-class FieldRecords(Sequence[Record]):
+class _Columns(Sequence[Record]):
+    """Records kept as two columns, timestamps and payloads, made into ``Record`` values
+    only when looked at."""
+
+    __slots__ = ()
+
+    def _columns(self) -> tuple[list[int], list[str]]:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, i: int) -> Record: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Record]: ...
+    def __getitem__(self, i: int | slice) -> Record | list[Record]:
+        ts, payloads = self._columns()
+        if isinstance(i, slice):
+            return [Record(t, p) for t, p in zip(ts[i], payloads[i], strict=True)]
+        return Record(ts[i], payloads[i])
+
+    def __iter__(self) -> Iterator[Record]:
+        return map(Record, *self._columns())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self)!r})"
+
+
+class FieldRecords(_Columns):
     """Records with each one's field (:func:`field`) made beforehand: what a Write brings."""
 
     __slots__ = ("fields", "payloads", "ts")
@@ -101,27 +134,8 @@ class FieldRecords(Sequence[Record]):
     def __len__(self) -> int:
         return len(self.ts)
 
-    @overload
-    def __getitem__(self, i: int) -> Record: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[Record]: ...
-    def __getitem__(self, i: int | slice) -> Record | list[Record]:
-        if isinstance(i, slice):
-            return [Record(t, p) for t, p in zip(self.ts[i], self.payloads[i], strict=True)]
-        return Record(self.ts[i], self.payloads[i])
-
-    def __iter__(self) -> Iterator[Record]:
-        return map(Record, self.ts, self.payloads)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Sequence):
-            return list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"FieldRecords({list(self)!r})"
+    def _columns(self) -> tuple[list[int], list[str]]:
+        return self.ts, self.payloads
 
 
 def fields_of(records: Sequence[Record]) -> list[bytes]:
@@ -131,7 +145,7 @@ def fields_of(records: Sequence[Record]) -> list[bytes]:
     return [encode(ts, payload) for ts, payload in records]
 
 
-class EncodedRecords(Sequence[Record]):
+class EncodedRecords(_Columns):
     """Records read as one run of encoded fields: counted at once, decoded only if looked at."""
 
     __slots__ = ("_count", "_decoded", "data")
@@ -153,26 +167,6 @@ class EncodedRecords(Sequence[Record]):
     def __len__(self) -> int:
         return self._count
 
-    @overload
-    def __getitem__(self, i: int) -> Record: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[Record]: ...
-    def __getitem__(self, i: int | slice) -> Record | list[Record]:
+    def _columns(self) -> tuple[list[int], list[str]]:
         ts, payloads, _ = self.decoded()
-        if isinstance(i, slice):
-            return [Record(t, p) for t, p in zip(ts[i], payloads[i], strict=True)]
-        return Record(ts[i], payloads[i])
-
-    def __iter__(self) -> Iterator[Record]:
-        ts, payloads, _ = self.decoded()
-        return map(Record, ts, payloads)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Sequence):
-            return list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"EncodedRecords({list(self)!r})"
+        return ts, payloads

@@ -24,14 +24,7 @@ RECORDS = b"\x1a"  # SeriesResult.records = 3
 TRUNCATED = b"\x20\x01"  # SeriesResult.truncated = 4, true
 
 
-def varint(n: int) -> bytes:
-    """An unsigned base-128 varint."""
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+varint = codec.varint  # the lengths of the fields written here
 
 
 def record_fragments(records: Sequence[Record]) -> list[bytes]:

@@ -17,7 +17,7 @@ import itertools
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Final
@@ -336,60 +336,56 @@ class SqliteConnection:
                 written += len(records)
         return written
 
-    def read(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
+    def _windows(
+        self,
+        series: Sequence[SeriesKey],
+        window: Window,
+        read: Callable[[int, int, int, int], SeriesRead],
+    ) -> list[SeriesRead]:
+        """``read(series_id, start, end, limit)`` for each series that exists; SQLite
+        bounds (a negative limit is none)."""
         start = INT64_MIN if window.start_ms is None else window.start_ms
         end = INT64_MAX if window.end_ms is None else window.end_ms
-        limit = window.limit if window.limit > 0 else -1  # SQLite: negative is no limit
-        fetch = limit + 1 if limit > 0 else -1
-        sql = READ[window.newest_first]
+        limit = window.limit if window.limit > 0 else -1
         results = []
         with translated("read"):
             for key in series:
                 sid = self._series_id(key, create=False)
-                if sid is None:
-                    results.append(SeriesRead([], truncated=False))
-                    continue
-                rows = self._conn.execute(sql, (sid, start, end, fetch)).fetchall()
-                truncated = 0 < limit < len(rows)
-                if truncated:
-                    rows = rows[:limit]
-                records = [Record(ts, p) for ts, p, _ in rows]
-                results.append(SeriesRead(records, truncated, encoded=[r[2] for r in rows]))
+                found = None if sid is None else read(sid, start, end, limit)
+                results.append(found or SeriesRead([], truncated=False))
         return results
+
+    def read(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
+        sql = READ[window.newest_first]
+
+        def rows(sid: int, start: int, end: int, limit: int) -> SeriesRead:
+            found = self._conn.execute(sql, (sid, start, end, limit + 1 if limit > 0 else -1))
+            kept = found.fetchall()
+            truncated = 0 < limit < len(kept)
+            if truncated:
+                kept = kept[:limit]
+            records = [Record(ts, p) for ts, p, _ in kept]
+            return SeriesRead(records, truncated, encoded=[r[2] for r in kept])
+
+        return self._windows(series, window, rows)
 
     def read_answer(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
         """The window of each series as :meth:`read` finds it, its records encoded in one
         run (``SeriesRead.encoded``: one item) and decoded only if looked at."""
         if 0 < window.limit <= FEW:  # a step a record is cheaper than a count and a probe
             return self.read(series, window)
-        start = INT64_MIN if window.start_ms is None else window.start_ms
-        end = INT64_MAX if window.end_ms is None else window.end_ms
-        limit = window.limit if window.limit > 0 else -1
         newest_first = window.newest_first
         sql, more = ANSWER[newest_first], MORE[newest_first]
-        results = []
-        with translated("read"):
-            for key in series:
-                sid = self._series_id(key, create=False)
-                if sid is None:
-                    results.append(SeriesRead([], truncated=False))
-                    continue
-                count, first, last, data = self._conn.execute(
-                    sql, (sid, start, end, limit)
-                ).fetchone()
-                if not count:
-                    results.append(SeriesRead([], truncated=False))
-                    continue
-                truncated = count == limit and (
-                    self._conn.execute(
-                        more, (sid, first, start) if newest_first else (sid, last, end)
-                    ).fetchone()
-                    is not None
-                )
-                results.append(
-                    SeriesRead(codec.EncodedRecords(data, count), truncated, encoded=[data])
-                )
-        return results
+
+        def run(sid: int, start: int, end: int, limit: int) -> SeriesRead:
+            count, first, last, data = self._conn.execute(sql, (sid, start, end, limit)).fetchone()
+            if not count:
+                return SeriesRead([], truncated=False)
+            beyond = (sid, first, start) if newest_first else (sid, last, end)
+            truncated = count == limit and self._conn.execute(more, beyond).fetchone() is not None
+            return SeriesRead(codec.EncodedRecords(data, count), truncated, encoded=[data])
+
+        return self._windows(series, window, run)
 
     def purge(self, purge: PurgeFilter) -> int:
         sql, params = purge_sql(purge)
