@@ -160,10 +160,6 @@ class EncodedRecords(_Columns):
             self._decoded = decode(self.data)
         return self._decoded
 
-    def fields(self) -> list[bytes]:
-        """Each record's encoded field, in order."""
-        return self.decoded()[2]
-
     def __len__(self) -> int:
         return self._count
 

@@ -158,13 +158,11 @@ class HotTier:
 
     def get(self, key: SeriesKey) -> HeldSeries | None:
         """The held series if fresh (and marks it recently used); counts a hit or a miss."""
-        held = self._held.get(key)
-        if held is not None and self.clock() - held.loaded_at <= self.max_age:
-            self._held.move_to_end(key)
-            self.hits += 1
-            return held
+        held = self.peek(key)
         if held is not None:
-            self._drop(key)
+            self.touch(key)
+            return held
+        self._drop(key)  # expired, if held at all
         self.misses += 1
         return None
 

@@ -63,11 +63,6 @@ def series_result_of(
     return RESULTS + varint(len(body)) + body
 
 
-def serialize(response: bytes | pb.ReadResponse) -> bytes:
-    """The Read method's serializer: answers already written as bytes pass as they are."""
-    return response if isinstance(response, bytes) else response.SerializeToString()
-
-
 SERVICE = pb.DESCRIPTOR.services_by_name["MarketDataCache"].full_name
 
 
@@ -79,11 +74,12 @@ def add_to_server(servicer: object, server: grpc.aio.Server) -> None:
     handlers = {
         name: rpc(
             getattr(servicer, name),
-            # Read takes the request's bytes: its answers are remembered by them.
+            # Read takes the request's bytes (its answers are remembered by them) and
+            # answers bytes it wrote itself: no (de)serializer, gRPC passes bytes through.
             request_deserializer=None
             if name == "Read"
             else getattr(pb, f"{name}Request").FromString,
-            response_serializer=serialize
+            response_serializer=None
             if name == "Read"
             else getattr(pb, f"{name}Response").SerializeToString,
         )
