@@ -21,7 +21,8 @@ from mdcache_server.store.base import StoreConnection
 from mdcache_server.store.sqlite import SqliteStore
 
 KEY = pb.SeriesKey(symbol="600519", data_type="kline", timeframe="1d")
-records = st.dictionaries(st.integers(0, 4_102_444_799_999), st.text(max_size=40), max_size=40).map(
+payloads = st.text(max_size=40) | st.text(min_size=120, max_size=200)  # 1- and 2-byte lengths
+records = st.dictionaries(st.integers(0, 4_102_444_799_999), payloads, max_size=40).map(
     lambda d: [Record(ts, p) for ts, p in sorted(d.items())]
 )
 windows = st.builds(

@@ -1,10 +1,15 @@
 """The bounded worker pool that runs every blocking store call off the event loop.
 
 Each worker thread opens its own store connection on first use and keeps it for
-its life (threads of a ``ThreadPoolExecutor`` live until shutdown, unlike
-anyio's idle-expiring workers). A connection that failed with StoreUnavailable
-is dropped, so the next call on that thread reconnects. At most ``max_pending``
-calls wait for a worker; past that a call fails at once with Overloaded.
+its life. A connection that failed with StoreUnavailable is dropped, so the next call
+on that thread reconnects. At most ``max_pending`` calls wait for a worker; past that a
+call fails at once with Overloaded.
+
+Results come back to the event loop in batches: a worker appends what it finished to
+one list and wakes the loop only when that list was empty, so under load one wake-up
+answers many calls. (``ThreadPoolExecutor`` with ``wrap_future`` costs a concurrent
+future, a condition and a self-pipe write for every call; at 32 callers that hop cost
+more than the store read itself, see bench/PROFILE.md.)
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import asyncio
 import contextvars
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from dataclasses import dataclass, field
+from queue import Empty, SimpleQueue
+from typing import Any, Generic, TypeVar
 
 import structlog
 
@@ -24,6 +31,16 @@ from mdcache_server.store.base import Store, StoreConnection
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class _Job(Generic[T]):
+    """One call for a worker: what to run, in which context, and whom to answer."""
+
+    fn: Callable[[StoreConnection], T]
+    future: asyncio.Future[T]
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    outcome: tuple[bool, Any] = (False, None)  # (failed, result or exception)
 
 
 class WorkerPool:
@@ -41,7 +58,11 @@ class WorkerPool:
         self.observe = observe  # called with each call's seconds in run(), waiting included
         self.workers = workers
         self.max_pending = max_pending
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="mdcache-store")
+        self._jobs: SimpleQueue[_Job[Any] | None] = SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._done: deque[_Job[Any]] = deque()
+        self._waking = False  # a delivery is scheduled on the loop
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._local = threading.local()
         self._connections: set[StoreConnection] = set()
         self._lock = threading.Lock()
@@ -77,6 +98,47 @@ class WorkerPool:
             self._drop_connection()
             raise
 
+    def _work(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A worker: runs jobs until it takes None, handing each outcome to the loop."""
+        done = self._done
+        while (job := self._jobs.get()) is not None:
+            if job.future.cancelled():  # its caller went away before it started
+                continue
+            try:
+                job.outcome = (False, job.context.run(self._call, job.fn))
+            except BaseException as exc:  # noqa: BLE001 (raised to the caller, on the loop)
+                job.outcome = (True, exc)
+            done.append(job)
+            if not self._waking:
+                self._waking = True
+                try:
+                    loop.call_soon_threadsafe(self._deliver)
+                except RuntimeError:  # the loop is closed: nobody waits for the answer
+                    return
+
+    def _deliver(self) -> None:
+        """On the loop: answers every finished job."""
+        self._waking = False
+        done = self._done
+        while done:
+            job = done.popleft()
+            if job.future.cancelled():
+                continue
+            failed, value = job.outcome
+            if failed:
+                job.future.set_exception(value)
+            else:
+                job.future.set_result(value)
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        for n in range(self.workers):
+            thread = threading.Thread(
+                target=self._work, args=(loop,), name=f"mdcache-store_{n}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
     async def run(self, fn: Callable[[StoreConnection], T]) -> T:
         """Runs ``fn`` with this worker's connection; raises Overloaded when the queue is full."""
         if self._closed:
@@ -86,21 +148,39 @@ class WorkerPool:
                 f"{self._in_flight} store calls in flight; the limit is "
                 f"{self.workers} workers + {self.max_pending} queued"
             )
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            if self._loop is not None:
+                raise RuntimeError("a worker pool serves one event loop")
+            self._start(loop)
         self._in_flight += 1
         started = time.perf_counter()
         try:
-            ctx = contextvars.copy_context()
-            future = self._executor.submit(ctx.run, self._call, fn)
-            return await asyncio.wrap_future(future)
+            future: asyncio.Future[T] = loop.create_future()
+            self._jobs.put(_Job(fn, future))
+            return await future
         finally:
             self._in_flight -= 1
             if self.observe is not None:
                 self.observe(time.perf_counter() - started)
 
     def close(self) -> None:
-        """Waits for running calls, then closes every connection."""
+        """Cancels the calls not started, waits for running ones, then closes every
+        connection."""
         self._closed = True
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        loop = self._loop
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except Empty:
+                break
+            if job is not None and loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(job.future.cancel)
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
         with self._lock:
             connections, self._connections = self._connections, set()
         for conn in connections:
