@@ -45,6 +45,25 @@ def test_schema_creation_is_idempotent_and_keeps_data(conn: StoreConnection) -> 
     conn.probe()
 
 
+def test_a_large_write_inserts_and_replaces_every_row_and_counts_exactly(
+    conn: StoreConnection,
+) -> None:
+    """1,000 rows (SQLite: statements of 256, 64, 16 and 4 rows), then 334 rows of which
+    every third replaces one and the rest are new (statements of 256, 64, 4, 4, 4, 1 and 1)."""
+    first = records(1000)
+    conn.write([(A, first)])
+    again = [
+        Record(r.ts_ms, '{"again": true}') if i % 3 == 0 else Record(r.ts_ms + 30_000, '{"new": 1}')
+        for i, r in enumerate(first[::3])
+    ]
+    conn.write([(A, again), (B, records(5))])
+    expected = {r.ts_ms: r.payload for r in first} | {r.ts_ms: r.payload for r in again}
+    (read,) = conn.read([A], Window())
+    assert [tuple(r) for r in read.records] == sorted(expected.items())
+    assert conn.list_series() == [(A, len(expected)), (B, 5)]
+    assert conn.counts().records == len(expected) + 5
+
+
 def test_list_and_drop_series(conn: StoreConnection) -> None:
     conn.write([(A, records(3)), (B, records(2)), (C, records(4))])
     assert sorted(conn.list_series()) == [(A, 3), (B, 2), (C, 4)]
