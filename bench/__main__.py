@@ -125,16 +125,26 @@ def _notes(results: dict[str, Any]) -> list[str]:
             cold_cpu = cell.get("cold", {}).get("server_cpu_ms_per_call")
             if floor_cpu and cold_cpu:
                 cpu.append(f"c={conc}: {cold_cpu:.3f} against {floor_cpu:.3f}")
+        hops = [
+            f"c={conc}: {cell['floor-hop']['calls_per_s'] / cell['floor']['calls_per_s']:.2f}"
+            f" (cold {cell['cold']['calls_per_s'] / cell['floor-hop']['calls_per_s']:.2f} of it)"
+            for conc, cell in cold.items()
+            if "floor-hop" in cell and cell["floor"]["calls_per_s"]
+        ]
         if cpu:
             notes.append(
-                "Cold 250-record Reads: the store answers a window in one step, records as "
-                f"they are sent ({store['read_250_ms']:.3f} ms in-process for the year of bars, "
-                "the GIL released for most of it"
+                "Cold 250-record Reads: the store answers a window in one statement, records "
+                f"as they are sent ({store['read_250_ms']:.3f} ms in-process for the year of "
+                "bars, the GIL released for most of it"
                 + (f"; the whole handler {cold250:.0f} µs" if cold250 else "")
                 + "). Server CPU ms per call, cold against the floor: "
                 + "; ".join(cpu)
-                + ". The rest is the hop to a worker thread and back and the GIL hand-offs "
-                "between it and the event loop under load (bench/PROFILE.md)."
+                + ". Every store call runs on a worker thread (the service's rule: a store "
+                "call may block), and that hop alone, with no work on the thread, holds the "
+                "floor itself to this share of its calls/s: "
+                + ("; ".join(hops) if hops else "not measured in this run")
+                + ". The rest is the store read and the GIL hand-offs between the worker and "
+                "the event loop under load (bench/PROFILE.md)."
             )
     write = pieces.get("Write handler, 1,000 rows (validation, SQLite commit)")
     if write:

@@ -6,8 +6,13 @@ same requests, so sizes are byte for byte the same.
 What it costs is what the Python gRPC stack costs (parse the request, serialize the
 answer, HTTP/2), and so what no Python gRPC server of this contract can beat.
 
-``python -m bench.floor --port 50100 --responses responses.json`` where the file maps a
-limit to a base64 serialized ReadResponse.
+With ``--hop`` its Read takes the pre-built answer from a worker thread
+(``run_in_executor`` on a pool of 2, the usual asyncio idiom), doing nothing there: what
+the stack allows a server whose reads must leave the event loop, as every store call of
+mdcache does.
+
+``python -m bench.floor --port 50100 --responses responses.json [--hop]`` where the file
+maps a limit to a base64 serialized ReadResponse.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import asyncio
 import base64
 import json
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +58,22 @@ class FloorServicer(pb_grpc.MarketDataCacheServicer):
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the floor only reads and writes")
 
 
+class HopFloorServicer(FloorServicer):
+    """The floor whose Read fetches its answer on a worker thread."""
+
+    def __init__(self, responses: dict[int, pb.ReadResponse]) -> None:
+        super().__init__(responses)
+        self.workers = ThreadPoolExecutor(2, thread_name_prefix="floor-hop")
+
+    async def Read(
+        self, request: pb.ReadRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ReadResponse:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.workers, self.responses.get, request.limit, self.empty
+        )
+
+
 def load_responses(path: Path) -> dict[int, pb.ReadResponse]:
     raw = json.loads(path.read_text())
     return {int(k): pb.ReadResponse.FromString(base64.b64decode(v)) for k, v in raw.items()}
@@ -63,14 +85,15 @@ def save_responses(path: Path, responses: dict[int, bytes]) -> None:
     )
 
 
-async def serve(port: int, responses: dict[int, pb.ReadResponse]) -> None:
+async def serve(port: int, responses: dict[int, pb.ReadResponse], *, hop: bool = False) -> None:
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
         ]
     )
-    pb_grpc.add_MarketDataCacheServicer_to_server(FloorServicer(responses), server)
+    servicer = (HopFloorServicer if hop else FloorServicer)(responses)
+    pb_grpc.add_MarketDataCacheServicer_to_server(servicer, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     stop = asyncio.Event()
@@ -85,8 +108,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--responses", type=Path, required=True)
+    parser.add_argument("--hop", action="store_true", help="Read answers from a worker thread")
     args = parser.parse_args()
-    asyncio.run(serve(args.port, load_responses(args.responses)))
+    asyncio.run(serve(args.port, load_responses(args.responses), hop=args.hop))
 
 
 if __name__ == "__main__":

@@ -151,10 +151,11 @@ def mdcache(name: str, workdir: Path, *args: str, store: Path | None = None) -> 
     return proc
 
 
-def floor(name: str, workdir: Path, responses: Path) -> Process:
+def floor(name: str, workdir: Path, responses: Path, *args: str) -> Process:
     """The bare grpc.aio server (``bench.floor``), answering the pre-built responses."""
     port = free_port()
     argv = [sys.executable, "-m", "bench.floor", "--port", str(port), "--responses", str(responses)]
+    argv += args
     proc = Process(name, argv, workdir / f"{name}.log")
     proc.wait_port(port, timeout=30)
     return proc

@@ -214,6 +214,36 @@ def _service_tables(service: dict[str, Any], store: dict[str, Any] | None, add: 
                 f"{_mark(_ratio(cold, floor), cold_t)} | {_fmt(redis)} | "
                 f"{_fmt(_ratio(hot, redis), 2)} |"
             )
+    hops = [
+        (case, conc, cell)
+        for case, by_conc in service["reads"].items()
+        for conc, cell in by_conc.items()
+        if "floor-hop" in cell
+    ]
+    if hops:
+        add("")
+        add("### Cold Reads against a floor that answers from a worker thread")
+        add("")
+        add(
+            "floor + hop = the floor taking its pre-built answer from a worker thread and "
+            "doing nothing there: what the stack allows a read that must leave the event loop."
+        )
+        add("")
+        add(
+            "| read | c | floor | floor + hop | hop ÷ floor | cold | cold ÷ floor | "
+            "cold ÷ (floor + hop) | server CPU ms/call: floor / floor + hop / cold |"
+        )
+        add("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+        for case, conc, cell in hops:
+            floor, hop, cold = (cell[t]["calls_per_s"] for t in ("floor", "floor-hop", "cold"))
+            cpu = " / ".join(
+                _fmt(cell[t]["server_cpu_ms_per_call"], 3) for t in ("floor", "floor-hop", "cold")
+            )
+            add(
+                f"| {case} | {conc} | {_fmt(floor)} | {_fmt(hop)} | {_fmt(_ratio(hop, floor), 2)} "
+                f"| {_fmt(cold)} | {_mark(_ratio(cold, floor), COLD_VS_FLOOR)} | "
+                f"{_fmt(_ratio(cold, hop), 2)} | {cpu} |"
+            )
     add("")
     add("### Latency as the caller sees it, p50 / p99 in ms")
     add("")

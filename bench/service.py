@@ -106,6 +106,13 @@ async def _run(
     started.append(grpc_floor)
     channels["floor"] = wire.channel(grpc_floor.target)
     out["servers"]["floor"] = "bench.floor: bare grpc.aio, same proto, pre-built answers"
+    hop_floor = procs.floor("floor-hop", workdir, responses, "--hop")
+    started.append(hop_floor)
+    channels["floor-hop"] = wire.channel(hop_floor.target)
+    out["servers"]["floor-hop"] = (
+        "bench.floor --hop: the floor taking its pre-built answer from a worker thread "
+        "(run_in_executor, 2 threads), measured for the 250-record Read"
+    )
 
     ingest["grpc floor, 1 in flight"] = await writes.ingest(
         writes.grpc_sender(wire.raw(channels["floor"], wire.WRITE)), bars, 1, grpc_floor.pid
@@ -117,6 +124,11 @@ async def _run(
         targets[name] = reads.Target(
             proc.pid, {case: _sending(call, req) for case, req in requests.items()}
         )
+    cold_case = "250 records"  # the case of the cold target
+    targets["floor-hop"] = reads.Target(
+        hop_floor.pid,
+        {cold_case: _sending(wire.raw(channels["floor-hop"], wire.READ), requests[cold_case])},
+    )
 
     redis_note = None
     if procs.redis_binary() is None:
