@@ -66,4 +66,7 @@ async def measure(
     for (case_name, conc, target), runs in pooled.items():
         cell = result.setdefault(case_name, {}).setdefault(str(conc), {})
         cell[target] = summarize(runs).as_dict()
+        cell[target]["calls_per_s_by_round"] = [
+            round(len(run.latencies) / run.seconds, 1) for run in runs if run.seconds > 0
+        ]
     return result
