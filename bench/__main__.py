@@ -171,7 +171,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     quick = args.quick
     seconds = args.seconds or (0.6 if quick else 3.0)
     warmup = 0.2 if quick else 0.5
-    rounds = args.rounds or (1 if quick else 2)
+    rounds = args.rounds or (1 if quick else 3)
     growth_rows = (
         [int(x) for x in args.growth_rows.split(",")]
         if args.growth_rows
