@@ -63,6 +63,11 @@ def _machine() -> str:
     )
 
 
+def _share(cell: dict[str, Any], target: str) -> str:
+    """A target's calls/s as a share of the floor's in one read cell."""
+    return f"{cell[target]['calls_per_s'] / cell['floor']['calls_per_s']:.2f}"
+
+
 def _notes(results: dict[str, Any]) -> list[str]:
     """Why a missed target is missed, from this run's own figures."""
     notes = []
@@ -126,10 +131,10 @@ def _notes(results: dict[str, Any]) -> list[str]:
             if floor_cpu and cold_cpu:
                 cpu.append(f"c={conc}: {cold_cpu:.3f} against {floor_cpu:.3f}")
         hops = [
-            f"c={conc}: {cell['floor-hop']['calls_per_s'] / cell['floor']['calls_per_s']:.2f}"
-            f" (cold {cell['cold']['calls_per_s'] / cell['floor-hop']['calls_per_s']:.2f} of it)"
+            f"c={conc}: {_share(cell, 'floor-hop')} with the hop alone, "
+            f"{_share(cell, 'floor-hop-work')} with the work too (cold {_share(cell, 'cold')})"
             for conc, cell in cold.items()
-            if "floor-hop" in cell and cell["floor"]["calls_per_s"]
+            if "floor-hop-work" in cell
         ]
         if cpu:
             notes.append(
@@ -140,11 +145,13 @@ def _notes(results: dict[str, Any]) -> list[str]:
                 + "). Server CPU ms per call, cold against the floor: "
                 + "; ".join(cpu)
                 + ". Every store call runs on a worker thread (the service's rule: a store "
-                "call may block), and that hop alone, with no work on the thread, holds the "
-                "floor itself to this share of its calls/s: "
+                "call may block). The floor itself, answering from a worker thread after "
+                f"about {svc.get('hop_work_us', 'N')} µs of work there with the GIL released "
+                "(what the store read takes), keeps this share of its calls/s: "
                 + ("; ".join(hops) if hops else "not measured in this run")
-                + ". The rest is the store read and the GIL hand-offs between the worker and "
-                "the event loop under load (bench/PROFILE.md)."
+                + ". Work on a second thread competes with the event loop and the load "
+                "generator for 2 cores, and each hand-off of the GIL wakes a thread "
+                "(bench/PROFILE.md)."
             )
     write = pieces.get("Write handler, 1,000 rows (validation, SQLite commit)")
     if write:

@@ -9,10 +9,12 @@ answer, HTTP/2), and so what no Python gRPC server of this contract can beat.
 With ``--hop`` its Read takes the pre-built answer from a worker thread
 (``run_in_executor`` on a pool of 2, the usual asyncio idiom), doing nothing there: what
 the stack allows a server whose reads must leave the event loop, as every store call of
-mdcache does.
+mdcache does. With ``--hop-work-us N`` the worker also hashes a buffer for about N µs
+with the GIL released (``hashlib`` releases it for buffers over 2 KiB), standing in for a
+store read of that length (SQLite's answer to a year of bars takes 100-160 µs).
 
-``python -m bench.floor --port 50100 --responses responses.json [--hop]`` where the file
-maps a limit to a base64 serialized ReadResponse.
+``python -m bench.floor --port 50100 --responses responses.json [--hop] [--hop-work-us N]``
+where the file maps a limit to a base64 serialized ReadResponse.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -59,19 +63,39 @@ class FloorServicer(pb_grpc.MarketDataCacheServicer):
 
 
 class HopFloorServicer(FloorServicer):
-    """The floor whose Read fetches its answer on a worker thread."""
+    """The floor whose Read fetches its answer on a worker thread, after ``work`` bytes of
+    hashing there (none by default)."""
 
-    def __init__(self, responses: dict[int, pb.ReadResponse]) -> None:
+    def __init__(self, responses: dict[int, pb.ReadResponse], work: bytes = b"") -> None:
         super().__init__(responses)
         self.workers = ThreadPoolExecutor(2, thread_name_prefix="floor-hop")
+        self.work = work
+
+    def _answer(self, limit: int) -> pb.ReadResponse:
+        if self.work:
+            hashlib.sha256(self.work).digest()
+        return self.responses.get(limit, self.empty)
 
     async def Read(
         self, request: pb.ReadRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.ReadResponse:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.workers, self.responses.get, request.limit, self.empty
-        )
+        return await loop.run_in_executor(self.workers, self._answer, request.limit)
+
+
+def work_buffer(micros: float) -> bytes:
+    """A buffer that sha256 hashes in about ``micros`` µs on this machine (best of 5)."""
+    if micros <= 0:
+        return b""
+    probe = b"x" * (1 << 20)
+    best = min(_timed(lambda: hashlib.sha256(probe).digest()) for _ in range(5))
+    return b"x" * max(int(len(probe) * micros / 1e6 / best), 4096)
+
+
+def _timed(fn: Any) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
 
 
 def load_responses(path: Path) -> dict[int, pb.ReadResponse]:
@@ -85,14 +109,20 @@ def save_responses(path: Path, responses: dict[int, bytes]) -> None:
     )
 
 
-async def serve(port: int, responses: dict[int, pb.ReadResponse], *, hop: bool = False) -> None:
+async def serve(
+    port: int, responses: dict[int, pb.ReadResponse], *, hop: bool = False, work_us: float = 0
+) -> None:
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
         ]
     )
-    servicer = (HopFloorServicer if hop else FloorServicer)(responses)
+    servicer = (
+        HopFloorServicer(responses, work_buffer(work_us))
+        if hop or work_us
+        else FloorServicer(responses)
+    )
     pb_grpc.add_MarketDataCacheServicer_to_server(servicer, server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -109,8 +139,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--responses", type=Path, required=True)
     parser.add_argument("--hop", action="store_true", help="Read answers from a worker thread")
+    parser.add_argument(
+        "--hop-work-us", type=float, default=0, help="µs of GIL-free work on that thread a Read"
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.port, load_responses(args.responses), hop=args.hop))
+    responses = load_responses(args.responses)
+    asyncio.run(serve(args.port, responses, hop=args.hop, work_us=args.hop_work_us))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from bench import data, floor, procs, reads, redisfloor, wire, writes
 from bench.data import HOT_SERIES, YEAR, Bars
 
 SIZES = (reads.Case("1 record", 1), reads.Case("250 records", YEAR))
+HOP_WORK_US = 100  # SQLite answers the year of bars in 100-160 µs in-process (store floor)
 
 
 def _sending(call: wire.RawCall, request: bytes) -> reads.Call:
@@ -106,13 +107,23 @@ async def _run(
     started.append(grpc_floor)
     channels["floor"] = wire.channel(grpc_floor.target)
     out["servers"]["floor"] = "bench.floor: bare grpc.aio, same proto, pre-built answers"
-    hop_floor = procs.floor("floor-hop", workdir, responses, "--hop")
-    started.append(hop_floor)
-    channels["floor-hop"] = wire.channel(hop_floor.target)
+    hop_floors = {
+        "floor-hop": procs.floor("floor-hop", workdir, responses, "--hop"),
+        "floor-hop-work": procs.floor(
+            "floor-hop-work", workdir, responses, "--hop-work-us", str(HOP_WORK_US)
+        ),
+    }
+    started.extend(hop_floors.values())
+    channels.update({name: wire.channel(p.target) for name, p in hop_floors.items()})
     out["servers"]["floor-hop"] = (
         "bench.floor --hop: the floor taking its pre-built answer from a worker thread "
         "(run_in_executor, 2 threads), measured for the 250-record Read"
     )
+    out["servers"]["floor-hop-work"] = (
+        f"bench.floor --hop-work-us {HOP_WORK_US}: the same, the worker first hashing for "
+        f"about {HOP_WORK_US} µs with the GIL released (a store read's length of work)"
+    )
+    out["hop_work_us"] = HOP_WORK_US
 
     ingest["grpc floor, 1 in flight"] = await writes.ingest(
         writes.grpc_sender(wire.raw(channels["floor"], wire.WRITE)), bars, 1, grpc_floor.pid
@@ -125,10 +136,9 @@ async def _run(
             proc.pid, {case: _sending(call, req) for case, req in requests.items()}
         )
     cold_case = "250 records"  # the case of the cold target
-    targets["floor-hop"] = reads.Target(
-        hop_floor.pid,
-        {cold_case: _sending(wire.raw(channels["floor-hop"], wire.READ), requests[cold_case])},
-    )
+    for name, proc in hop_floors.items():
+        call = wire.raw(channels[name], wire.READ)
+        targets[name] = reads.Target(proc.pid, {cold_case: _sending(call, requests[cold_case])})
 
     redis_note = None
     if procs.redis_binary() is None:
