@@ -122,6 +122,29 @@ def _notes(results: dict[str, Any]) -> list[str]:
             "CPU (bench/PROFILE.md), so 0.8 x the floor's calls/s leaves about 50 µs of handler "
             "work per call."
         )
+    under = []
+    for case, by_conc in (svc or {}).get("reads", {}).items():
+        for conc, cell in by_conc.items():
+            floor_cpu = cell["floor"]["server_cpu_ms_per_call"]
+            if cell["hot"]["calls_per_s"] >= report.HOT_VS_FLOOR * cell["floor"]["calls_per_s"]:
+                continue
+            rounds = " / ".join(f"{r:.2f}" for r in report.by_round(cell, "hot"))
+            under.append(
+                f"{case} c={conc}: {cell['hot']['calls_per_s'] / cell['floor']['calls_per_s']:.3f}"
+                f" pooled, rounds {rounds}; server CPU "
+                f"{cell['hot']['server_cpu_ms_per_call']:.3f} against the floor's "
+                f"{floor_cpu:.3f} ms a call"
+            )
+    if under:
+        notes.append(
+            f"Hot Reads under {report.HOT_VS_FLOOR} x the floor in this run: "
+            + "; ".join(under)
+            + ". A remembered answer costs the handler "
+            + (f"{hot1:.0f}-{hot250:.0f} µs in-process" if hot1 and hot250 else "a few µs")
+            + ". The rounds of one cell, each measured back to back with its floor, differ "
+            "more than the distance to the line: on this machine the ratio of the same code "
+            "moves by 0.1 to 0.3 from one minute to the next (bench/PROFILE.md has the runs)."
+        )
     cold = (svc or {}).get("reads", {}).get("250 records", {})
     if store and cold:
         cpu = []

@@ -28,7 +28,7 @@ def _verdict(ok: bool | None) -> str:
     return "-" if ok is None else ("**met**" if ok else "**missed**")
 
 
-def _by_round(cell: dict[str, Any], target: str) -> list[float]:
+def by_round(cell: dict[str, Any], target: str) -> list[float]:
     """The target's calls/s over the floor's, round by round (measured back to back)."""
     return [
         round(a / b, 2)
@@ -55,7 +55,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                         "target": f"hot Read {case}, c={conc}: >= {HOT_VS_FLOOR} x floor calls/s",
                         "measured": round(hot, 3),
                         "ok": hot >= HOT_VS_FLOOR,
-                        "rounds": _by_round(cell, "hot"),
+                        "rounds": by_round(cell, "hot"),
                     }
                 )
         for conc, cell in service["reads"]["250 records"].items():
@@ -67,7 +67,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     f">= {COLD_VS_FLOOR} x floor calls/s",
                     "measured": round(cold, 3),
                     "ok": cold >= COLD_VS_FLOOR,
-                    "rounds": _by_round(cell, "cold"),
+                    "rounds": by_round(cell, "cold"),
                 }
             )
         best = max(v["rows_per_s"] for k, v in service["ingest"].items() if k.startswith("mdcache"))
@@ -149,7 +149,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"was running); {results['seconds']:.0f} s in all."
     )
     add("")
-    add("Every figure of a table comes from one run on one machine; the four servers of a")
+    add("Every figure of a table comes from one run on one machine; the servers of a")
     add("read cell were measured back to back (rotating order each round), so read the ratios")
     add("rather than the absolute figures on a shared machine. Server CPU ms/call is the")
     add("server process's CPU time over the measured span divided by the calls: the steadiest")
