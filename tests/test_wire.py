@@ -102,6 +102,21 @@ def test_the_store_encodes_answers_like_the_generated_code(
     assert got == expected(KEY, plain).SerializeToString()
 
 
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_a_record_left_on_the_window_bound_truncates_the_answer(
+    sqlite_conn: StoreConnection, newest_first: bool
+) -> None:
+    key = SeriesKey(f"BOUND{int(newest_first)}", "kline", "1d")
+    sqlite_conn.write([(key, [Record(ts, '"x"') for ts in range(10, 15)])])
+    for limit, truncated in ((4, True), (5, False)):
+        window = Window(start_ms=10, end_ms=14, limit=limit, newest_first=newest_first)
+        (answer,) = sqlite_conn.read_answer([key], window)
+        (plain,) = sqlite_conn.read([key], window)
+        assert (answer.truncated, plain.truncated) == (truncated, truncated)
+        assert list(answer.records) == list(plain.records)
+        assert len(answer.records) == limit
+
+
 def test_a_store_answer_over_the_byte_cap_is_cut_per_record(
     sqlite_conn: StoreConnection,
 ) -> None:

@@ -125,18 +125,21 @@ _READ = (
     "WHERE series_id = ? AND ts >= ? AND ts <= ? ORDER BY ts {} LIMIT ?"
 )
 READ: Final = {False: _READ.replace("{}", "ASC"), True: _READ.replace("{}", "DESC")}
-# One row: how many records, the records as sent, and the length of the last one's field.
-# The subquery takes one record past the limit (the probe for "truncated"), in the order
-# asked, and keeps that order (SQLite does not flatten a LIMIT subquery into an
-# aggregate; tests/test_wire.py checks it both ways). With one MAX (or MIN) aggregate, a
-# bare column is taken from the row holding it: the last record in that order. One
-# statement, so the worker releases and takes back the GIL twice a read, not four times.
+# One row: how many records, the records as sent, and whether the window holds a record
+# past the last one taken (then the answer is truncated). The inner subquery keeps its
+# order (SQLite does not flatten a LIMIT subquery into an aggregate; tests/test_wire.py
+# checks it both ways). One statement, so the worker gives the GIL back and takes it again
+# twice a read, not four times; ?1..?4 are the series id, start, end and limit.
 _ANSWER = (
-    "SELECT COUNT(*), CAST(GROUP_CONCAT(record, '') AS BLOB), {}(ts), length(record) "
-    "FROM (SELECT ts, record FROM records WHERE series_id = ? AND ts >= ? AND ts <= ? "
-    "ORDER BY ts {} LIMIT ?)"
+    "SELECT n, data, EXISTS (SELECT 1 FROM records WHERE series_id = ?1 AND {}) FROM ("
+    "SELECT COUNT(*) AS n, CAST(GROUP_CONCAT(record, '') AS BLOB) AS data, {}(ts) AS m "
+    "FROM (SELECT ts, record FROM records WHERE series_id = ?1 AND ts >= ?2 AND ts <= ?3 "
+    "ORDER BY ts {} LIMIT ?4))"
 )
-ANSWER: Final = {False: _ANSWER.format("MAX", "ASC"), True: _ANSWER.format("MIN", "DESC")}
+ANSWER: Final = {
+    False: _ANSWER.format("ts > m AND ts <= ?3", "MAX", "ASC"),
+    True: _ANSWER.format("ts < m AND ts >= ?2", "MIN", "DESC"),
+}
 OLD_LAYOUT: Final = "SELECT COUNT(*) FROM pragma_table_info('records') WHERE name = 'payload'"
 MIGRATE: Final = (
     "CREATE TABLE records_as_sent (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, "
@@ -390,14 +393,10 @@ class SqliteConnection:
         sql = ANSWER[window.newest_first]
 
         def run(sid: int, start: int, end: int, limit: int) -> SeriesRead:
-            probe = limit + 1 if limit > 0 else -1
-            count, data, _, last = self._conn.execute(sql, (sid, start, end, probe)).fetchone()
+            count, data, more = self._conn.execute(sql, (sid, start, end, limit)).fetchone()
             if not count:
                 return SeriesRead([], truncated=False)
-            truncated = count == probe
-            if truncated:  # the probe's record is the last field: cut it off
-                count, data = limit, data[:-last]
-            return SeriesRead(codec.EncodedRecords(data, count), truncated, encoded=[data])
+            return SeriesRead(codec.EncodedRecords(data, count), bool(more), encoded=[data])
 
         return self._windows(series, window, run)
 
