@@ -26,6 +26,7 @@ import hashlib
 import json
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ def work_buffer(micros: float) -> bytes:
     return b"x" * max(int(len(probe) * micros / 1e6 / best), 4096)
 
 
-def _timed(fn: Any) -> float:
+def _timed(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()
     return time.perf_counter() - started
