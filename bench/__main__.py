@@ -118,9 +118,9 @@ def _notes(results: dict[str, Any]) -> list[str]:
                 else ""
             )
             + f", and {cold250:.0f} µs for a cold 250-record read (answer serialized, metrics "
-            "included). Over the network each µs of handler work costs about 1.5 µs of server "
-            "CPU (bench/PROFILE.md), so 0.8 x the floor's calls/s leaves about 50 µs of handler "
-            "work per call."
+            "included). Over the network a µs of handler work costs 1.1 to 3.8 µs of server CPU "
+            "(bench/PROFILE.md), so 0.8 x the floor's calls/s leaves at most about 50 µs of "
+            "handler work per call."
         )
     under = []
     for case, by_conc in (svc or {}).get("reads", {}).items():

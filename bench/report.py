@@ -145,8 +145,9 @@ def markdown(results: dict[str, Any]) -> str:
     add(
         f"Server code measured: {results.get('code', 'unknown')}. Load average (1 min) "
         f"{results['load_average_at_start'][0]:.2f} at the start, "
-        f"{results['load_average_at_end'][0]:.2f} at the end (2 cores; above 1, other work "
-        f"was running); {results['seconds']:.0f} s in all."
+        f"{results['load_average_at_end'][0]:.2f} at the end (2 cores: at the start, above 1 "
+        f"means other work was running; at the end it counts the benchmark's own "
+        f"processes); {results['seconds']:.0f} s in all."
     )
     add("")
     add("Every figure of a table comes from one run on one machine; the servers of a")
