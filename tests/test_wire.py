@@ -15,7 +15,6 @@ from mdcache.v1 import cache_pb2 as pb
 from mdcache_server import codec
 from mdcache_server.cache.hot import HeldSeries
 from mdcache_server.model import Record, SeriesKey, SeriesRead, Window
-from mdcache_server.service import wire
 from mdcache_server.service.responses import read_response
 from mdcache_server.store.base import StoreConnection
 from mdcache_server.store.sqlite import SqliteStore
@@ -47,7 +46,7 @@ def expected(key: pb.SeriesKey, read: SeriesRead) -> pb.ReadResponse:
 def test_held_fragments_encode_like_the_generated_code(
     records: list[Record], window: Window
 ) -> None:
-    held = HeldSeries.of(records, 0.0, wire.record_fragments(records)).window(window)
+    held = HeldSeries.of(records, 0.0, codec.fields_of(records)).window(window)
     plain = HeldSeries.of(records, 0.0).window(window)
     assert held.encoded is not None
     assert plain.encoded is None
@@ -60,7 +59,7 @@ def test_held_fragments_encode_like_the_generated_code(
 
 def test_several_series_and_the_byte_cap() -> None:
     a = [Record(i, '"' + "x" * 100 + '"') for i in range(10)]
-    reads = [HeldSeries.of(a, 0.0, wire.record_fragments(a)).window(Window()), SeriesRead(a, False)]
+    reads = [HeldSeries.of(a, 0.0, codec.fields_of(a)).window(Window()), SeriesRead(a, False)]
     other = pb.SeriesKey(symbol="AAPL", data_type="kline", timeframe="1d")
     answer, rows = read_response([KEY, other], reads, 1000)
     parsed = pb.ReadResponse.FromString(answer)

@@ -14,7 +14,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from mdcache_server import __version__
+from mdcache_server import __version__, codec
 from mdcache_server.cache import capacity, usage, warming
 from mdcache_server.cache.hot import HotTier
 from mdcache_server.cache.maintenance import apply_retention, every
@@ -60,7 +60,7 @@ class Server:
                 capacity_bytes=config.hot_tier_bytes,
                 max_age=config.hot_tier_max_age,
                 max_series_records=config.hot_tier_max_series_records,
-                encode=wire.record_fragments,
+                encode=codec.fields_of,
             ),
             stats=HitStats(replica=config.replica_id),
             retention=config.retention,

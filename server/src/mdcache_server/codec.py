@@ -21,6 +21,7 @@ RECORDS_TAG = 0x1A  # SeriesResult.records = 3, length-delimited
 TS_TAG = 0x08  # Record.ts_ms = 1, varint
 PAYLOAD_TAG = 0x12  # Record.payload = 2, length-delimited
 _U64 = (1 << 64) - 1
+_RECORDS, _TS, _PAYLOAD = bytes((RECORDS_TAG,)), bytes((TS_TAG,)), bytes((PAYLOAD_TAG,))
 
 
 def varint(n: int) -> bytes:
@@ -44,15 +45,15 @@ def length(n: int) -> bytes:
 
 def field(record: bytes) -> bytes:
     """A serialized ``Record`` as a ``SeriesResult.records`` field."""
-    return b"\x1a" + length(len(record)) + record
+    return _RECORDS + length(len(record)) + record
 
 
 def encode(ts_ms: int, payload: str) -> bytes:
     """One record as a ``SeriesResult.records`` field."""
     text = payload.encode()
     if not text:  # proto3 writes no empty string (a payload is JSON: never empty)
-        return field(b"\x08" + varint(ts_ms))
-    return field(b"\x08" + varint(ts_ms) + b"\x12" + length(len(text)) + text)
+        return field(_TS + varint(ts_ms))
+    return field(_TS + varint(ts_ms) + _PAYLOAD + length(len(text)) + text)
 
 
 def _read_varint(data: bytes, i: int) -> tuple[int, int]:

@@ -208,7 +208,7 @@ class HotTier:
         if not self.valid(ticket, key):
             return False
         if held.size > self.max_entry_bytes:
-            self._too_large.add(key)
+            self.found_too_large(key)
             return False
         self._drop(key)
         held.serial = next(self._serials)
@@ -230,7 +230,7 @@ class HotTier:
         self.bytes += held.size - before
         if held.size > self.max_entry_bytes or len(held.ts) > self.max_series_records:
             self._drop(key)
-            self._too_large.add(key)
+            self.found_too_large(key)
         self._shrink()
 
     def forget(self, matches: Callable[[SeriesKey], bool]) -> int:

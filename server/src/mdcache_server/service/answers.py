@@ -21,6 +21,11 @@ from mdcache_server.model import SeriesKey, SeriesRead
 ENTRY_OVERHEAD = 200  # bytes of Python objects per remembered answer
 
 
+def _size(request: bytes, answer: bytes) -> int:
+    """What an entry takes: its request, its answer and the objects around them."""
+    return len(request) + len(answer) + ENTRY_OVERHEAD
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """A serialized Read answer and what makes it still true."""
@@ -59,7 +64,7 @@ class Answers:
         rows: int,
     ) -> None:
         """Keeps the answer if every series came from a held copy and it is small enough."""
-        size = len(request) + len(answer) + ENTRY_OVERHEAD
+        size = _size(request, answer)
         if size > self.max_entry_bytes:
             return
         held = []
@@ -74,9 +79,9 @@ class Answers:
         self.bytes += size
         while self.bytes > self.capacity_bytes and self._entries:
             old_request, old = self._entries.popitem(last=False)
-            self.bytes -= len(old_request) + len(old.answer) + ENTRY_OVERHEAD
+            self.bytes -= _size(old_request, old.answer)
 
     def forget(self, request: bytes) -> None:
         old = self._entries.pop(request, None)
         if old is not None:
-            self.bytes -= len(request) + len(old.answer) + ENTRY_OVERHEAD
+            self.bytes -= _size(request, old.answer)

@@ -13,23 +13,14 @@ from collections.abc import Iterable, Sequence
 import grpc
 
 from mdcache.v1 import cache_pb2 as pb
-from mdcache_server import codec
+from mdcache_server.codec import varint
 from mdcache_server.model import Record
 
 # Tags: (field number << 3) | wire type 2 (length-delimited) or 0 (varint).
 RESULTS = b"\x0a"  # ReadResponse.results = 1
 SERIES = b"\x0a"  # SeriesResult.series = 1
 HIT = b"\x10\x01"  # SeriesResult.hit = 2, true
-RECORDS = b"\x1a"  # SeriesResult.records = 3
 TRUNCATED = b"\x20\x01"  # SeriesResult.truncated = 4, true
-
-
-varint = codec.varint  # the lengths of the fields written here
-
-
-def record_fragments(records: Sequence[Record]) -> list[bytes]:
-    """Each record as a ``SeriesResult.records`` field (made once, by the Write, if it can)."""
-    return codec.fields_of(records)
 
 
 def series_result(
