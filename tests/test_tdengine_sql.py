@@ -235,10 +235,10 @@ def test_schema_sql() -> None:
         "TAGS (symbol VARCHAR(64), data_type VARCHAR(64), timeframe VARCHAR(64))",
         "CREATE STABLE IF NOT EXISTS mdcache_test.usage_totals "
         "(ts TIMESTAMP, since_ms BIGINT, hits BIGINT, misses BIGINT) "
-        "TAGS (replica VARCHAR(256))",
+        "TAGS (replica_name VARCHAR(256))",
         "CREATE STABLE IF NOT EXISTS mdcache_test.usage_series "
         "(ts TIMESTAMP, reads BIGINT, last_read_ms BIGINT) "
-        "TAGS (replica VARCHAR(256), symbol VARCHAR(64), data_type VARCHAR(64), "
+        "TAGS (replica_name VARCHAR(256), symbol VARCHAR(64), data_type VARCHAR(64), "
         "timeframe VARCHAR(64))",
     ]
     assert sql.drop_database(DB) == "DROP DATABASE IF EXISTS mdcache_test"
@@ -315,10 +315,10 @@ def test_count_purge_and_drop_sql() -> None:
 
 def test_usage_sql() -> None:
     assert sql.load_totals(DB) == (
-        "SELECT replica, since_ms, hits, misses FROM mdcache_test.usage_totals"
+        "SELECT replica_name, since_ms, hits, misses FROM mdcache_test.usage_totals"
     )
     assert sql.load_series_usage(DB) == (
-        "SELECT replica, symbol, data_type, timeframe, reads, last_read_ms "
+        "SELECT replica_name, symbol, data_type, timeframe, reads, last_read_ms "
         "FROM mdcache_test.usage_series"
     )
     assert sql.reset_usage(DB) == [
@@ -632,7 +632,7 @@ def test_reset_usage_of_one_replica_deletes_its_subtables() -> None:
     conn, _ = _connect(session)
     conn.reset_usage(HOSTILE)
     assert _statements(session) == [
-        "SELECT tbname, replica FROM mdcache_test.usage_series",
+        "SELECT tbname, replica_name FROM mdcache_test.usage_series",
         f"DELETE FROM mdcache_test.{mine}",
         f"DELETE FROM mdcache_test.{totals_table(HOSTILE)}",
     ]

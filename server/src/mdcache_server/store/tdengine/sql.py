@@ -73,10 +73,10 @@ def create_tables(db: str) -> list[str]:
         f"(ts TIMESTAMP, payload VARCHAR({PAYLOAD_BYTES})) TAGS ({series_tags})",
         f"CREATE STABLE IF NOT EXISTS {table(db, USAGE_TOTALS)} "
         f"(ts TIMESTAMP, since_ms BIGINT, hits BIGINT, misses BIGINT) "
-        f"TAGS (replica VARCHAR({REPLICA_BYTES}))",
+        f"TAGS (replica_name VARCHAR({REPLICA_BYTES}))",
         f"CREATE STABLE IF NOT EXISTS {table(db, USAGE_SERIES)} "
         f"(ts TIMESTAMP, reads BIGINT, last_read_ms BIGINT) "
-        f"TAGS (replica VARCHAR({REPLICA_BYTES}), {series_tags})",
+        f"TAGS (replica_name VARCHAR({REPLICA_BYTES}), {series_tags})",
     ]
 
 
@@ -161,19 +161,19 @@ def delete_subtable(db: str, subtable: str) -> str:
 
 
 def load_totals(db: str) -> str:
-    return f"SELECT replica, since_ms, hits, misses FROM {table(db, USAGE_TOTALS)}"
+    return f"SELECT replica_name, since_ms, hits, misses FROM {table(db, USAGE_TOTALS)}"
 
 
 def load_series_usage(db: str) -> str:
     return (
-        "SELECT replica, symbol, data_type, timeframe, reads, last_read_ms "
+        "SELECT replica_name, symbol, data_type, timeframe, reads, last_read_ms "
         f"FROM {table(db, USAGE_SERIES)}"
     )
 
 
 def series_usage_tables(db: str) -> str:
     """Each series-usage subtable holding a row, with its replica (to forget one replica)."""
-    return f"SELECT tbname, replica FROM {table(db, USAGE_SERIES)}"
+    return f"SELECT tbname, replica_name FROM {table(db, USAGE_SERIES)}"
 
 
 def reset_usage(db: str) -> list[str]:
