@@ -15,7 +15,7 @@ serve: $(STAMP)  ## run the server on the embedded store (SQLite under ./mdcache
 	$(VENV)/bin/mdcache serve
 
 test: check  ## everything CI runs: generated code, lint, types, Docker files, tests
-	$(PY) -m pytest
+	scripts/with-tdengine $(PY) -m pytest $(PYTEST_ARGS)
 
 check: $(STAMP) lint typecheck docker-lint
 	scripts/gen-proto --check

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,6 +18,9 @@ from mdcache_server.store.url import open_store
 from .support import server_config
 
 TDENGINE_URL = os.environ.get("MDCACHE_TEST_TDENGINE_URL", "")
+# Set by scripts/with-tdengine when it started a server (CI does): a TDengine test that
+# skips is then a failure, not a quiet gap.
+REQUIRE_TDENGINE = os.environ.get("MDCACHE_TEST_REQUIRE_TDENGINE") == "1"
 STORES = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param(
@@ -32,6 +36,15 @@ STORES = [
         ],
     ),
 ]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, Any]:
+    report = yield
+    if REQUIRE_TDENGINE and report.skipped and item.get_closest_marker("tdengine"):
+        report.outcome = "failed"
+        report.longrepr = f"a TDengine test skipped where TDengine is required: {report.longrepr}"
+    return report
 
 
 def tdengine_test_url() -> Iterator[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mdcache_server.errors import StoreUnavailable
+from mdcache_server.errors import StoreDown, StoreUnavailable
 from mdcache_server.pool import WorkerPool
 from mdcache_server.store.base import StoreConnection
 from mdcache_server.store.sqlite import SqliteStore
@@ -92,6 +92,42 @@ async def test_an_error_reaches_its_caller_and_a_lost_store_reconnects(pool: Wor
             await one.run(lambda conn: seen.append(conn) or 1 // 0)
         assert seen[0] is not seen[1]  # the failed connection was dropped, a new one made
         assert await one.run(version)
+    finally:
+        one.close()
+
+
+async def test_a_store_that_is_down_fails_calls_at_once_then_one_trial_call_reopens_it(
+    pool: WorkerPool,
+) -> None:
+    ran: list[str] = []
+
+    def down(conn: StoreConnection) -> None:
+        ran.append("down")
+        raise StoreDown("no server answered")
+
+    def answer(conn: StoreConnection) -> str:
+        ran.append("answer")
+        return "ok"
+
+    one = WorkerPool(pool.store, workers=1, max_pending=10, cooldown=0.3)
+    try:
+        with pytest.raises(StoreDown):
+            await one.run(down)
+        for _ in range(3):  # within the cooldown: answered at once, nothing runs
+            with pytest.raises(StoreUnavailable, match=r"no server answered .*fail at once"):
+                await one.run(answer)
+        assert ran == ["down"]
+        await asyncio.sleep(0.35)
+        trial = asyncio.ensure_future(one.run(down))  # the one call let through
+        await asyncio.sleep(0)
+        with pytest.raises(StoreUnavailable, match="fail at once"):  # others wait for it
+            await one.run(answer)
+        with pytest.raises(StoreDown):
+            await trial
+        await asyncio.sleep(0.35)
+        assert await one.run(answer) == "ok"  # the store answers: the breaker closes
+        assert await one.run(answer) == "ok"
+        assert ran == ["down", "down", "answer", "answer"]
     finally:
         one.close()
 

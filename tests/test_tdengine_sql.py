@@ -14,6 +14,7 @@ import sys
 import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,6 +43,7 @@ from mdcache_server.store.tdengine.connector import (
 from mdcache_server.store.tdengine.failures import (
     ConnectionLost,
     TableMissing,
+    Unreachable,
     classify,
     code_of,
 )
@@ -671,7 +673,7 @@ def test_a_purge_is_not_retried() -> None:
     [
         (0x2662, False, TableMissing),
         (0x2603, False, TableMissing),
-        (0x000B, True, ConnectionLost),
+        (0x000B, True, Unreachable),  # no server answers: not retried at once
         (0x0018, False, ConnectionLost),
         (0x0213, False, ConnectionLost),
         (0xE001, False, ConnectionLost),
@@ -831,7 +833,10 @@ def test_native_session_calls_taospy_as_documented(
     native: tuple[NativeSession, FakeDriver],
 ) -> None:
     session, driver = native
-    assert driver.log == [("connect", {"host": "td", "port": 6030, "user": "u", "password": "p"})]
+    ((call, kwargs),) = driver.log[:1]
+    config = kwargs.pop("config")
+    assert (call, kwargs) == ("connect", {"host": "td", "port": 6030, "user": "u", "password": "p"})
+    assert Path(config, "taos.cfg").read_text() == "maxRetryWaitTime 2000\n"
     driver.rows = [(1, "a")]
     assert session.query("SELECT 1") == [(1, "a")]
     assert session.execute("DELETE FROM db.records") == 3

@@ -8,6 +8,8 @@
     ├── ConfigError          bad configuration at start-up      (exit status 2)
     └── StoreError           the store failed
         └── StoreUnavailable the store cannot be reached        -> UNAVAILABLE
+            └── StoreDown    no store server answers at all: the worker pool fails
+                             calls at once for a while (``pool.py``)
 
 Stores raise these from driver errors where the driver is called; the service
 maps them to gRPC statuses in one table (``service/status.py``).
@@ -42,3 +44,7 @@ class StoreError(MdcacheError):
 
 class StoreUnavailable(StoreError):
     """The store cannot be reached or did not answer in time."""
+
+
+class StoreDown(StoreUnavailable):
+    """No server of the store answered: further calls now would only wait as long again."""

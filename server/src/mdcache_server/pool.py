@@ -5,6 +5,13 @@ its life. A connection that failed with StoreUnavailable is dropped, so the next
 on that thread reconnects. At most ``max_pending`` calls wait for a worker; past that a
 call fails at once with Overloaded.
 
+While the store is down, calls fail at once: a call that failed StoreDown (no store
+server answered) opens the pool's breaker, and for ``cooldown`` seconds every call is
+answered with that error without running; then one call at a time is let through as a
+trial, and the first that succeeds closes the breaker. (A TDengine server that is down
+takes seconds to refuse each request; without the breaker every call waiting for a
+worker would wait that long in turn, and past its caller's deadline.)
+
 Results come back to the event loop in batches: a worker appends what it finished to
 one list and wakes the loop only when that list was empty, so under load one wake-up
 answers many calls. (``ThreadPoolExecutor`` with ``wrap_future`` costs a concurrent
@@ -26,7 +33,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
-from mdcache_server.errors import Overloaded, StoreUnavailable
+from mdcache_server.errors import Overloaded, StoreDown, StoreUnavailable
 from mdcache_server.store.base import Store, StoreConnection
 
 T = TypeVar("T")
@@ -53,8 +60,12 @@ class WorkerPool:
         workers: int,
         max_pending: int,
         observe: Callable[[float], None] | None = None,
+        cooldown: float = 1.0,
     ) -> None:
         self.store = store
+        self.cooldown = cooldown
+        self._failed: tuple[float, StoreDown] | None = None  # (when, why): breaker open
+        self._trial = False  # a call is let through while the breaker is open
         self.observe = observe  # called with each call's seconds in run(), waiting included
         self.workers = workers
         self.max_pending = max_pending
@@ -93,10 +104,25 @@ class WorkerPool:
 
     def _call(self, fn: Callable[[StoreConnection], T]) -> T:
         try:
-            return fn(self._connection())
-        except StoreUnavailable:
+            result = fn(self._connection())
+        except StoreUnavailable as exc:
+            if isinstance(exc, StoreDown):
+                self._failed = (time.monotonic(), exc)
             self._drop_connection()
             raise
+        self._failed = None
+        return result
+
+    def _admit(self) -> bool:
+        """Raises the store's last failure while the breaker is open; True for a trial call."""
+        failed = self._failed
+        if failed is None:
+            return False
+        since, exc = failed
+        if self._trial or time.monotonic() - since < self.cooldown:
+            raise StoreUnavailable(f"{exc} (calls fail at once until the store answers again)")
+        self._trial = True
+        return True
 
     def _work(self, loop: asyncio.AbstractEventLoop) -> None:
         """A worker: runs jobs until it takes None, handing each outcome to the loop."""
@@ -153,6 +179,7 @@ class WorkerPool:
             if self._loop is not None:
                 raise RuntimeError("a worker pool serves one event loop")
             self._start(loop)
+        trial = self._admit()
         self._in_flight += 1
         started = time.perf_counter()
         try:
@@ -160,6 +187,8 @@ class WorkerPool:
             self._jobs.put(_Job(fn, future))
             return await future
         finally:
+            if trial:
+                self._trial = False
             self._in_flight -= 1
             if self.observe is not None:
                 self.observe(time.perf_counter() - started)

@@ -8,6 +8,7 @@ info line for each would cost the server a fifth of its time and the disk gigaby
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -21,7 +22,7 @@ from google.protobuf.message import DecodeError
 from mdcache.v1 import cache_pb2 as pb
 from mdcache_server.cache import usage
 from mdcache_server.cache.policy import CachePolicy, CacheStats
-from mdcache_server.errors import InvalidArgument, MdcacheError, StoreError
+from mdcache_server.errors import InvalidArgument, MdcacheError, StoreError, StoreUnavailable
 from mdcache_server.metrics import Metrics
 from mdcache_server.model import Limits, SeriesKey
 from mdcache_server.service import validation
@@ -32,6 +33,9 @@ from mdcache_server.service.status import status_for
 T = TypeVar("T")
 log = structlog.get_logger("mdcache.rpc")
 INTERNAL_MESSAGE = "internal error; the server log has the details"
+# A call with a deadline is answered this long before it, so that an UNAVAILABLE for a store
+# that does not answer reaches the caller instead of its own DEADLINE_EXCEEDED.
+DEADLINE_MARGIN_S = 0.05
 
 
 def wall_ms() -> int:
@@ -83,6 +87,21 @@ def stats_response(
     )
 
 
+async def _within(remaining: float, call: Awaitable[T]) -> T:
+    """Awaits ``call`` until just before the caller's deadline: a store that does not answer
+    by then is unavailable to this call (a Write's commit goes on, shielded, and is simply
+    not acknowledged)."""
+    try:
+        async with asyncio.timeout(max(remaining - DEADLINE_MARGIN_S, 0)) as limit:
+            return await call
+    except TimeoutError:
+        if not limit.expired():
+            raise
+    raise StoreUnavailable(
+        f"the store did not answer within the call's deadline ({remaining:.3g}s)"
+    )
+
+
 class MarketDataCacheServicer:
     """Validates, calls the cache policy, answers. Served through ``wire.method_handlers``:
     Read answers with bytes it serialized itself."""
@@ -116,8 +135,12 @@ class MarketDataCacheServicer:
         fields: dict[str, Any] = {}
         started = time.perf_counter()
         error: Exception
+        remaining = context.time_remaining()
         try:
-            response = await handle(fields)
+            if remaining is None:
+                response = await handle(fields)
+            else:
+                response = await _within(remaining, handle(fields))
         except MdcacheError as exc:
             status, error = status_for(exc), exc
         except Exception as exc:  # noqa: BLE001 (the boundary: nothing unexpected reaches the client)

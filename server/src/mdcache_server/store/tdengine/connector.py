@@ -14,9 +14,12 @@ caller's string is ever parsed as SQL.
 from __future__ import annotations
 
 import enum
+import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from mdcache_server.errors import ConfigError
@@ -71,6 +74,24 @@ class Session(Protocol):
         """Closes the connection; never raises."""
 
 
+def client_config_dir(options: TDengineOptions) -> str:
+    """A folder holding the ``taos.cfg`` that libtaos reads when a process first connects.
+
+    It sets ``maxRetryWaitTime``: with libtaos' default, every request to a server that is
+    down waits 10 s before it fails. libtaos reads one configuration per process (the
+    first connection's), so the folder is named for its content and written once.
+    """
+    text = f"maxRetryWaitTime {options.max_retry_wait_ms}\n"
+    folder = Path(tempfile.gettempdir()) / f"mdcache-taos-{os.getuid()}-{options.max_retry_wait_ms}"
+    cfg = folder / "taos.cfg"
+    if not cfg.is_file() or cfg.read_text() != text:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        partial = folder / f"taos.cfg.{os.getpid()}"
+        partial.write_text(text)
+        partial.replace(cfg)
+    return str(folder)
+
+
 class NativeSession:
     """taospy over libtaos (port 6030). Errors carry ``errno``, the raw negative code."""
 
@@ -91,6 +112,7 @@ class NativeSession:
                 port=options.port,
                 user=options.user,
                 password=options.password,
+                config=client_config_dir(options),
             )
         return session
 

@@ -6,7 +6,9 @@
     ├── TableMissing        0x2662/0x2603: a series never written        -> a miss, not an error
     └── StoreUnavailable    the server is starting, down or overloaded   -> UNAVAILABLE
         └── ConnectionLost  this connection broke: reconnect, and retry the call once if
-                            it is idempotent
+            │               it is idempotent
+            └── Unreachable no server answers at all (0x000B): a retry at once would
+                            only wait as long again
 
 Codes are compared on their low 16 bits: taospy's ``errno`` is the raw negative
 ``0x8000xxxx``, and taos-ws-py puts ``[0xXXXX]`` at the start of its messages.
@@ -17,12 +19,12 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from mdcache_server.errors import StoreError, StoreUnavailable
+from mdcache_server.errors import StoreDown, StoreError, StoreUnavailable
 
 TABLE_MISSING: Final = frozenset({0x2662, 0x2603})
+UNREACHABLE: Final = 0x000B  # RPC_NETWORK_UNAVAIL: unable to establish connection
 BROKEN: Final = frozenset(
     {
-        0x000B,  # RPC_NETWORK_UNAVAIL: unable to establish connection
         0x0018,  # RPC_BROKEN_LINK: conn is broken
         0x0021,  # RPC_SOMENODE_BROKEN_LINK
         0x0026,  # RPC_MODULE_QUIT: client instance already exited
@@ -60,6 +62,10 @@ class ConnectionLost(StoreUnavailable):
     """This connection is broken; a new one may work."""
 
 
+class Unreachable(ConnectionLost, StoreDown):
+    """No server answered (libtaos gave up after its maxRetryWaitTime)."""
+
+
 def code_of(text: str) -> int | None:
     """The code taos-ws-py puts first in a message: ``[0x2662] ...`` is 0x2662."""
     match = WS_CODE.match(text)
@@ -74,6 +80,8 @@ def classify(code: int | None, *, connection_error: bool) -> type[StoreError]:
     """
     if code in TABLE_MISSING:
         return TableMissing
+    if code == UNREACHABLE:
+        return Unreachable
     if code in BROKEN:
         return ConnectionLost
     if code in TRANSIENT:

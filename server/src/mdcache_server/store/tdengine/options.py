@@ -3,6 +3,7 @@
 ::
 
     taos://user:password@host:6030/dbname?keep_days=36500&duration_days=10   native (libtaos)
+    taos://user:password@host:6030/dbname?max_retry_wait_ms=2000              (libtaos retries)
     taosws://user:password@host:6041/dbname?conn_retries=2                   WebSocket
 
 Everything that reaches SQL from here is checked strictly: the database name is
@@ -28,7 +29,11 @@ MAX_KEEP_DAYS: Final = 365_000
 MAX_DURATION_DAYS: Final = 3_650
 # Documented DSN parameters of taos-ws-py; passed through as strings, as it requires.
 WS_PARAMS: Final = ("conn_retries", "retry_backoff_ms", "retry_backoff_max_ms")
-COMMON_PARAMS: Final = ("keep_days", "duration_days", "wal_level")
+COMMON_PARAMS: Final = ("keep_days", "duration_days", "wal_level", "max_retry_wait_ms")
+# How long libtaos retries a request that found no server before it fails (its
+# maxRetryWaitTime, 10 s by default): a call is answered UNAVAILABLE within a few of these,
+# and a worker is not held 10 s by each call while the server is down.
+DEFAULT_MAX_RETRY_WAIT_MS: Final = 2_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,7 @@ class TDengineOptions:
     keep_days: int = DEFAULT_KEEP_DAYS
     duration_days: int = DEFAULT_DURATION_DAYS
     wal_level: int = 2  # 2: fsync before a write is answered, as SQLite's synchronous=FULL
+    max_retry_wait_ms: int = DEFAULT_MAX_RETRY_WAIT_MS  # native only: libtaos' maxRetryWaitTime
     ws_params: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -106,6 +112,7 @@ def parse_url(url: str) -> TDengineOptions:
             f"tdengine URL: keep_days ({keep}) must be at least 3 x duration_days ({duration})"
         )
     wal_level = _int_option(options, "wal_level", 2, 1, 2)
+    retry_wait = _int_option(options, "max_retry_wait_ms", DEFAULT_MAX_RETRY_WAIT_MS, 100, 600_000)
     ws_params: list[tuple[str, str]] = []
     if parts.scheme == WEBSOCKET:
         for name in WS_PARAMS:
@@ -128,5 +135,6 @@ def parse_url(url: str) -> TDengineOptions:
         keep_days=keep,
         duration_days=duration,
         wal_level=wal_level,
+        max_retry_wait_ms=retry_wait,
         ws_params=tuple(ws_params),
     )

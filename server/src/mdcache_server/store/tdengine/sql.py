@@ -85,7 +85,15 @@ def drop_database(db: str) -> str:
 
 
 def server_version() -> str:
+    """Answered by the client library from what it learnt at connect, even with the server
+    down: not a probe."""
     return "SELECT SERVER_VERSION()"
+
+
+def probe() -> str:
+    """A round trip to the server's management node (SERVER_STATUS() and SERVER_VERSION()
+    are answered by the client library alone)."""
+    return "SELECT COUNT(*) FROM information_schema.ins_dnodes"
 
 
 def insert_records(db: str) -> str:

@@ -37,7 +37,7 @@ from mdcache_server.store.tdengine.batches import (
     totals_batch,
 )
 from mdcache_server.store.tdengine.connector import Session, open_session
-from mdcache_server.store.tdengine.failures import ConnectionLost, TableMissing
+from mdcache_server.store.tdengine.failures import ConnectionLost, TableMissing, Unreachable
 from mdcache_server.store.tdengine.naming import is_identifier, series_table, totals_table
 from mdcache_server.store.tdengine.options import TDengineOptions, parse_url
 
@@ -92,7 +92,7 @@ class TDengineConnection:
             return fn(self._session)
         except ConnectionLost as exc:
             self.close()
-            if not idempotent:
+            if not idempotent or isinstance(exc, Unreachable):
                 raise
             log.warning("tdengine_reconnect", action=action, error=str(exc))
             self._session = self._opener(self._options)
@@ -138,8 +138,8 @@ class TDengineConnection:
         return str(rows[0][0])
 
     def probe(self) -> None:
-        """``SELECT SERVER_VERSION()``: answers while the server serves."""
-        self.server_version()
+        """A query the server itself must answer (``sql.probe``)."""
+        self._call("probe", lambda session: session.query(sql.probe()), idempotent=True)
 
     def write(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> int:
         plan = record_batches(self._db, batches)
