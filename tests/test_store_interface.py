@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
 
 from mdcache_server.model import (
+    Limits,
     PurgeFilter,
     Record,
     SeriesKey,
@@ -102,3 +104,102 @@ def test_usage_of_series_never_written(conn: StoreConnection) -> None:
     conn.save_usage(Usage("a", 1, 0, 1, {unknown: SeriesUsage(1, 5)}))
     assert conn.load_usage()[0].series == {unknown: SeriesUsage(1, 5)}
     assert conn.list_series() == []
+
+
+def test_many_series_in_one_write_each_get_their_own_records(conn: StoreConnection) -> None:
+    """TDengine binds every series' subtable and tags on one statement."""
+    keys = [SeriesKey(f"{600000 + i}", "kline", "1d") for i in range(20)]
+    assert conn.write([(key, records(i + 1)) for i, key in enumerate(keys)]) == 210
+    reads = conn.read(keys, Window())
+    assert [len(r.records) for r in reads] == list(range(1, 21))
+    assert all(r.records == records(i + 1) for i, r in enumerate(reads))
+    counts = conn.counts()
+    assert (counts.records, counts.series, counts.symbols) == (210, 20, 20)
+
+
+def test_writes_racing_into_series_not_yet_stored(store_url: str) -> None:
+    """Eight workers, each with its connection, create the same new series at once."""
+    store = open_store(store_url)
+    first = store.connect()
+    first.ensure_schema()
+    keys = [SeriesKey("NEW", "quote", f"t{i}") for i in range(4)]
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        conn = store.connect()
+        try:
+            barrier.wait(10)
+            for key in keys:  # overlapping timestamps: the same rows upserted by every worker
+                conn.write([(key, records(50, start=1_600_000_000_000 + n * 25 * 60_000))])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert errors == []
+        expected = 50 + 7 * 25  # worker n covers rows 25n .. 25n + 49
+        assert sorted(first.list_series()) == [(key, expected) for key in keys]
+        assert first.counts().records == 4 * expected
+    finally:
+        first.close()
+
+
+def test_deletes_over_a_series_emptied_before(conn: StoreConnection) -> None:
+    conn.write([(A, records(3)), (C, records(2))])
+    assert conn.drop_series([A]) == 3
+    assert conn.drop_series([A]) == 0
+    assert conn.purge(PurgeFilter(2_000_000_000_000, symbol="000001")) == 0
+    assert conn.purge(PurgeFilter(2_000_000_000_000)) == 2
+    assert conn.purge(PurgeFilter(2_000_000_000_000)) == 0
+    counts = conn.counts()
+    assert (counts.records, counts.series, counts.symbols) == (0, 0, 0)
+    assert conn.list_series() == []
+    assert conn.write([(A, records(1))]) == 1
+    assert conn.list_series() == [(A, 1)]
+
+
+def test_counts_after_purges(conn: StoreConnection) -> None:
+    conn.write([(A, records(5)), (B, records(5)), (C, records(5))])
+    cutoff = 1_600_000_000_000 + 2 * 60_000
+    assert conn.purge(PurgeFilter(cutoff, symbol="000001")) == 4
+    counts = conn.counts()
+    assert (counts.records, counts.series, counts.symbols) == (11, 3, 2)
+    assert conn.purge(PurgeFilter(2_000_000_000_000, symbol="000001")) == 6
+    counts = conn.counts()
+    assert (counts.records, counts.series, counts.symbols) == (5, 1, 1)
+    assert conn.list_series() == [(C, 5)]
+
+
+def test_the_largest_payload_and_the_longest_identifiers(conn: StoreConnection) -> None:
+    limits = Limits()
+    symbol = "股" * (limits.max_identifier_bytes // 3) + "X"  # 64 bytes of UTF-8
+    key = SeriesKey(symbol, "d" * limits.max_identifier_bytes, "t" * limits.max_identifier_bytes)
+    assert all(len(part.encode()) == limits.max_identifier_bytes for part in key)
+    payload = '{"s": "' + "é" * ((limits.max_payload_bytes - 9) // 2) + '"}'
+    payload = payload[:-2] + "x" * (limits.max_payload_bytes - len(payload.encode())) + '"}'
+    assert len(payload.encode()) == limits.max_payload_bytes
+    assert conn.write([(key, [Record(1_600_000_000_000, payload)])]) == 1
+    (read,) = conn.read([key], Window())
+    assert read.records == [Record(1_600_000_000_000, payload)]
+    assert conn.list_series() == [(key, 1)]
+
+
+def test_unicode_and_quotes_in_identifiers_are_kept_exactly(conn: StoreConnection) -> None:
+    hostile = [
+        SeriesKey("000001'; DROP TABLE records;--", "kline", "1d"),
+        SeriesKey('平安银行"\\', "fund_flow", "1d"),
+        SeriesKey("a`b", "quote's", "1m\t"),
+    ]
+    conn.write([(key, records(i + 1)) for i, key in enumerate(hostile)])
+    assert sorted(conn.list_series()) == sorted((key, i + 1) for i, key in enumerate(hostile))
+    assert [len(r.records) for r in conn.read(hostile, Window())] == [1, 2, 3]
+    assert conn.purge(PurgeFilter(2_000_000_000_000, symbol=hostile[1].symbol)) == 2
+    assert conn.drop_series([hostile[0]]) == 1
+    assert conn.list_series() == [(hostile[2], 3)]

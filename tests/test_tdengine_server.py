@@ -1,0 +1,178 @@
+"""What only a real TDengine server can show: the SQL the store builds is what the server
+accepts, and what lands in it (rows, tags, timestamps, database options) is what was meant.
+
+The store-interface and conformance suites run on TDengine too; these look inside it with
+taospy directly.
+"""
+
+# ruff: noqa: S608  (database and table names are the test's own, checked by the store)
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from mdcache_server.errors import ConfigError
+from mdcache_server.model import Record, SeriesKey, SeriesUsage, Usage
+from mdcache_server.store.tdengine import TDengineStore, parse_url, sql
+from mdcache_server.store.tdengine.naming import series_table, series_usage_table, totals_table
+
+from .conftest import tdengine_test_url
+
+pytestmark = pytest.mark.tdengine
+
+KEY = SeriesKey("600519", "kline", "1d")
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    yield from tdengine_test_url()
+
+
+@pytest.fixture
+def taos_conn(url: str) -> Iterator[Any]:
+    """taospy itself, on the server of the URL."""
+    import taos
+
+    options = parse_url(url)
+    conn = taos.connect(
+        host=options.host, port=options.port, user=options.user, password=options.password
+    )
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def query(conn: Any, statement: str) -> list[tuple[Any, ...]]:
+    return list(conn.query(statement).fetch_all())
+
+
+def test_every_statement_the_store_builds_is_accepted(url: str, taos_conn: Any) -> None:
+    db = parse_url(url).database
+    store = TDengineStore.from_url(url).connect()
+    try:
+        store.ensure_schema()
+        store.write([(KEY, [Record(1_600_000_000_000 + i, "{}") for i in range(5)])])
+    finally:
+        store.close()
+    table = series_table(KEY)
+    statements = [
+        sql.probe(),
+        sql.server_version(),
+        sql.database_precision(db),
+        *sql.create_tables(db),
+        sql.read(db, table, None, None, newest_first=False, fetch=0),
+        sql.read(db, table, 1_600_000_000_001, 1_600_000_000_003, newest_first=True, fetch=2),
+        sql.series_counts(db),
+        sql.series_counts(db, 1_600_000_000_002),
+        sql.load_totals(db),
+        sql.load_series_usage(db),
+        sql.series_usage_tables(db),
+        sql.purge_subtable(db, table, 1_600_000_000_001),
+        sql.purge_all(db, 1_600_000_000_002),
+        sql.delete_subtable(db, table),
+        *sql.reset_usage(db),
+    ]
+    for statement in statements:
+        taos_conn.query(statement).close()  # raises on any statement the server refuses
+    assert query(taos_conn, f"SELECT COUNT(*) FROM {db}.records") in ([], [(0,)])
+
+
+def test_usage_rows_sit_at_one_timestamp_and_are_overwritten(url: str, taos_conn: Any) -> None:
+    db = parse_url(url).database
+    store = TDengineStore.from_url(url).connect()
+    try:
+        store.ensure_schema()
+        store.save_usage(Usage("replica-a", 1000, 5, 2, {KEY: SeriesUsage(4, 2000)}))
+        store.save_usage(Usage("replica-a", 1000, 9, 3, {KEY: SeriesUsage(7, 3000)}))
+    finally:
+        store.close()
+    totals = query(
+        taos_conn,
+        f"SELECT CAST(ts AS BIGINT), since_ms, hits, misses, replica_name, tbname "
+        f"FROM {db}.usage_totals",
+    )
+    assert totals == [(sql.USAGE_TS_MS, 1000, 9, 3, "replica-a", totals_table("replica-a"))]
+    series = query(
+        taos_conn,
+        f"SELECT CAST(ts AS BIGINT), reads, last_read_ms, replica_name, symbol, data_type, "
+        f"timeframe, tbname FROM {db}.usage_series",
+    )
+    assert series == [
+        (
+            sql.USAGE_TS_MS,
+            7,
+            3000,
+            "replica-a",
+            *KEY,
+            series_usage_table("replica-a", KEY),
+        )
+    ]
+
+
+def test_tags_hold_unicode_and_quotes_exactly(url: str, taos_conn: Any) -> None:
+    db = parse_url(url).database
+    key = SeriesKey("平安银行'; DROP DATABASE x;--", 'qu"ote\\', "1m")
+    store = TDengineStore.from_url(url).connect()
+    try:
+        store.ensure_schema()
+        store.write([(key, [Record(1_600_000_000_000, '{"a": "\'"}')])])
+    finally:
+        store.close()
+    rows = query(
+        taos_conn,
+        f"SELECT tag_name, tag_value FROM information_schema.ins_tags "
+        f"WHERE db_name = '{db}' AND table_name = '{series_table(key)}'",
+    )
+    assert dict(rows) == {"symbol": key.symbol, "data_type": key.data_type, "timeframe": "1m"}
+    assert query(taos_conn, f"SELECT payload FROM {db}.{series_table(key)}") == [('{"a": "\'"}',)]
+
+
+@pytest.mark.parametrize("precision", ["us", "ns"])
+def test_a_database_made_by_someone_else_in_another_precision_is_refused(
+    url: str, taos_conn: Any, precision: str
+) -> None:
+    db = parse_url(url).database
+    taos_conn.execute(f"CREATE DATABASE {db} PRECISION '{precision}'")
+    store = TDengineStore.from_url(url).connect()
+    try:
+        with pytest.raises(ConfigError, match=f"precision '{precision}'.*needs 'ms'"):
+            store.ensure_schema()
+    finally:
+        store.close()
+    assert query(taos_conn, f"SHOW {db}.STABLES") == []  # nothing made in it
+
+
+def test_a_database_made_by_someone_else_in_ms_is_used_as_it_is(url: str, taos_conn: Any) -> None:
+    db = parse_url(url).database
+    taos_conn.execute(f"CREATE DATABASE {db} PRECISION 'ms' KEEP 3650 WAL_LEVEL 1")
+    store = TDengineStore.from_url(url).connect()
+    try:
+        store.ensure_schema()
+        assert store.write([(KEY, [Record(1_600_000_000_000, "{}")])]) == 1
+        assert store.counts().records == 1
+    finally:
+        store.close()
+    ((keep, wal),) = query(
+        taos_conn,
+        f"SELECT `keep`, `wal_level` FROM information_schema.ins_databases WHERE name = '{db}'",
+    )
+    assert (keep.split(",")[0], wal) == ("5256000m", 1)  # its options are left as they were
+
+
+def test_the_database_mdcache_makes_fsyncs_every_write(url: str, taos_conn: Any) -> None:
+    db = parse_url(url).database
+    store = TDengineStore.from_url(url).connect()
+    try:
+        store.ensure_schema()
+    finally:
+        store.close()
+    ((precision, wal, fsync),) = query(
+        taos_conn,
+        "SELECT `precision`, `wal_level`, `wal_fsync_period` FROM information_schema.ins_databases "
+        f"WHERE name = '{db}'",
+    )
+    assert (precision, wal, fsync) == ("ms", 2, 0)
