@@ -20,12 +20,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import data, day, growth, micro, procs, report, service, storefloor
+from bench import data, day, growth, micro, procs, report, service, storefloor, taosd, tdfloor
 from bench.data import HOT_SERIES
 from mdcache_server.model import SeriesKey
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PARTS = ("service", "micro", "growth", "day")
+PARTS = ("service", "micro", "growth", "day", "tdengine")
 
 
 def say(text: str) -> None:
@@ -45,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
     p.add_argument("--tag", help="results named <date>-<tag>.* (e.g. the code measured)")
+    p.add_argument(
+        "--tdengine-url",
+        help="a TDengine 3.x server to measure (taos://user:password@host:6030); by default "
+        "a taosd of MDCACHE_TDENGINE_HOME (../shared/tdengine) is started for the run",
+    )
     return p
 
 
@@ -275,11 +280,90 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 step_seconds=0.25,
                 progress=say,
             )
+        if "tdengine" in parts:
+            why_not = taosd.available(args.tdengine_url)
+            if why_not:
+                say(f"TDengine not measured: {why_not}")
+                results["tdengine"] = {"skipped": why_not}
+            else:
+                results["tdengine"] = await _tdengine(
+                    args, workdir, shares, all_shares, seconds, warmup, rounds, growth_rows
+                )
     results["targets"] = report.targets(results)
     results["notes"] = _notes(results)
     results["seconds"] = round(time.perf_counter() - began, 1)
     results["load_average_at_end"] = os.getloadavg()
     return results
+
+
+async def _tdengine(
+    args: argparse.Namespace,
+    workdir: Path,
+    shares: data.Bars,
+    all_shares: data.Bars,
+    seconds: float,
+    warmup: float,
+    rounds: int,
+    growth_rows: list[int],
+) -> dict[str, Any]:
+    """The same parts on TDengine: each server on a database of its own."""
+    quick = args.quick
+    parts = [p.strip() for p in args.parts.split(",")]
+    out: dict[str, Any] = {}
+    with taosd.server(workdir, args.tdengine_url) as base:
+        out["server_version"] = taosd.version(base)
+        out["server"] = (
+            "given by --tdengine-url" if args.tdengine_url else f"taosd of {taosd.home()}"
+        ) + f", TDengine {out['server_version']}, native connector (taospy)"
+        say(f"TDengine: {out['server']}")
+        if "service" in parts:
+            out["service"] = await service.run(
+                workdir / "tdengine",
+                shares,
+                concurrencies=[1, 8, 32],
+                seconds=seconds,
+                warmup=warmup,
+                rounds=rounds,
+                progress=lambda text: say(f"TDengine {text}"),
+                store=lambda name: f"{base}/bench_{name}",
+                comparisons=False,
+            )
+            window = (out["service"]["window"]["start_ms"], out["service"]["window"]["end_ms"])
+            out["store_floor"] = tdfloor.run(
+                base, shares, SeriesKey(*HOT_SERIES), window, seconds=1.0 if quick else 2.0
+            )
+            say(f"TDengine alone: {out['store_floor']}")
+        if "growth" in parts:
+            out["growth"] = await growth.run(
+                workdir / "tdengine",
+                all_shares,
+                growth_rows,
+                concurrencies=[1, 8],
+                seconds=seconds,
+                warmup=warmup,
+                progress=lambda text: say(f"TDengine {text}"),
+                tdengine=base,
+            )
+        if "day" in parts:
+            out["day"] = await day.run(
+                workdir / "tdengine",
+                all_shares | data.others(),
+                steps=40 if quick else 240,
+                step_seconds=0.25,
+                progress=lambda text: say(f"TDengine {text}"),
+                store=f"{base}/bench_day",
+            )
+    return out
+
+
+def _with_taos_library() -> None:
+    """Runs this process again with TDengine's client library on the loader's path (libtaos
+    is found through LD_LIBRARY_PATH, which the loader reads only when a process starts)."""
+    lib = taosd.home() / "lib"
+    paths = os.environ.get("LD_LIBRARY_PATH", "").split(":")
+    if (lib / "libtaos.so").exists() and str(lib) not in paths:
+        env = dict(os.environ, LD_LIBRARY_PATH=":".join([str(lib), *filter(None, paths)]))
+        os.execve(sys.executable, [sys.executable, "-m", "bench", *sys.argv[1:]], env)  # noqa: S606
 
 
 def main() -> None:
@@ -303,6 +387,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    _with_taos_library()
+    try:
+        data.a_shares()
+    except data.MissingData as exc:
+        raise SystemExit(f"bench: {exc}") from None
     if procs.redis_binary() is None:
         say("redis-server not found: the Redis comparison will be skipped")
     main()

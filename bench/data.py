@@ -44,10 +44,22 @@ def load_files(paths: list[Path]) -> Bars:
     return {s: [by_ts[t] for t in sorted(by_ts)] for s, by_ts in found.items()}
 
 
+class MissingData(Exception):
+    """The real bars the benchmark runs on are not where it looks."""
+
+
 def a_shares(root: Path | None = None) -> Bars:
     """The 60 A-share daily files (2010 to 2020)."""
     root = root or data_dir()
-    return load_files(sorted((root / A_SHARES).glob("*.csv")))
+    files = sorted((root / A_SHARES).glob("*.csv"))
+    if not files:
+        raise MissingData(
+            f"no A-share daily files (*.csv) in {root / A_SHARES}: the benchmark runs on the "
+            "real bars of the shared data folder (its README tells where they come from). "
+            "Point MDCACHE_BENCH_DATA at a folder holding cn_daily_qbot_2010_2020/, e.g. "
+            "MDCACHE_BENCH_DATA=/path/to/shared/data make bench"
+        )
+    return load_files(files)
 
 
 def others(root: Path | None = None) -> Bars:

@@ -73,8 +73,9 @@ async def run(
     step_seconds: float,
     progress: Callable[[str], None],
     seed: int = 7,
+    store: str | None = None,
 ) -> dict[str, Any]:
-    server = procs.mdcache("mdcache-day", workdir)
+    server = procs.mdcache("mdcache-day", workdir, store=store)
     try:
         async with AsyncClient(server.target, timeout=30) as client:
             return await _replay(client, server.pid, bars, steps, step_seconds, progress, seed)

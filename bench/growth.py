@@ -92,6 +92,40 @@ def store_file(bars: Bars, rows: int, progress: Callable[[str], None]) -> tuple[
     return path, seconds
 
 
+def tdengine_database(
+    base: str, bars: Bars, rows: int, progress: Callable[[str], None]
+) -> tuple[str, float]:
+    """A TDengine database with ``rows`` rows (the same as the SQLite file's), built by the
+    server's own ``TDengineStore.write()``; its URL and the seconds building took."""
+    from mdcache_server.store.tdengine import TDengineStore, drop_database
+
+    url = f"{base}/bench_growth_{rows}"
+    drop_database(url)
+    started = time.perf_counter()
+    conn = TDengineStore.from_url(url).connect()
+    try:
+        conn.ensure_schema()
+        pending: list[tuple[SeriesKey, list[StoreRecord]]] = []
+        size = done = 0
+        for series, records in synthetic(bars, rows):
+            pending.append(
+                (SeriesKey(*series), [StoreRecord(r.ts_ms or 0, r.payload) for r in records])
+            )
+            size += len(records)
+            if size >= WRITE_ROWS:
+                done += conn.write(pending)
+                pending, size = [], 0
+                if done % 1_000_000 < WRITE_ROWS:
+                    progress(f"growth: building {rows:,} rows in TDengine: {done:,} written")
+        if pending:
+            done += conn.write(pending)
+    finally:
+        conn.close()
+    seconds = time.perf_counter() - started
+    progress(f"growth: built {rows:,} rows in TDengine in {seconds:.1f} s")
+    return url, seconds
+
+
 def _requests(bars: Bars, rows: int, seed: int) -> dict[str, list[bytes]]:
     """Random reads over every stored series: a window of 250 bars, and the latest bar."""
     rng = random.Random(seed)
@@ -125,11 +159,18 @@ async def run(
     seconds: float,
     warmup: float,
     progress: Callable[[str], None],
+    tdengine: str | None = None,
 ) -> dict[str, Any]:
+    """On SQLite files, or on databases of the TDengine server at ``tdengine`` (a base URL)."""
     out: dict[str, Any] = {"sizes": {}}
     for rows in sizes:
-        path, built = store_file(bars, rows, progress)
-        server = procs.mdcache(f"growth-{rows}", workdir, "--hot-tier-bytes", "0", store=path)
+        size_bytes: int | None
+        if tdengine is None:
+            path, built = store_file(bars, rows, progress)
+            url, size_bytes = f"sqlite:///{path}", path.stat().st_size
+        else:
+            (url, built), size_bytes = tdengine_database(tdengine, bars, rows, progress), None
+        server = procs.mdcache(f"growth-{rows}", workdir, "--hot-tier-bytes", "0", store=url)
         chan = wire.channel(server.target)
         try:
             read = wire.raw(chan, wire.READ)
@@ -151,11 +192,15 @@ async def run(
                         f"p99 {m.p99_ms:7.3f} ms"
                     )
             out["sizes"][str(rows)] = {
-                "file_bytes": path.stat().st_size,
+                "file_bytes": size_bytes,
                 "build_seconds": round(built, 1),
                 "reads": cells,
             }
         finally:
             await chan.close()
             server.stop()
+            if tdengine is not None:
+                from mdcache_server.store.tdengine import drop_database
+
+                drop_database(url)
     return out

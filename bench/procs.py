@@ -116,7 +116,7 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("MDCACHE_")}
 
 
-def mdcache(name: str, workdir: Path, *args: str, store: Path | None = None) -> Process:
+def mdcache(name: str, workdir: Path, *args: str, store: str | None = None) -> Process:
     """``mdcache serve`` on a free loopback port with its own data directory.
 
     Logs at the default level (errors and slow calls), as a deployment would run it;
@@ -140,7 +140,7 @@ def mdcache(name: str, workdir: Path, *args: str, store: Path | None = None) -> 
         str(data_dir),
         "--warm-seconds",
         "0",
-        *(["--store", f"sqlite:///{store}"] if store is not None else []),
+        *(["--store", store] if store is not None else []),
         *args,
     ]
     proc = Process(name, argv, workdir / f"{name}.log", env=_clean_env())

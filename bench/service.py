@@ -35,7 +35,11 @@ async def run(
     warmup: float,
     rounds: int,
     progress: Callable[[str], None],
+    store: Callable[[str], str | None] = lambda name: None,
+    comparisons: bool = True,
 ) -> dict[str, Any]:
+    """``store`` gives each mdcache server's store URL (None: SQLite in its data directory);
+    ``comparisons`` adds the floors that answer from a thread, and Redis."""
     started: list[procs.Process] = []
     try:
         return await _run(
@@ -47,6 +51,8 @@ async def run(
             warmup=warmup,
             rounds=rounds,
             progress=progress,
+            store=store,
+            comparisons=comparisons,
         )
     finally:
         for proc in reversed(started):
@@ -63,13 +69,15 @@ async def _run(
     warmup: float,
     rounds: int,
     progress: Callable[[str], None],
+    store: Callable[[str], str | None],
+    comparisons: bool,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"servers": {}}
-    cold = procs.mdcache("mdcache-cold", workdir, "--hot-tier-bytes", "0")
+    cold = procs.mdcache("mdcache-cold", workdir, "--hot-tier-bytes", "0", store=store("cold"))
     started.append(cold)
-    hot = procs.mdcache("mdcache-hot", workdir)
+    hot = procs.mdcache("mdcache-hot", workdir, store=store("hot"))
     started.append(hot)
-    out["servers"]["mdcache-cold"] = "mdcache serve --hot-tier-bytes 0 (every Read from SQLite)"
+    out["servers"]["mdcache-cold"] = "mdcache serve --hot-tier-bytes 0 (every Read from the store)"
     out["servers"]["mdcache-hot"] = "mdcache serve, defaults (256 MiB hot tier, 2 s max age)"
     channels = {name: wire.channel(p.target) for name, p in (("cold", cold), ("hot", hot))}
     rows = sum(len(r) for r in bars.values())
@@ -107,23 +115,28 @@ async def _run(
     started.append(grpc_floor)
     channels["floor"] = wire.channel(grpc_floor.target)
     out["servers"]["floor"] = "bench.floor: bare grpc.aio, same proto, pre-built answers"
-    hop_floors = {
-        "floor-hop": procs.floor("floor-hop", workdir, responses, "--hop"),
-        "floor-hop-work": procs.floor(
-            "floor-hop-work", workdir, responses, "--hop-work-us", str(HOP_WORK_US)
-        ),
-    }
+    hop_floors = (
+        {
+            "floor-hop": procs.floor("floor-hop", workdir, responses, "--hop"),
+            "floor-hop-work": procs.floor(
+                "floor-hop-work", workdir, responses, "--hop-work-us", str(HOP_WORK_US)
+            ),
+        }
+        if comparisons
+        else {}
+    )
     started.extend(hop_floors.values())
     channels.update({name: wire.channel(p.target) for name, p in hop_floors.items()})
-    out["servers"]["floor-hop"] = (
-        "bench.floor --hop: the floor taking its pre-built answer from a worker thread "
-        "(run_in_executor, 2 threads), measured for the 250-record Read"
-    )
-    out["servers"]["floor-hop-work"] = (
-        f"bench.floor --hop-work-us {HOP_WORK_US}: the same, the worker first hashing for "
-        f"about {HOP_WORK_US} µs with the GIL released (a store read's length of work)"
-    )
-    out["hop_work_us"] = HOP_WORK_US
+    if comparisons:
+        out["servers"]["floor-hop"] = (
+            "bench.floor --hop: the floor taking its pre-built answer from a worker thread "
+            "(run_in_executor, 2 threads), measured for the 250-record Read"
+        )
+        out["servers"]["floor-hop-work"] = (
+            f"bench.floor --hop-work-us {HOP_WORK_US}: the same, the worker first hashing for "
+            f"about {HOP_WORK_US} µs with the GIL released (a store read's length of work)"
+        )
+        out["hop_work_us"] = HOP_WORK_US
 
     ingest["grpc floor, 1 in flight"] = await writes.ingest(
         writes.grpc_sender(wire.raw(channels["floor"], wire.WRITE)), bars, 1, grpc_floor.pid
@@ -141,7 +154,9 @@ async def _run(
         targets[name] = reads.Target(proc.pid, {cold_case: _sending(call, requests[cold_case])})
 
     redis_note = None
-    if procs.redis_binary() is None:
+    if not comparisons:
+        redis_note = "not measured beside this store (see the SQLite tables)"
+    elif procs.redis_binary() is None:
         redis_note = "skipped: redis-server is not installed (apt-get install -y redis-server)"
         progress(f"Redis {redis_note}")
     else:
