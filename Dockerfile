@@ -3,15 +3,21 @@
 #   docker build -t mdcache .        (or: docker compose up, with TDengine; see docker-compose.yml)
 #
 # The image installs both distributions from this repository, ./client (mdcache-client, the
-# contract) and . (mdcache, the server, which requires mdcache-client==0.1.0), with the `taosws`
-# extra: taos-ws-py ships manylinux wheels and reaches TDengine over WebSocket (taosAdapter,
-# port 6041). The native `tdengine` extra (taospy) is left out on purpose: it needs the TDengine
-# client library libtaos.so, which pip cannot install. Without MDCACHE_STORE_URL the server uses
-# SQLite under MDCACHE_DATA_DIR.
+# contract) and . (mdcache, the server, which requires mdcache-client==0.1.0), with both TDengine
+# extras: `tdengine` (taospy, the native connector on port 6030: the path CI runs against a real
+# server) and `taosws` (taos-ws-py over taosAdapter's WebSocket, port 6041, the alternative).
+# taospy needs TDengine's client library, which pip cannot install: it is copied from the
+# official TDengine image of TDENGINE_VERSION, which must match the server's version (the
+# compose file runs that image). Without MDCACHE_STORE_URL the server uses SQLite under
+# MDCACHE_DATA_DIR.
 #
 # Both stages start from one pinned base, so the virtual environment built in `build` runs
 # unchanged in the final stage, which has no build inputs and no pip cache. The tag pins Python's
 # patch release and Debian 12; add @sha256:<digest> to freeze the Debian packages too.
+
+ARG TDENGINE_VERSION=3.3.6.13
+
+FROM tdengine/tdengine:${TDENGINE_VERSION} AS tdengine
 
 FROM python:3.11.17-slim-bookworm AS base
 
@@ -29,7 +35,7 @@ COPY server/ server/
 
 # Non-editable installs: pip builds a wheel of each local project and installs it into the venv.
 RUN python -m venv /opt/mdcache \
- && /opt/mdcache/bin/pip install ./client '.[taosws]'
+ && /opt/mdcache/bin/pip install ./client '.[tdengine,taosws]'
 
 
 FROM base
@@ -44,8 +50,14 @@ RUN groupadd --system --gid 10001 mdcache \
  && install -d -o mdcache -g mdcache -m 0750 /var/lib/mdcache
 
 COPY --from=build /opt/mdcache /opt/mdcache
+# TDengine's client driver (libtaos.so and what it loads), named as the loader looks for it.
+COPY --from=tdengine /usr/local/taos/driver/ /opt/taos/driver/
+RUN for lib in /opt/taos/driver/lib*.so.*; do \
+      ln -sf "$lib" "${lib%%.so.*}.so"; ln -sf "$lib" "${lib%%.so.*}.so.1"; \
+    done
 
 ENV PATH=/opt/mdcache/bin:$PATH \
+    LD_LIBRARY_PATH=/opt/taos/driver \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     MDCACHE_DATA_DIR=/var/lib/mdcache \

@@ -12,6 +12,9 @@ INGEST_ROWS_PER_S = 100_000
 GROWTH_P50_FACTOR = 1.5
 SEED_READ_MS = (2.0, 10.0)
 SEED_WRITES_PER_S = (100, 2_000)
+TD_COLD_VS_ALONE = 0.6  # cold Reads on TDengine against TDengine alone running the same query
+TD_CPU_PER_ROW_VS_SQLITE = 1.2
+TD_HOT_CPU_VS_SQLITE = 1.2  # "a hot Read costs the same whatever the store"
 
 
 def _ratio(a: float, b: float) -> float:
@@ -132,6 +135,111 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "ok": day["hit_rate"] >= 0.8,
             }
         )
+    out.extend(_tdengine_targets(results))
+    return out
+
+
+def _best_ingest(service: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return max(
+        ((k, v) for k, v in service["ingest"].items() if k.startswith("mdcache")),
+        key=lambda kv: kv[1]["rows_per_s"],
+    )
+
+
+def _tdengine_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The targets of the benchmark on TDengine (issue 13)."""
+    td = results.get("tdengine") or {}
+    out: list[dict[str, Any]] = []
+    svc, alone, sqlite = td.get("service"), td.get("store_floor"), results.get("service")
+    if svc:
+        name, best = _best_ingest(svc)
+        out.append(
+            {
+                "target": f"TDengine: batch ingest >= {INGEST_ROWS_PER_S:,} rows/s",
+                "measured": best["rows_per_s"],
+                "ok": best["rows_per_s"] >= INGEST_ROWS_PER_S,
+            }
+        )
+        if sqlite:
+            lite = sqlite["ingest"].get(name, {}).get("server_cpu_us_per_row")
+            ratio = _ratio(best["server_cpu_us_per_row"] or math.nan, lite or math.nan)
+            out.append(
+                {
+                    "target": f"TDengine: server CPU per ingested row within "
+                    f"{TD_CPU_PER_ROW_VS_SQLITE} x SQLite's ({name})",
+                    "measured": round(ratio, 3),
+                    "ok": ratio <= TD_CPU_PER_ROW_VS_SQLITE,
+                }
+            )
+        for case, by_conc in svc["reads"].items():
+            key = "read_250_calls_per_s" if case.startswith("250") else "read_1_calls_per_s"
+            for conc, cell in by_conc.items():
+                if alone:
+                    ratio = _ratio(cell["cold"]["calls_per_s"], alone[key])
+                    out.append(
+                        {
+                            "target": f"TDengine: cold Read {case}, c={conc}: "
+                            + (
+                                f">= {TD_COLD_VS_ALONE} x TDengine alone's calls/s"
+                                if conc == "1"
+                                else "x TDengine alone's calls/s (reported)"
+                            ),
+                            "measured": round(ratio, 3),
+                            "ok": ratio >= TD_COLD_VS_ALONE if conc == "1" else None,
+                        }
+                    )
+            cell = by_conc.get("1")
+            if cell:
+                p50 = cell["cold"]["p50_ms"]
+                out.append(
+                    {
+                        "target": f"TDengine: cold Read {case} p50 at c=1 within the seed's "
+                        f"{SEED_READ_MS[0]:g}-{SEED_READ_MS[1]:g} ms (or faster)",
+                        "measured": p50,
+                        "ok": p50 <= SEED_READ_MS[1],
+                    }
+                )
+        if sqlite:
+            for case, by_conc in svc["reads"].items():
+                for conc, cell in by_conc.items():
+                    other = sqlite["reads"].get(case, {}).get(conc)
+                    if not other:
+                        continue
+                    ratio = _ratio(
+                        cell["hot"]["server_cpu_ms_per_call"],
+                        other["hot"]["server_cpu_ms_per_call"],
+                    )
+                    out.append(
+                        {
+                            "target": f"TDengine: hot Read {case}, c={conc}: server CPU a call "
+                            f"within {TD_HOT_CPU_VS_SQLITE} x SQLite's",
+                            "measured": round(ratio, 3),
+                            "ok": ratio <= TD_HOT_CPU_VS_SQLITE,
+                        }
+                    )
+    growth = td.get("growth")
+    if growth and len(growth["sizes"]) >= 2:
+        sizes = sorted(growth["sizes"], key=int)
+        small = growth["sizes"][sizes[0]]["reads"]["250 records"]["1"]["p50_ms"]
+        large = growth["sizes"][sizes[-1]]["reads"]["250 records"]["1"]["p50_ms"]
+        factor = _ratio(large, small)
+        out.append(
+            {
+                "target": f"TDengine: Read p50 (250 records, c=1) with {int(sizes[-1]):,} rows "
+                f"within {GROWTH_P50_FACTOR} x of {int(sizes[0]):,} rows",
+                "measured": round(factor, 3),
+                "ok": factor <= GROWTH_P50_FACTOR,
+            }
+        )
+    day = td.get("day")
+    if day:
+        out.append(
+            {
+                "target": "TDengine: day replay hit rate >= 80%",
+                "measured": day["hit_rate"],
+                "ok": day["hit_rate"] >= 0.8,
+            }
+        )
     return out
 
 
@@ -191,6 +299,9 @@ def markdown(results: dict[str, Any]) -> str:
     day = results.get("day")
     if day:
         _day_table(day, add)
+    td = results.get("tdengine")
+    if td:
+        _tdengine_tables(td, results.get("service"), add)
     notes = results.get("notes") or []
     if notes:
         add("## Notes")
@@ -292,8 +403,8 @@ def _service_tables(service: dict[str, Any], store: dict[str, Any] | None, add: 
     add("")
     add("## Writes (part 2)")
     add("")
-    add("Embedded store (SQLite, `synchronous=FULL`: every answered Write is fsynced). TDengine")
-    add("cannot run on this machine (no server and no network to one), so only SQLite is measured.")
+    add("Embedded store (SQLite, `synchronous=FULL`: every answered Write is fsynced). TDengine's")
+    add("figures are in their own section below.")
     add("")
     add(
         "| batch ingest, 1,000-row batches | rows/s | ÷ target 100,000 | batch p50 ms "
@@ -342,6 +453,101 @@ def _service_tables(service: dict[str, Any], store: dict[str, Any] | None, add: 
     add("")
 
 
+def _tdengine_tables(td: dict[str, Any], sqlite: dict[str, Any] | None, add: Any) -> None:
+    add("## TDengine")
+    add("")
+    if "skipped" in td:
+        add(f"Not measured: {td['skipped']}.")
+        add("")
+        return
+    add(
+        f"Server: {td['server']}. Each mdcache server runs on a database of its own, made by "
+        "mdcache (`PRECISION 'ms' WAL_LEVEL 2 WAL_FSYNC_PERIOD 0`: every acknowledged write "
+        "fsynced); TDengine alone = taospy in the benchmark's process on one connection, "
+        "the same options, batches and window queries, no gRPC. The TDengine server shares "
+        "the machine's 2 cores with mdcache and the load generator."
+    )
+    add("")
+    svc, alone = td.get("service"), td.get("store_floor")
+    if svc:
+        add("### Reads on TDengine, calls per second")
+        add("")
+        add(
+            "| read | c | floor | hot | hot ÷ floor | hot CPU ms/call (SQLite's) | cold | "
+            "TDengine alone | cold ÷ alone | cold p50 / p99 ms |"
+        )
+        add("|---|---:|---:|---:|---:|---|---:|---:|---:|---|")
+        for case, by_conc in svc["reads"].items():
+            key = "read_250_calls_per_s" if case.startswith("250") else "read_1_calls_per_s"
+            for conc, cell in by_conc.items():
+                floor, hot, cold = (cell[t]["calls_per_s"] for t in ("floor", "hot", "cold"))
+                lite = ((sqlite or {}).get("reads", {}).get(case, {}).get(conc) or {}).get("hot")
+                lite_cpu = f" ({_fmt(lite['server_cpu_ms_per_call'], 3)})" if lite else ""
+                target = TD_COLD_VS_ALONE if conc == "1" else None
+                by_alone = _ratio(cold, alone[key]) if alone else math.nan
+                add(
+                    f"| {case} | {conc} | {_fmt(floor)} | {_fmt(hot)} | "
+                    f"{_fmt(_ratio(hot, floor), 2)} | "
+                    f"{_fmt(cell['hot']['server_cpu_ms_per_call'], 3)}{lite_cpu} | {_fmt(cold)} | "
+                    f"{_fmt(alone[key]) if alone else '-'} | {_mark(by_alone, target)} | "
+                    f"{_pq(cell['cold'])} |"
+                )
+        add("")
+        add("### Writes on TDengine")
+        add("")
+        add(
+            "| batch ingest, 1,000-row batches | rows/s | ÷ target 100,000 | batch p50 ms | "
+            "server CPU µs/row (SQLite's) |"
+        )
+        add("|---|---:|---:|---:|---|")
+        for name, v in svc["ingest"].items():
+            if not name.startswith("mdcache"):
+                continue
+            lite = ((sqlite or {}).get("ingest", {}).get(name) or {}).get("server_cpu_us_per_row")
+            add(
+                f"| {name} | {_fmt(v['rows_per_s'])} | "
+                f"{_fmt(v['rows_per_s'] / INGEST_ROWS_PER_S, 2)} | {_fmt(v['batch_p50_ms'], 2)} | "
+                f"{_fmt(v['server_cpu_us_per_row'] or math.nan, 1)}"
+                + (f" ({_fmt(lite, 1)})" if lite else "")
+                + " |"
+            )
+        if alone:
+            add(
+                f"| TDengine alone, bound statements (the store's way) | "
+                f"{_fmt(alone['ingest_rows_per_s'])} | "
+                f"{_fmt(alone['ingest_rows_per_s'] / INGEST_ROWS_PER_S, 2)} | - | - |"
+            )
+            add(
+                f"| TDengine alone, multi-row INSERT text | {_fmt(alone['ingest_text_rows_per_s'])}"
+                f" | {_fmt(alone['ingest_text_rows_per_s'] / INGEST_ROWS_PER_S, 2)} | - | - |"
+            )
+        add("")
+        add("| single-record Write | calls/s | p50 ms | p99 ms | server CPU ms/call |")
+        add("|---|---:|---:|---:|---:|")
+        for conc, cell in svc["single_writes"].items():
+            add(
+                f"| mdcache c={conc} | {_fmt(cell['calls_per_s'])} | {_fmt(cell['p50_ms'], 2)} | "
+                f"{_fmt(cell['p99_ms'], 2)} | {_fmt(cell['server_cpu_ms_per_call'], 3)} |"
+            )
+        if alone:
+            add(
+                f"| TDengine alone, one INSERT per record | {_fmt(alone['single_writes_per_s'])} "
+                f"| {_fmt(1000 / alone['single_writes_per_s'], 2)} | - | - |"
+            )
+            add("")
+            add(
+                f"TDengine alone reads the year of bars in {alone['read_250_ms']:.3f} ms and the "
+                f"latest bar in {alone['read_1_ms']:.3f} ms (in-process, one connection)."
+            )
+        add("")
+    growth = td.get("growth")
+    if growth:
+        _growth_table(growth, add, store="TDengine")
+    day = td.get("day")
+    if day:
+        _day_table(day, add, store="TDengine")
+
+
 def _against_seed(writes_per_s: float) -> str:
     if writes_per_s > SEED_WRITES_PER_S[1]:
         return "ahead"
@@ -361,10 +567,10 @@ def _pq(cell: dict[str, Any] | None) -> str:
     return f"{cell['p50_ms']:.2f} / {cell['p99_ms']:.2f}"
 
 
-def _growth_table(growth: dict[str, Any], add: Any) -> None:
-    add("## Growth (part 4)")
+def _growth_table(growth: dict[str, Any], add: Any, store: str = "SQLite") -> None:
+    add("## Growth (part 4)" if store == "SQLite" else f"### Growth on {store}")
     add("")
-    add("`mdcache serve --hot-tier-bytes 0` on SQLite files of each size (the real bars copied")
+    add(f"`mdcache serve --hot-tier-bytes 0` on {store} stores of each size (the real bars copied")
     add("into series `NNNNNN.BN`); each Read asks a random series for a random 250-bar window, or")
     add("its latest bar. p50 / p99 ms, and calls/s.")
     add("")
@@ -377,8 +583,9 @@ def _growth_table(growth: dict[str, Any], add: Any) -> None:
         for case, by_conc in entry["reads"].items():
             for conc, m in by_conc.items():
                 ratio = _ratio(m["p50_ms"], base[case][conc]["p50_ms"])
+                mb = entry["file_bytes"] / 1e6 if entry["file_bytes"] else math.nan
                 add(
-                    f"| {int(rows):,} | {entry['file_bytes'] / 1e6:,.0f} | {case} | {conc} | "
+                    f"| {int(rows):,} | {_fmt(mb)} | {case} | {conc} | "
                     f"{_fmt(m['calls_per_s'])} | {m['p50_ms']:.3f} | {m['p99_ms']:.3f} | "
                     f"{_fmt(ratio, 2)} |"
                 )
@@ -390,13 +597,21 @@ def _growth_table(growth: dict[str, Any], add: Any) -> None:
         add(
             "Built this run: "
             + ", ".join(f"{int(r):,} rows in {s:g} s" for r, s in builds.items())
-            + " (SqliteStore.write, synchronous=OFF while building; cached under bench/.cache/)."
+            + (
+                " (SqliteStore.write, synchronous=OFF while building; cached under bench/.cache/)."
+                if store == "SQLite"
+                else " (TDengineStore.write in the benchmark's process)."
+            )
         )
         add("")
 
 
-def _day_table(day: dict[str, Any], add: Any) -> None:
-    add("## A day of the market-data service (part 5)")
+def _day_table(day: dict[str, Any], add: Any, store: str = "SQLite") -> None:
+    add(
+        "## A day of the market-data service (part 5)"
+        if store == "SQLite"
+        else f"### A day on {store}"
+    )
     add("")
     add(
         f"{day['series']} real series, {day['steps']} steps of {day['step_seconds']} s (each step "

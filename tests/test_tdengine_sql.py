@@ -10,6 +10,7 @@ taospy and taos-ws-py modules, to pin the driver calls each one makes.
 
 from __future__ import annotations
 
+import ctypes
 import sys
 import types
 from collections.abc import Callable, Iterator, Sequence
@@ -736,6 +737,36 @@ class FakeBind:
         self.kind, self.values = "binary", values
 
 
+class FakeMultiBind:
+    """A TAOS_MULTI_BIND's fields, as the session sets them."""
+
+    buffer_type: int
+    buffer: int
+    buffer_length: int
+    length: Any
+    is_null: Any
+    num: int
+
+    def read(self) -> tuple[str, list[Any]]:
+        """What libtaos would read from the buffers: the type and the values."""
+        nulls = ctypes.string_at(self.is_null, self.num)
+        assert nulls == bytes(self.num)
+        if self.buffer_type == FIELD_BINARY:
+            values: list[Any] = [
+                ctypes.string_at(
+                    (self.buffer.value or 0) + i * self.buffer_length, self.length[i]
+                ).decode()
+                for i in range(self.num)
+            ]
+            return "binary", values
+        ints = ctypes.cast(self.buffer, ctypes.POINTER(ctypes.c_int64))
+        kind = {FIELD_TIMESTAMP: "timestamp", FIELD_BIGINT: "bigint"}[self.buffer_type]
+        return kind, [ints[i] for i in range(self.num)]
+
+
+FIELD_BIGINT, FIELD_BINARY, FIELD_TIMESTAMP = 5, 8, 9  # taos.constants.FieldType
+
+
 @dataclass
 class FakeResult:
     rows: list[tuple[Any, ...]]
@@ -765,24 +796,33 @@ def _fake_taos(driver: FakeDriver) -> types.ModuleType:
     class Stmt:
         def __init__(self, statement: str) -> None:
             driver.log.append(("statement", statement))
+            self._stmt = self  # the handle libtaos' stmt calls take
             self.executes = 0
-
-        def set_tbname_tags(self, name: str, tags: list[FakeBind]) -> None:
-            driver.log.append(("set_tbname_tags", name, [(t.kind, t.values) for t in tags]))
-
-        def bind_param_batch(self, binds: list[FakeBind]) -> None:
-            driver.log.append(("bind_param_batch", [(b.kind, b.values) for b in binds]))
-
-        def execute(self) -> None:
-            driver.log.append(("execute",))
-            self.executes += 1
-
-        @property
-        def affected_rows(self) -> int:
-            return 2 * self.executes
 
         def close(self) -> None:
             driver.log.append(("stmt.close",))
+
+    class LibTaos:
+        """libtaos' stmt calls, as taos.cinterface._libtaos exposes them."""
+
+        def taos_stmt_set_tbname_tags(self, stmt: Stmt, name: Any, tags: list[FakeBind]) -> int:
+            driver.log.append(("set_tbname_tags", name.value, [(t.kind, t.values) for t in tags]))
+            return 0
+
+        def taos_stmt_bind_param_batch(self, stmt: Stmt, binds: list[FakeMultiBind]) -> int:
+            driver.log.append(("bind_param_batch", [b.read() for b in binds]))
+            return 0
+
+        def taos_stmt_add_batch(self, stmt: Stmt) -> int:
+            return 0
+
+        def taos_stmt_execute(self, stmt: Stmt) -> int:
+            driver.log.append(("execute",))
+            stmt.executes += 1
+            return 0
+
+        def taos_stmt_affected_rows(self, stmt: Stmt) -> int:
+            return 2 * stmt.executes
 
     class Connection:
         def query(self, statement: str) -> FakeResult:
@@ -805,7 +845,13 @@ def _fake_taos(driver: FakeDriver) -> types.ModuleType:
         error=error,
         connect=connect,
         new_bind_params=lambda n: [FakeBind() for _ in range(n)],
-        new_multi_binds=lambda n: [FakeBind() for _ in range(n)],
+        new_multi_binds=lambda n: [FakeMultiBind() for _ in range(n)],
+        cinterface=types.SimpleNamespace(_libtaos=LibTaos(), taos_stmt_errstr=str),
+        constants=types.SimpleNamespace(
+            FieldType=types.SimpleNamespace(
+                C_BIGINT=FIELD_BIGINT, C_BINARY=FIELD_BINARY, C_TIMESTAMP=FIELD_TIMESTAMP
+            )
+        ),
     )
     return module
 
@@ -823,7 +869,7 @@ PLAN = [
     Batch(
         "db.r_1",
         ("s", "d", "t"),
-        (Column(ColumnType.TIMESTAMP, [1, 2]), Column(ColumnType.VARCHAR, ["a", "b"])),
+        (Column(ColumnType.TIMESTAMP, [1, 2]), Column(ColumnType.VARCHAR, ["a", "bé"])),
     ),
     Batch("db.u_1", ("r",), (Column(ColumnType.TIMESTAMP, [9]), Column(ColumnType.BIGINT, [4]))),
 ]
@@ -841,16 +887,19 @@ def test_native_session_calls_taospy_as_documented(
     assert session.query("SELECT 1") == [(1, "a")]
     assert session.execute("DELETE FROM db.records") == 3
     assert session.insert("INSERT INTO ? ...", PLAN) == 4
-    assert driver.log[3:] == [
-        ("statement", "INSERT INTO ? ..."),
-        ("set_tbname_tags", "db.r_1", [("binary", ["s"]), ("binary", ["d"]), ("binary", ["t"])]),
-        ("bind_param_batch", [("timestamp", [1, 2]), ("binary", ["a", "b"])]),
+    bound = [
+        ("set_tbname_tags", b"db.r_1", [("binary", "s"), ("binary", "d"), ("binary", "t")]),
+        ("bind_param_batch", [("timestamp", [1, 2]), ("binary", ["a", "bé"])]),
         ("execute",),
-        ("set_tbname_tags", "db.u_1", [("binary", ["r"])]),
+        ("set_tbname_tags", b"db.u_1", [("binary", "r")]),
         ("bind_param_batch", [("timestamp", [9]), ("bigint", [4])]),
         ("execute",),
-        ("stmt.close",),
     ]
+    assert driver.log[3:] == [("statement", "INSERT INTO ? ..."), *bound]
+    assert session.insert("INSERT INTO ? ...", PLAN) == 4  # the statement prepared once
+    assert driver.log[3 + 1 + len(bound) :] == bound
+    session.close()
+    assert driver.log[-2:] == [("stmt.close",), ("close",)]
 
 
 def test_native_session_translates_errno(native: tuple[NativeSession, FakeDriver]) -> None:
@@ -969,7 +1018,7 @@ def test_websocket_session_calls_taosws_as_documented(monkeypatch: pytest.Monkey
         ("execute", "DELETE FROM db.records"),
         ("prepare", "INSERT INTO ? ..."),
         ("set_tbname_tags", "db.r_1", [("tag", "s"), ("tag", "d"), ("tag", "t")]),
-        ("bind_param", [("ms", [1, 2]), ("varchar", ["a", "b"])]),
+        ("bind_param", [("ms", [1, 2]), ("varchar", ["a", "bé"])]),
         ("add_batch",),
         ("execute",),
         ("set_tbname_tags", "db.u_1", [("tag", "r")]),

@@ -21,9 +21,15 @@ BIND_BUDGET_BYTES: Final = 16 * 1024 * 1024
 
 def record_chunks(records: Sequence[Record]) -> Iterator[list[Record]]:
     """The records in timestamp order, in chunks that bind in at most BIND_BUDGET_BYTES."""
+    ordered = sorted(records, key=lambda r: r.ts_ms)
+    # A character is at most 4 bytes of UTF-8: most writes fit whole, told without encoding.
+    if not ordered or len(ordered) * 4 * max(len(r.payload) for r in ordered) <= BIND_BUDGET_BYTES:
+        if ordered:
+            yield ordered
+        return
     chunk: list[Record] = []
     widest = 0
-    for record in sorted(records, key=lambda r: r.ts_ms):
+    for record in ordered:
         width = len(record.payload.encode())
         if chunk and (len(chunk) + 1) * max(widest, width) > BIND_BUDGET_BYTES:
             yield chunk
