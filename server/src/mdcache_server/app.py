@@ -14,7 +14,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from mdcache_server import __version__, codec
+from mdcache_server import __version__
 from mdcache_server.cache import capacity, usage, warming
 from mdcache_server.cache.hot import HotTier
 from mdcache_server.cache.maintenance import apply_retention, every
@@ -25,13 +25,14 @@ from mdcache_server.errors import MdcacheError, StoreUnavailable
 from mdcache_server.health import HealthReporter
 from mdcache_server.metrics import Metrics, MetricsEndpoint
 from mdcache_server.pool import WorkerPool
-from mdcache_server.service import wire
+from mdcache_server.service import methods
 from mdcache_server.service.answers import Answers
 from mdcache_server.service.auth import interceptors
 from mdcache_server.service.servicer import MarketDataCacheServicer
 from mdcache_server.store.base import Store, StoreConnection
 from mdcache_server.supervisor import Supervisor
 from mdcache_server.transport import add_port, options
+from mdcache_server.wire import codec
 
 log = structlog.get_logger(__name__)
 ANSWERS_SHARE = 16  # remembered Read answers take up to 1/16 of the hot tier's bytes, on top
@@ -116,10 +117,10 @@ class Server:
             slow_call_ms=config.slow_call_ms,
             answers=Answers(config.hot_tier_bytes // ANSWERS_SHARE),
         )
-        wire.add_to_server(servicer, self.grpc)
+        methods.add_to_server(servicer, self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.grpc)
         names = (
-            wire.SERVICE,
+            methods.SERVICE,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         )
