@@ -88,7 +88,7 @@ class CachePolicy:
         hot: HotTier,
         stats: HitStats,
         retention: RetentionRules,
-        max_group_records: int = 100_000,
+        max_group_records: int,
     ) -> None:
         self.pool = pool
         self.writer = GroupWriter(pool, max_records=max_group_records)

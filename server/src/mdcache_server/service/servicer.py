@@ -21,6 +21,7 @@ from google.protobuf.message import DecodeError, Message
 from mdcache.v1 import cache_pb2 as pb
 from mdcache_server.cache import usage
 from mdcache_server.cache.policy import CachePolicy, CacheStats
+from mdcache_server.config import setting
 from mdcache_server.errors import InvalidArgument, MdcacheError, StoreError
 from mdcache_server.metrics import Metrics
 from mdcache_server.model import Limits, SeriesKey
@@ -33,6 +34,7 @@ T = TypeVar("T")
 M = TypeVar("M", bound=Message)
 log = structlog.get_logger("mdcache.rpc")
 INTERNAL_MESSAGE = "internal error; the server log has the details"
+SLOW_CALL_MS = float(setting("slow_call_ms").default)  # for a servicer made without a config
 
 
 def wall_ms() -> int:
@@ -107,7 +109,7 @@ class MarketDataCacheServicer:
         limits: Limits,
         now_ms: Callable[[], int] = wall_ms,
         metrics: Metrics | None = None,
-        slow_call_ms: float = 100.0,
+        slow_call_ms: float = SLOW_CALL_MS,
         answers: Answers | None = None,
     ) -> None:
         self.cache = cache
