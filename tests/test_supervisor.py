@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mdcache_client import AsyncClient, Record, Series
-from mdcache_server.app import Server
+from mdcache_server.app import Server, compose
 from mdcache_server.store.url import open_store
 from mdcache_server.supervisor import Supervisor
 
@@ -58,7 +59,12 @@ async def test_a_job_that_raises_is_logged_counted_restarted_and_the_server_serv
         health_interval="0.05",
         metrics_listen="127.0.0.1:0",
     )
-    server = Server(config, store.as_store())
+    parts = compose(config, store.as_store())
+    # Parts of the test's own: a store with faults, and restarts at most 0.2 s apart.
+    quick = Supervisor(
+        count_failure=parts.metrics.background_failure, first_delay=0.05, max_delay=0.2
+    )
+    server = Server(config, store.as_store(), dataclasses.replace(parts, supervisor=quick))
     with structlog.testing.capture_logs() as events:
         await server.start()
         try:
