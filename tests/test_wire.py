@@ -12,12 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mdcache.v1 import cache_pb2 as pb
-from mdcache_server import codec
 from mdcache_server.cache.hot import HeldSeries
 from mdcache_server.model import Record, SeriesKey, SeriesRead, Window
 from mdcache_server.service.responses import read_response
 from mdcache_server.store.base import StoreConnection
 from mdcache_server.store.sqlite import SqliteStore
+from mdcache_server.wire import codec
 
 KEY = pb.SeriesKey(symbol="600519", data_type="kline", timeframe="1d")
 payloads = st.text(max_size=40) | st.text(min_size=120, max_size=200)  # 1- and 2-byte lengths

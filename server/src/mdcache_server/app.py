@@ -1,4 +1,5 @@
-"""The server: wires config, store, pool, cache and service; starts and stops them in order."""
+"""The server: its parts composed from the config (:func:`compose`), started and stopped
+in order."""
 
 from __future__ import annotations
 
@@ -6,15 +7,14 @@ import asyncio
 import signal
 import socket
 import time
-from collections.abc import Coroutine
-from typing import Any
+from dataclasses import dataclass
 
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from mdcache_server import __version__, codec
+from mdcache_server import __version__
 from mdcache_server.cache import capacity, usage, warming
 from mdcache_server.cache.hot import HotTier
 from mdcache_server.cache.maintenance import apply_retention, every
@@ -25,12 +25,14 @@ from mdcache_server.errors import MdcacheError, StoreUnavailable
 from mdcache_server.health import HealthReporter
 from mdcache_server.metrics import Metrics, MetricsEndpoint
 from mdcache_server.pool import WorkerPool
-from mdcache_server.service import wire
+from mdcache_server.service import methods
 from mdcache_server.service.answers import Answers
 from mdcache_server.service.auth import interceptors
 from mdcache_server.service.servicer import MarketDataCacheServicer
 from mdcache_server.store.base import Store, StoreConnection
+from mdcache_server.supervisor import Supervisor
 from mdcache_server.transport import add_port, options
+from mdcache_server.wire import codec
 
 log = structlog.get_logger(__name__)
 ANSWERS_SHARE = 16  # remembered Read answers take up to 1/16 of the hot tier's bytes, on top
@@ -41,34 +43,68 @@ def _prepare(conn: StoreConnection) -> str:
     return conn.server_version()
 
 
-class Server:
-    """One mdcache server. ``await start()`` returns once it serves; ``await stop()`` drains it."""
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """The server's long-lived parts, built from the configuration by :func:`compose`.
 
-    def __init__(self, config: Config, store: Store) -> None:
+    A test that needs a fault hands the server a part of its own (often the store)."""
+
+    metrics: Metrics
+    pool: WorkerPool
+    cache: CachePolicy
+    health: HealthReporter
+    supervisor: Supervisor
+
+
+def compose(config: Config, store: Store) -> Parts:
+    """The composition root: every long-lived part of a server over ``store``."""
+    metrics = Metrics()
+    pool = WorkerPool(
+        store,
+        workers=config.workers,
+        max_pending=config.max_pending,
+        observe=metrics.store_call,
+    )
+    cache = CachePolicy(
+        pool,
+        hot=HotTier(
+            capacity_bytes=config.hot_tier_bytes,
+            max_age=config.hot_tier_max_age,
+            max_series_records=config.hot_tier_max_series_records,
+            encode=codec.fields_of,
+        ),
+        stats=HitStats(replica=config.replica_id),
+        retention=config.retention,
+        max_group_records=config.max_records_per_write,
+    )
+    metrics.watch(pool, hot_tier_bytes=lambda: cache.hot.bytes)
+    return Parts(
+        metrics=metrics,
+        pool=pool,
+        cache=cache,
+        health=HealthReporter(cache, config.health_interval),
+        supervisor=Supervisor(count_failure=metrics.background_failure),
+    )
+
+
+class Server:
+    """One mdcache server. ``await start()`` returns once it serves; ``await stop()`` drains it.
+
+    ``Server(config, store)`` builds its parts with :func:`compose`; ``parts`` hands in
+    parts built beforehand (by ``compose``, with one replaced to inject a fault)."""
+
+    def __init__(self, config: Config, store: Store, parts: Parts | None = None) -> None:
+        parts = compose(config, store) if parts is None else parts
+        if parts.pool.store is not store:
+            raise ValueError("the parts were composed for another store")
         self.config = config
         self.store = store
-        self.metrics = Metrics()
-        self.pool = WorkerPool(
-            store,
-            workers=config.workers,
-            max_pending=config.max_pending,
-            observe=self.metrics.store_call,
-        )
-        self.cache = CachePolicy(
-            self.pool,
-            hot=HotTier(
-                capacity_bytes=config.hot_tier_bytes,
-                max_age=config.hot_tier_max_age,
-                max_series_records=config.hot_tier_max_series_records,
-                encode=codec.fields_of,
-            ),
-            stats=HitStats(replica=config.replica_id),
-            retention=config.retention,
-            max_group_records=config.max_records_per_write,
-        )
-        self.metrics.watch(self.pool, hot_tier_bytes=lambda: self.cache.hot.bytes)
+        self.metrics = parts.metrics
+        self.pool = parts.pool
+        self.cache = parts.cache
+        self.health = parts.health
+        self.supervisor = parts.supervisor
         self.metrics_endpoint = MetricsEndpoint(self.metrics.registry, config.metrics_listen)
-        self.health = HealthReporter(self.cache, config.health_interval)
         self.grpc = grpc.aio.server(
             options=options(config),
             interceptors=interceptors(config.tokens),
@@ -81,16 +117,15 @@ class Server:
             slow_call_ms=config.slow_call_ms,
             answers=Answers(config.hot_tier_bytes // ANSWERS_SHARE),
         )
-        wire.add_to_server(servicer, self.grpc)
+        methods.add_to_server(servicer, self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.grpc)
         names = (
-            wire.SERVICE,
+            methods.SERVICE,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         )
         reflection.enable_server_reflection(names, self.grpc)
         self.port = 0
-        self._tasks: list[asyncio.Task[None]] = []
 
     async def _prepare_store(self) -> str:
         """Creates the schema, retrying a store that is not ready until the start-up deadline."""
@@ -112,18 +147,17 @@ class Server:
                 delay = min(delay * 2, 5.0)
 
     async def start(self) -> int:
-        version = self.cache.store_version = await self._prepare_store()
+        version = await self._prepare_store()
         self.port = add_port(self.grpc, self.config)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.config.listen}")
-        if not self.cache.stats.replica:
-            self.cache.stats.replica = f"{socket.gethostname()}:{self.port}"
+        self.cache.store_prepared(version, replica=f"{socket.gethostname()}:{self.port}")
         await usage.load(self.cache)
         await warming.warm(self.cache, self.config.warm_seconds)
         self.metrics_endpoint.start()
         await self.grpc.start()
         await self.health.set(True)
-        self._start_background()
+        await self._start_background()
         log.info(
             "serving",
             listen=self.config.listen,
@@ -137,20 +171,19 @@ class Server:
         )
         return self.port
 
-    def _start_background(self) -> None:
-        config, cache = self.config, self.cache
-        jobs: list[tuple[str, Coroutine[Any, Any, None]]] = [
-            ("health-probe", self.health.run()),
-            (
-                "usage-flush",
-                every(config.usage_flush_interval, "usage", lambda: usage.flush(cache)),
-            ),
-            ("retention", self._retention()),
-        ]
+    async def _start_background(self) -> None:
+        """Every background job, under the supervisor (which logs, counts and restarts)."""
+        config, cache, jobs = self.config, self.cache, self.supervisor
+        jobs.add("health-probe", self.health.run, on_failure=self.health.cannot_probe)
+        jobs.add(
+            "usage-flush",
+            lambda: every(config.usage_flush_interval, "usage", lambda: usage.flush(cache)),
+        )
+        jobs.add("retention", self._retention)
         if config.max_records:
             check = lambda: capacity.enforce(cache, config.max_records)  # noqa: E731
-            jobs.append(("capacity", every(config.capacity_interval, "capacity", check)))
-        self._tasks = [asyncio.create_task(job, name=name) for name, job in jobs]
+            jobs.add("capacity", lambda: every(config.capacity_interval, "capacity", check))
+        await jobs.start()
 
     async def _retention(self) -> None:
         """Applies the retention rules at start-up, then on their interval."""
@@ -168,9 +201,7 @@ class Server:
         log.info("stopping", grace_seconds=grace)
         await self.health.shutting_down()
         await self.grpc.stop(grace)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.supervisor.stop()
         await self.cache.close()
         try:
             await usage.flush(self.cache)

@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mdcache_server.cache.retention import RetentionRules
 from mdcache_server.errors import ConfigError
-from mdcache_server.model import Limits
+from mdcache_server.model import RESPONSE_ROOM, Limits
 from mdcache_server.tokens import Tokens, parse_file, parse_list
 
 
@@ -98,6 +98,10 @@ def _pem_file(marker: str) -> Callable[[str], Path | None]:
 
 def _optional_path(text: str) -> Path | None:
     return Path(text) if text else None
+
+
+LIMITS = Limits()  # where the defaults of the limits that are also settings are written
+SQLITE_FILE = "mdcache.sqlite3"  # the default store: this file in the data directory
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +187,7 @@ SETTINGS: tuple[Setting, ...] = (
         "MDCACHE_STORE_URL",
         "",
         str,
-        "store URL; default sqlite:///<data dir>/mdcache.sqlite3",
+        f"store URL; default sqlite:///<data dir>/{SQLITE_FILE}",
     ),
     Setting(
         "workers",
@@ -238,7 +242,7 @@ SETTINGS: tuple[Setting, ...] = (
         "max_message_bytes",
         "--max-message-bytes",
         "MDCACHE_MAX_MESSAGE_BYTES",
-        str(64 * 1024 * 1024),
+        str(LIMITS.max_response_bytes + RESPONSE_ROOM),
         _positive_int,
         "largest gRPC message accepted or sent",
     ),
@@ -246,7 +250,7 @@ SETTINGS: tuple[Setting, ...] = (
         "max_records_per_write",
         "--max-records-per-write",
         "MDCACHE_MAX_RECORDS_PER_WRITE",
-        "100000",
+        str(LIMITS.max_records_per_write),
         _positive_int,
         "records in one Write call, over all its series",
     ),
@@ -254,7 +258,7 @@ SETTINGS: tuple[Setting, ...] = (
         "max_read_records",
         "--max-read-records",
         "MDCACHE_MAX_READ_RECORDS",
-        "100000",
+        str(LIMITS.max_read_records),
         _positive_int,
         "records in one Read answer, over all its series",
     ),
@@ -377,41 +381,42 @@ SETTINGS: tuple[Setting, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """The server's configuration; build it with :meth:`load`."""
+    """The server's configuration; build it with :meth:`load` (every default is in
+    :data:`SETTINGS`, with its flag, variable and validator)."""
 
-    listen: str = "[::]:50051"
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None
-    tokens_file: Path | None = None
-    tokens: Tokens = field(default_factory=Tokens)
-    keepalive_min_interval: float = 10.0
-    data_dir: Path = Path("./mdcache-data")
-    store_url: str = ""
-    workers: int = 2
-    max_pending: int = 256
-    max_concurrent_calls: int = 1024
-    grace_seconds: float = 10.0
-    startup_timeout: float = 60.0
-    health_interval: float = 5.0
-    max_message_bytes: int = 64 * 1024 * 1024
-    max_records_per_write: int = 100_000
-    max_read_records: int = 100_000
-    log_level: str = "info"
-    log_format: str = "auto"
-    slow_call_ms: float = 100.0
-    hot_tier_bytes: int = 256 * 1024 * 1024
-    hot_tier_max_age: float = 2.0
-    hot_tier_max_series_records: int = 50_000
-    retention: RetentionRules = field(default_factory=lambda: RetentionRules.parse("*=7,kline=0"))
-    retention_interval: float = 3600.0
-    max_records: int = 0
-    capacity_interval: float = 30.0
-    usage_flush_interval: float = 10.0
-    warm_seconds: float = 10.0
-    replica_id: str = ""
-    metrics_listen: str = ""
-    limits: Limits = field(default_factory=Limits)
+    listen: str
+    tls_cert: Path | None
+    tls_key: Path | None
+    tls_client_ca: Path | None
+    tokens_file: Path | None
+    tokens: Tokens
+    keepalive_min_interval: float
+    data_dir: Path
+    store_url: str
+    workers: int
+    max_pending: int
+    max_concurrent_calls: int
+    grace_seconds: float
+    startup_timeout: float
+    health_interval: float
+    max_message_bytes: int
+    max_records_per_write: int
+    max_read_records: int
+    log_level: str
+    log_format: str
+    slow_call_ms: float
+    hot_tier_bytes: int
+    hot_tier_max_age: float
+    hot_tier_max_series_records: int
+    retention: RetentionRules
+    retention_interval: float
+    max_records: int
+    capacity_interval: float
+    usage_flush_interval: float
+    warm_seconds: float
+    replica_id: str
+    metrics_listen: str
+    limits: Limits
 
     @classmethod
     def load(cls, flags: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
@@ -428,14 +433,14 @@ class Config:
                 raise ConfigError(f"{source}={shown}: {exc}") from None
         values.update(_security(values))
         if not values["store_url"]:
-            values["store_url"] = f"sqlite:///{values['data_dir'] / 'mdcache.sqlite3'}"
+            values["store_url"] = f"sqlite:///{values['data_dir'] / SQLITE_FILE}"
         if not values["workers"]:
             values["workers"] = 2 if values["store_url"].startswith("sqlite:") else 8
         values["limits"] = dataclasses.replace(
-            Limits(),
+            LIMITS,
             max_records_per_write=values["max_records_per_write"],
             max_read_records=values["max_read_records"],
-            max_response_bytes=values["max_message_bytes"] - 64 * 1024,
+            max_response_bytes=values["max_message_bytes"] - RESPONSE_ROOM,
         )
         return cls(**values)
 
@@ -457,14 +462,22 @@ def _security(values: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"MDCACHE_TOKENS_FILE={str(path)!r}: {exc}") from None
 
 
+def setting(name: str) -> Setting:
+    """The setting of that name (for commands that take some of the server's settings)."""
+    for s in SETTINGS:
+        if s.name == name:
+            return s
+    raise KeyError(name)
+
+
+def described(s: Setting) -> str:
+    """A setting's help, with its variable and default."""
+    return f"{s.help} [env {s.env}, default {s.default or 'see help'}]"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Adds a flag for every setting, with its variable and default in the help."""
     for s in SETTINGS:
-        shown = s.default or "see help"
         parser.add_argument(
-            s.flag,
-            dest=s.name,
-            default=None,
-            metavar=s.name.upper(),
-            help=f"{s.help} [env {s.env}, default {shown}]",
+            s.flag, dest=s.name, default=None, metavar=s.name.upper(), help=described(s)
         )

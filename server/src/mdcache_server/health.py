@@ -47,6 +47,10 @@ class HealthReporter:
         else:
             await self.set(True)
 
+    async def cannot_probe(self, error: BaseException) -> None:
+        """The probe itself failed (not the store): nobody can say the store serves."""
+        await self.set(False)
+
     async def run(self) -> None:
         """Probes every ``interval`` seconds until cancelled."""
         while True:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from wsgiref.simple_server import WSGIServer
 
 import structlog
-from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -91,6 +91,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.background_failures = Counter(
+            "mdcache_background_failures",
+            "Background jobs that failed unexpectedly (each is logged and restarted), by job",
+            labelnames=["job"],
+            registry=r,
+        )
 
     def call(self, method: str, status: str, seconds: float) -> None:
         """One gRPC call answered (on the event loop thread)."""
@@ -106,6 +112,10 @@ class Metrics:
         found = sum(hits)
         self.series_hits += found
         self.series_misses += len(hits) - found
+
+    def background_failure(self, job: str) -> None:
+        """A background job failed unexpectedly (the supervisor restarts it)."""
+        self.background_failures.labels(job=job).inc()
 
     def store_call(self, seconds: float) -> None:
         self.store_seconds.observe(seconds)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 DAY_MS = 86_400_000
+RESPONSE_ROOM = 64 * 1024  # of the gRPC message limit, room for an answer's own fields
 
 
 class SeriesKey(NamedTuple):
@@ -111,4 +112,4 @@ class Limits:
     max_records_per_write: int = 100_000
     max_series_per_call: int = 1_000
     max_read_records: int = 100_000
-    max_response_bytes: int = 64 * 1024 * 1024 - 64 * 1024  # the gRPC message limit, less room
+    max_response_bytes: int = 64 * 1024 * 1024 - RESPONSE_ROOM  # the gRPC message limit, less room

@@ -42,8 +42,7 @@ async def enforce(policy: CachePolicy, max_records: int) -> int:
     if not chosen:
         return 0
     dropped = await policy.drop(chosen)
-    policy.evicted_series += len(chosen)
-    policy.evicted_records += dropped
+    policy.evicted(len(chosen), dropped)
     log.info(
         "capacity_evicted",
         series=len(chosen),

@@ -26,7 +26,11 @@ from typing import overload
 
 from mdcache_server.model import Record, SeriesKey, SeriesRead, Window
 
-RECORD_OVERHEAD = 96  # bytes of Python objects per held record, besides the payload text
+# Memory of Python objects a held record takes besides its payload text and its encoded
+# field (counted by their length): the int, the str and bytes headers, the list slots.
+# Not the bytes a record adds to an answer on the wire besides its payload, which are
+# wire.encoding.RECORD_OVERHEAD (16): two measures of two things.
+HELD_RECORD_BYTES = 96
 REFRESH_AT = 0.5  # share of the max age after which a read entry is refreshed ahead
 
 
@@ -75,7 +79,7 @@ class HeldSeries:
         cls, records: Sequence[Record], loaded_at: float, fragments: Fragments | None = None
     ) -> HeldSeries:
         held = cls([r.ts_ms for r in records], [r.payload for r in records], loaded_at, fragments)
-        held.size = sum(len(p) for p in held.payloads) + RECORD_OVERHEAD * len(held.ts)
+        held.size = sum(len(p) for p in held.payloads) + HELD_RECORD_BYTES * len(held.ts)
         if fragments is not None:
             held.size += sum(len(f) for f in fragments)
         return held
@@ -116,7 +120,7 @@ class HeldSeries:
             else:
                 ts.insert(i, t)
                 payloads.insert(i, p)
-                self.size += len(p) + RECORD_OVERHEAD
+                self.size += len(p) + HELD_RECORD_BYTES
                 if held is not None and fragments is not None:
                     held.insert(i, fragments[n])
                     self.size += len(fragments[n])

@@ -35,7 +35,9 @@ async def apply_retention(policy: CachePolicy) -> int:
 
 
 async def every(interval: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
-    """Runs ``job`` every ``interval`` seconds until cancelled; a failed run is logged."""
+    """Runs ``job`` every ``interval`` seconds until cancelled. A run that fails with a
+    domain error (the store unreachable) is logged and the next one comes; anything else
+    is raised, to the supervisor (``supervisor.py``), which logs it and starts again."""
     while True:
         await asyncio.sleep(interval)
         try:

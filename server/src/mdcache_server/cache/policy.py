@@ -88,20 +88,37 @@ class CachePolicy:
         hot: HotTier,
         stats: HitStats,
         retention: RetentionRules,
-        max_group_records: int = 100_000,
+        max_group_records: int,
     ) -> None:
         self.pool = pool
         self.writer = GroupWriter(pool, max_records=max_group_records)
         self.hot = hot
         self.stats = stats
         self.retention = retention
-        self.others: list[Usage] = []  # other replicas' counters, as last loaded
-        self.store_version = ""  # learnt once, when the store is prepared at start-up
-        self.evicted_series = 0
-        self.evicted_records = 0
+        # Changed only through the methods below (the usage, capacity and start-up code).
+        self._others: list[Usage] = []  # other replicas' counters, as last loaded
+        self._store_version = ""  # learnt once, when the store is prepared at start-up
+        self._evicted_series = 0
+        self._evicted_records = 0
         self.started = time.monotonic()
         self._filling: dict[SeriesKey, Fill] = {}
         self._fill_tasks: set[asyncio.Task[None]] = set()
+
+    def store_prepared(self, version: str, replica: str) -> None:
+        """At start-up, the store answered with its version; ``replica`` names this process
+        among those sharing the store unless the configuration named it already."""
+        self._store_version = version
+        if not self.stats.replica:
+            self.stats.replica = replica
+
+    def others_seen(self, others: list[Usage]) -> None:
+        """The other replicas' counters, as just loaded from the store."""
+        self._others = others
+
+    def evicted(self, series: int, records: int) -> None:
+        """Whole series evicted for capacity."""
+        self._evicted_series += series
+        self._evicted_records += records
 
     async def close(self) -> None:
         """Cancels the fills in flight (before the pool closes)."""
@@ -274,7 +291,7 @@ class CachePolicy:
         await self.pool.run(lambda conn: conn.probe())
 
     def usage(self) -> ClusterUsage:
-        return ClusterUsage.combine(self.stats.as_usage(), self.others)
+        return ClusterUsage.combine(self.stats.as_usage(), self._others)
 
     async def snapshot(self) -> CacheStats:
         counts = await self.pool.run(lambda conn: conn.counts())
@@ -282,10 +299,10 @@ class CachePolicy:
             counts=counts,
             usage=self.usage(),
             hot_tier=self.hot,
-            evicted_series=self.evicted_series,
-            evicted_records=self.evicted_records,
+            evicted_series=self._evicted_series,
+            evicted_records=self._evicted_records,
             uptime_seconds=time.monotonic() - self.started,
             store=self.pool.store.name,
-            store_version=self.store_version,
+            store_version=self._store_version,
             retention=self.retention,
         )

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from mdcache_server.model import DAY_MS, PurgeFilter, SeriesKey
 
 DEFAULT = "*"
-DEFAULT_RULES = "*=7,kline=0"
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ async def load(policy: CachePolicy) -> None:
     mine, others, reset_ms = split_stored(stored, stats.replica)
     if mine is not None and mine.since_ms >= reset_ms:
         stats.resume(mine)
-    policy.others = others
+    policy.others_seen(others)
     log.info(
         "usage_loaded",
         replica=stats.replica,
@@ -42,7 +42,7 @@ async def flush(policy: CachePolicy) -> None:
         return conn.load_usage()
 
     _, others, reset_ms = split_stored(await policy.pool.run(save_and_load), stats.replica)
-    policy.others = others
+    policy.others_seen(others)
     if reset_ms > stats.since_ms:
         stats.reset(reset_ms)
         await policy.pool.run(lambda conn: conn.reset_usage(stats.replica))
@@ -61,5 +61,5 @@ async def reset(policy: CachePolicy) -> None:
 
     await policy.pool.run(reset_all)
     policy.stats.reset(now)
-    policy.others = []
+    policy.others_seen([])
     log.info("usage_reset", replica=replica, since_ms=now)

@@ -41,7 +41,7 @@ class GroupWriter:
     async def _drain(self) -> None:
         try:
             while self._queue:
-                group, size = [self._queue.pop(0)], 0
+                group = [self._queue.pop(0)]
                 size = _count(group[0][0])
                 while self._queue and size + _count(self._queue[0][0]) <= self.max_records:
                     size += _count(self._queue[0][0])

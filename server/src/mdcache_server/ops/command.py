@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import TextIO
 
 from mdcache_client import Client
+from mdcache_server.config import setting, split_host_port
 
-DEFAULT_TARGET = "127.0.0.1:50051"
+# The server's own port on this host, as it listens by default.
+DEFAULT_TARGET = f"127.0.0.1:{split_host_port(setting('listen').default)[1]}"
 
 
 class UsageError(Exception):

@@ -38,7 +38,7 @@ from mdcache_client import (
     Series,
     UnauthenticatedError,
 )
-from mdcache_server.config import Config
+from mdcache_server.config import SQLITE_FILE, Config, described, setting
 from mdcache_server.errors import ConfigError
 from mdcache_server.model import SeriesKey, Window
 from mdcache_server.ops.command import (
@@ -262,20 +262,15 @@ def report_json(target: str, store_url: str, checks: list[Check], seconds: float
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_connection(parser)
+    store, data_dir = setting("store_url"), setting("data_dir")  # the server's own
     parser.add_argument(
-        "--store",
-        dest="store_url",
+        store.flag,
+        dest=store.name,
         default=None,
         metavar="URL",
-        help="the server's store [env MDCACHE_STORE_URL, default "
-        "sqlite:///<data dir>/mdcache.sqlite3]",
+        help=f"the server's store [env {store.env}, default sqlite:///<data dir>/{SQLITE_FILE}]",
     )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="directory of the default SQLite file [env MDCACHE_DATA_DIR, default ./mdcache-data]",
-    )
+    parser.add_argument(data_dir.flag, type=Path, default=None, help=described(data_dir))
     parser.add_argument(
         "--timeout", type=float, default=5.0, help="seconds each check may take (default 5)"
     )

@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 
+from mdcache.v1 import cache_pb2 as pb
 from mdcache_server.tokens import Role, Tokens
 
 log = structlog.get_logger("mdcache.auth")
@@ -40,13 +42,21 @@ def _refusal(code: grpc.StatusCode, details: str) -> grpc.RpcMethodHandler[Any, 
     return grpc.unary_unary_rpc_method_handler(refuse)  # every call of the contract is unary
 
 
+def _asks_reset(request: bytes) -> bool:
+    """Whether a Stats request's bytes ask for a reset (the servicer parses them again)."""
+    try:
+        return pb.StatsRequest.FromString(request).reset
+    except DecodeError:
+        return False  # not a StatsRequest: the servicer answers INVALID_ARGUMENT itself
+
+
 def _without_reset(handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
     """Stats for a read token: counters may be read, not reset (that changes every replica's)."""
     inner: Any = handler.unary_unary  # an async behaviour on the asyncio server
     assert inner is not None
 
-    async def stats(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        if request.reset:
+    async def stats(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        if _asks_reset(request):
             log.warning("auth_refused", method=STATS, status="PERMISSION_DENIED", role="read")
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED, "a read token may not reset Stats"

@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mdcache.v1 import cache_pb2 as pb
-from mdcache_server import codec
 from mdcache_server.model import SeriesRead
-from mdcache_server.service import wire
-
-RECORD_OVERHEAD = 16  # bytes a record adds besides its payload: tags, lengths, ts_ms
+from mdcache_server.wire import answers, codec
+from mdcache_server.wire.encoding import RECORD_OVERHEAD
 
 
 def _fit(sizes: Sequence[int], budget: int) -> int:
@@ -48,7 +46,9 @@ def read_response(
             else:
                 budget -= size
                 rows += len(result.records)
-            parts.append(wire.series_result(key, hit=hit, records=fragments, truncated=truncated))
+            parts.append(
+                answers.series_result(key, hit=hit, records=fragments, truncated=truncated)
+            )
             continue
         records = result.records
         sizes = [(len(p) if p.isascii() else len(p.encode())) + RECORD_OVERHEAD for _, p in records]
@@ -56,6 +56,6 @@ def read_response(
             records, truncated, budget = records[: _fit(sizes, budget)], True, 0
         else:
             budget -= sum(sizes)
-        parts.append(wire.series_result_of(key, hit=hit, records=records, truncated=truncated))
+        parts.append(answers.series_result_of(key, hit=hit, records=records, truncated=truncated))
         rows += len(records)
     return b"".join(parts), rows

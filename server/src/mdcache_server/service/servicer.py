@@ -17,11 +17,12 @@ from typing import Any, TypeVar
 
 import grpc
 import structlog
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 
 from mdcache.v1 import cache_pb2 as pb
 from mdcache_server.cache import usage
 from mdcache_server.cache.policy import CachePolicy, CacheStats
+from mdcache_server.config import setting
 from mdcache_server.errors import InvalidArgument, MdcacheError, StoreError, StoreUnavailable
 from mdcache_server.metrics import Metrics
 from mdcache_server.model import Limits, SeriesKey
@@ -31,11 +32,13 @@ from mdcache_server.service.responses import read_response
 from mdcache_server.service.status import status_for
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 log = structlog.get_logger("mdcache.rpc")
 INTERNAL_MESSAGE = "internal error; the server log has the details"
 # A call with a deadline is answered this long before it, so that an UNAVAILABLE for a store
 # that does not answer reaches the caller instead of its own DEADLINE_EXCEEDED.
 DEADLINE_MARGIN_S = 0.05
+SLOW_CALL_MS = float(setting("slow_call_ms").default)  # for a servicer made without a config
 
 
 def wall_ms() -> int:
@@ -102,9 +105,22 @@ async def _within(remaining: float, call: Awaitable[T]) -> T:
     )
 
 
+def parsed(kind: type[M], request: bytes | M) -> M:
+    """The request, parsed here from the bytes gRPC hands over (``methods.py``): a body
+    that is not the message is INVALID_ARGUMENT naming ``request``. A caller in process
+    (``bench/micro.py``) may hand the message itself."""
+    if not isinstance(request, bytes):
+        return request
+    try:
+        return kind.FromString(request)
+    except DecodeError as exc:
+        raise InvalidArgument("request", f"not a serialized {kind.DESCRIPTOR.full_name}") from exc
+
+
 class MarketDataCacheServicer:
-    """Validates, calls the cache policy, answers. Served through ``wire.method_handlers``:
-    Read answers with bytes it serialized itself."""
+    """Validates, calls the cache policy, answers. Served through ``methods.add_to_server``:
+    every method parses the request's bytes itself; Read answers with bytes it serialized
+    itself."""
 
     def __init__(
         self,
@@ -112,7 +128,7 @@ class MarketDataCacheServicer:
         limits: Limits,
         now_ms: Callable[[], int] = wall_ms,
         metrics: Metrics | None = None,
-        slow_call_ms: float = 100.0,
+        slow_call_ms: float = SLOW_CALL_MS,
         answers: Answers | None = None,
     ) -> None:
         self.cache = cache
@@ -155,7 +171,7 @@ class MarketDataCacheServicer:
             self.metrics.call(method, status.name, seconds)
         internal = status is grpc.StatusCode.INTERNAL
         log.log(
-            40 if internal else 30,
+            logging.ERROR if internal else logging.WARNING,
             "rpc",
             method=method,
             status=status.name,
@@ -188,10 +204,11 @@ class MarketDataCacheServicer:
             )
 
     async def Write(
-        self, request: pb.WriteRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: bytes | pb.WriteRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.WriteResponse:
         async def handle(fields: dict[str, Any]) -> pb.WriteResponse:
-            batches = validation.write_request(request, self.limits, self.now_ms)
+            message = parsed(pb.WriteRequest, request)
+            batches = validation.write_request(message, self.limits, self.now_ms)
             fields["series"] = _describe([key for key, _ in batches])
             fields["rows"] = written = await self.cache.write(batches)
             return pb.WriteResponse(written=written)
@@ -199,7 +216,7 @@ class MarketDataCacheServicer:
         return await self._serve("Write", context, handle)
 
     async def Read(self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-        """Served with the request's bytes (see ``wire``): a request answered before from
+        """Served with the request's bytes: a request answered before from
         held series, whose copies are unchanged, gets the same answer again."""
         started = time.perf_counter()
         again = self.answers.get(request)
@@ -214,10 +231,7 @@ class MarketDataCacheServicer:
             return again.answer
 
         async def handle(fields: dict[str, Any]) -> bytes:
-            try:
-                message = pb.ReadRequest.FromString(request)
-            except DecodeError as exc:
-                raise InvalidArgument("request", "not a serialized mdcache.v1.ReadRequest") from exc
+            message = parsed(pb.ReadRequest, request)
             query = validation.read_request(message, self.limits, self.now_ms)
             fields["series"] = _describe(query.series)
             results = await self.cache.read(query.series, query.window)
@@ -233,10 +247,12 @@ class MarketDataCacheServicer:
         return await self._serve("Read", context, handle)
 
     async def Purge(
-        self, request: pb.PurgeRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: bytes | pb.PurgeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.PurgeResponse:
         async def handle(fields: dict[str, Any]) -> pb.PurgeResponse:
-            purge = validation.purge_request(request, self.limits, self.now_ms)
+            purge = validation.purge_request(
+                parsed(pb.PurgeRequest, request), self.limits, self.now_ms
+            )
             fields.update(symbol=purge.symbol, data_type=purge.data_type, cutoff_ms=purge.before_ms)
             fields["rows"] = deleted = await self.cache.purge(purge)
             return pb.PurgeResponse(deleted=deleted, cutoff_ms=purge.before_ms)
@@ -244,12 +260,13 @@ class MarketDataCacheServicer:
         return await self._serve("Purge", context, handle)
 
     async def Stats(
-        self, request: pb.StatsRequest, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: bytes | pb.StatsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.StatsResponse:
         async def handle(fields: dict[str, Any]) -> pb.StatsResponse:
-            top_n = validation.stats_request(request)
+            message = parsed(pb.StatsRequest, request)
+            top_n = validation.stats_request(message)
             stats = await self.cache.snapshot()
-            if request.reset:
+            if message.reset:
                 await usage.reset(self.cache)
             return stats_response(stats, top_n, self.calls, self.errors)
 

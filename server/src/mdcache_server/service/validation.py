@@ -17,10 +17,10 @@ from typing import NoReturn
 import simdjson
 
 from mdcache.v1 import cache_pb2 as pb
-from mdcache_server import codec
-from mdcache_server.codec import FieldRecords
 from mdcache_server.errors import InvalidArgument
 from mdcache_server.model import DAY_MS, Limits, PurgeFilter, SeriesKey, Window
+from mdcache_server.wire import codec, encoding
+from mdcache_server.wire.codec import FieldRecords
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 DEFAULT_PURGE_DAYS = 7
@@ -147,7 +147,8 @@ def write_request(
     now = now_ms()
     seen: dict[SeriesKey, int] = {}
     batches = []
-    parse, small, length = _PARSERS.parser.parse, codec.SMALL, codec.length
+    parse, length = _PARSERS.parser.parse, encoding.length
+    tag, small, small_limit = encoding.RECORDS, encoding.SMALL, encoding.SMALL_LIMIT
     for i, entry in enumerate(req.series):
         key = series_key(entry.series, f"series[{i}].series", limits)
         if key in seen:
@@ -178,9 +179,8 @@ def write_request(
             texts.append(text)
             if given:  # the record's field, from the bytes it came in (codec.field, inline)
                 body = rec.SerializeToString()
-                fields.append(
-                    b"\x1a" + (small[len(body)] if len(body) < 16_384 else length(len(body))) + body
-                )
+                n = len(body)
+                fields.append(tag + (small[n] if n < small_limit else length(n)) + body)
             else:
                 fields.append(codec.encode(ts, text))
             ascending = ascending and ts > previous

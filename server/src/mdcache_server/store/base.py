@@ -47,7 +47,7 @@ class StoreConnection(Protocol):
 
     def read_answer(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
         """The same, to be answered as it is: a store that can gives each result's records
-        already encoded (``SeriesRead.encoded``, see ``codec.py``); else as :meth:`read`."""
+        already encoded (``SeriesRead.encoded``, see ``wire/codec.py``); else as :meth:`read`."""
 
     def purge(self, purge: PurgeFilter) -> int:
         """Deletes the records the filter selects; returns exactly how many."""

@@ -5,9 +5,7 @@ length, then the ``Record`` (``ts_ms`` as field 1, ``payload`` as field 2). The 
 store keeps each record as that field, made once when it is written (from the bytes the
 Write brought, see ``service/validation.py``), so that a window's answer is the
 concatenation of its fields, made by SQLite in one step and sent as it is, with no
-message built per record. Plain protobuf encoding, written out here so that a store
-needs no generated code; ``tests/test_wire.py`` checks it against the generated code
-byte for byte.
+message built per record. The tags and varints are ``encoding``'s.
 """
 
 from __future__ import annotations
@@ -16,44 +14,22 @@ from collections.abc import Iterator, Sequence
 from typing import overload
 
 from mdcache_server.model import Record
+from mdcache_server.wire.encoding import PAYLOAD, RECORDS, TAG_BYTES, TS, length, varint
 
-RECORDS_TAG = 0x1A  # SeriesResult.records = 3, length-delimited
-TS_TAG = 0x08  # Record.ts_ms = 1, varint
-PAYLOAD_TAG = 0x12  # Record.payload = 2, length-delimited
-_U64 = (1 << 64) - 1
-_RECORDS, _TS, _PAYLOAD = bytes((RECORDS_TAG,)), bytes((TS_TAG,)), bytes((PAYLOAD_TAG,))
-
-
-def varint(n: int) -> bytes:
-    """A base-128 varint; a negative int64 as its two's complement (ten bytes)."""
-    n &= _U64
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-SMALL = tuple(varint(n) for n in range(1 << 14))  # lengths of almost every record
-
-
-def length(n: int) -> bytes:
-    """A length prefix (a varint)."""
-    return SMALL[n] if n < 16_384 else varint(n)
+_RECORDS_TAG = RECORDS[0]
 
 
 def field(record: bytes) -> bytes:
     """A serialized ``Record`` as a ``SeriesResult.records`` field."""
-    return _RECORDS + length(len(record)) + record
+    return RECORDS + length(len(record)) + record
 
 
 def encode(ts_ms: int, payload: str) -> bytes:
     """One record as a ``SeriesResult.records`` field."""
     text = payload.encode()
     if not text:  # proto3 writes no empty string (a payload is JSON: never empty)
-        return field(_TS + varint(ts_ms))
-    return field(_TS + varint(ts_ms) + _PAYLOAD + length(len(text)) + text)
+        return field(TS + varint(ts_ms))
+    return field(TS + varint(ts_ms) + PAYLOAD + length(len(text)) + text)
 
 
 def _read_varint(data: bytes, i: int) -> tuple[int, int]:
@@ -75,14 +51,14 @@ def decode(data: bytes) -> tuple[list[int], list[str], list[bytes]]:
     i, end = 0, len(data)
     while i < end:
         start = i
-        if data[i] != RECORDS_TAG:
+        if data[i] != _RECORDS_TAG:
             raise ValueError(f"not an encoded record at byte {i}")
-        size, i = _read_varint(data, i + 1)
+        size, i = _read_varint(data, i + TAG_BYTES)
         stop = i + size
-        ts, i = _read_varint(data, i + 1)  # after TS_TAG
+        ts, i = _read_varint(data, i + TAG_BYTES)  # after TS
         if i < stop:
-            length, i = _read_varint(data, i + 1)  # after PAYLOAD_TAG
-            payloads.append(data[i : i + length].decode())
+            size, i = _read_varint(data, i + TAG_BYTES)  # after PAYLOAD
+            payloads.append(data[i : i + size].decode())
         else:
             payloads.append("")
         ts_list.append(ts - (1 << 64) if ts >> 63 else ts)

@@ -1,15 +1,4 @@
-"""The embedded store: one SQLite file in WAL mode.
-
-Records live in a table clustered by ``(series_id, ts)``, so a window read is one
-index range whatever else is stored. Each record is kept as it is sent, one
-``SeriesResult.records`` field (``codec.py``): an answer's records are then
-``group_concat(record)``, one row made by SQLite without holding the GIL, instead of
-a Python object and a message per record; the payload is cut out of it by SQL.
-``series.records`` is kept exact (by the write path for inserts, by a trigger for
-deletes), so counting is a scan of the series, not of the records. Series rows are never
-deleted (an emptied series keeps its id), which keeps every connection's id cache
-valid, also across several server processes on one file.
-"""
+"""The SQLite store and its connections (the SQL is in ``sql.py``, the tables in ``schema.py``)."""
 
 from __future__ import annotations
 
@@ -25,8 +14,6 @@ from urllib.parse import unquote, urlsplit
 
 import structlog
 
-from mdcache_server import codec
-from mdcache_server.codec import FieldRecords
 from mdcache_server.errors import ConfigError, StoreError, StoreUnavailable
 from mdcache_server.model import (
     PurgeFilter,
@@ -38,164 +25,33 @@ from mdcache_server.model import (
     Usage,
     Window,
 )
+from mdcache_server.store.sqlite.schema import MIGRATE, OLD_LAYOUT, SCHEMA
+from mdcache_server.store.sqlite.sql import (
+    ADD_RECORDS,
+    ADD_SERIES,
+    ANSWER,
+    COUNT_RANGE,
+    COUNTS,
+    DROP_SERIES,
+    HEARTBEAT,
+    LIST_SERIES,
+    LOAD_SERIES_USAGE,
+    LOAD_USAGE,
+    READ,
+    SAVE_SERIES_USAGE,
+    SAVE_USAGE,
+    SERIES_ID,
+    UPSERT,
+    UPSERT_ROWS,
+    purge_sql,
+)
+from mdcache_server.wire import codec
+from mdcache_server.wire.codec import FieldRecords
 
-SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS series (
-    id        INTEGER PRIMARY KEY,
-    symbol    TEXT NOT NULL,
-    data_type TEXT NOT NULL,
-    timeframe TEXT NOT NULL,
-    records   INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (symbol, data_type, timeframe)
-);
-CREATE TABLE IF NOT EXISTS records (
-    series_id INTEGER NOT NULL,
-    ts        INTEGER NOT NULL,
-    record    BLOB NOT NULL,
-    PRIMARY KEY (series_id, ts)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS usage (
-    replica   TEXT PRIMARY KEY,
-    since_ms  INTEGER NOT NULL,
-    hits      INTEGER NOT NULL,
-    misses    INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS series_usage (
-    replica      TEXT NOT NULL,
-    series_id    INTEGER NOT NULL,
-    reads        INTEGER NOT NULL,
-    last_read_ms INTEGER NOT NULL,
-    PRIMARY KEY (replica, series_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS heartbeat (
-    id    INTEGER PRIMARY KEY CHECK (id = 1),
-    at_ms INTEGER NOT NULL
-);
-DROP TRIGGER IF EXISTS records_inserted;
-CREATE TRIGGER IF NOT EXISTS records_deleted AFTER DELETE ON records BEGIN
-    UPDATE series SET records = records - 1 WHERE id = OLD.series_id;
-END;
-"""
-
-COUNT_RANGE: Final = "SELECT COUNT(*) FROM records WHERE series_id = ? AND ts >= ? AND ts <= ?"
-ADD_RECORDS: Final = "UPDATE series SET records = records + ? WHERE id = ?"
-SERIES_ID: Final = "SELECT id FROM series WHERE symbol = ? AND data_type = ? AND timeframe = ?"
-ADD_SERIES: Final = (
-    "INSERT INTO series (symbol, data_type, timeframe) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
-)
-# A Write's rows go in by multi-row statements of these sizes (largest first), not a
-# statement a row: SQLite steps once a statement, and the sqlite3 module releases and
-# takes back the GIL around every step, a hand-off the event loop feels under load.
-# A few fixed sizes keep the prepared statements cached (1,000 rows: 256 x 3, 64 x 3,
-# 16 x 2, 4 x 2). Ingest A/B in one run: 108-123k rows/s against 92-97k row by row.
-UPSERT_ROWS: Final = (256, 64, 16, 4, 1)  # at most 768 parameters a statement
-UPSERT: Final = {
-    rows: "INSERT INTO records (series_id, ts, record) VALUES "  # noqa: S608 (constants only)
-    + ", ".join(["(?, ?, ?)"] * rows)
-    + " ON CONFLICT (series_id, ts) DO UPDATE SET record = excluded.record"
-    for rows in UPSERT_ROWS
-}
-# Where the payload starts in a record: 1 tag + its length's bytes + 1 tag + the
-# timestamp's bytes + 1 tag + the payload length's bytes (varints, see codec.py).
-_SIZE = "length(record)"
-_SIZE_BYTES = (
-    f"(CASE WHEN {_SIZE} <= 129 THEN 1 WHEN {_SIZE} <= 16386 THEN 2 "
-    f"WHEN {_SIZE} <= 2097155 THEN 3 ELSE 4 END)"
-)
-_TS_BYTES = (
-    "(CASE WHEN ts < 0 THEN 10 "
-    + " ".join(f"WHEN ts < {1 << (7 * n)} THEN {n}" for n in range(1, 9))
-    + " ELSE 9 END)"
-)
-_REST = f"({_SIZE} - {_SIZE_BYTES} - {_TS_BYTES} - 3)"  # payload bytes and their length's
-_PAYLOAD_BYTES = (
-    f"(CASE WHEN {_REST} <= 128 THEN 1 WHEN {_REST} <= 16385 THEN 2 "
-    f"WHEN {_REST} <= 2097154 THEN 3 ELSE 4 END)"
-)
-PAYLOAD: Final = (
-    # Almost every record: a timestamp of 1971 to 2109 (six bytes), a payload of 128 to
-    # 16,373 bytes (two length bytes, and two for the record's): the payload at byte 14.
-    f"CASE WHEN ts >= {1 << 35} AND ts < {1 << 42} AND {_SIZE} BETWEEN 141 AND 16386 "
-    "THEN CAST(substr(record, 14) AS TEXT) "
-    f"WHEN {_REST} < 1 THEN '' "  # an empty payload has no field
-    f"ELSE CAST(substr(record, 4 + {_SIZE_BYTES} + {_TS_BYTES} + {_PAYLOAD_BYTES}) AS TEXT) END"
-)
-_READ = (
-    f"SELECT ts, {PAYLOAD}, record FROM records "  # noqa: S608 (constants only, no input)
-    "WHERE series_id = ? AND ts >= ? AND ts <= ? ORDER BY ts {} LIMIT ?"
-)
-READ: Final = {False: _READ.replace("{}", "ASC"), True: _READ.replace("{}", "DESC")}
-# One row: how many records, the records as sent, and whether the window holds a record
-# past the last one taken (then the answer is truncated). The inner subquery keeps its
-# order (SQLite does not flatten a LIMIT subquery into an aggregate; tests/test_wire.py
-# checks it both ways). One statement, so the worker gives the GIL back and takes it again
-# twice a read, not four times; ?1..?4 are the series id, start, end and limit.
-_ANSWER = (
-    "SELECT n, data, EXISTS (SELECT 1 FROM records WHERE series_id = ?1 AND {}) FROM ("
-    "SELECT COUNT(*) AS n, CAST(GROUP_CONCAT(record, '') AS BLOB) AS data, {}(ts) AS m "
-    "FROM (SELECT ts, record FROM records WHERE series_id = ?1 AND ts >= ?2 AND ts <= ?3 "
-    "ORDER BY ts {} LIMIT ?4))"
-)
-ANSWER: Final = {
-    False: _ANSWER.format("ts > m AND ts <= ?3", "MAX", "ASC"),
-    True: _ANSWER.format("ts < m AND ts >= ?2", "MIN", "DESC"),
-}
-OLD_LAYOUT: Final = "SELECT COUNT(*) FROM pragma_table_info('records') WHERE name = 'payload'"
-MIGRATE: Final = (
-    "CREATE TABLE records_as_sent (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, "
-    "record BLOB NOT NULL, PRIMARY KEY (series_id, ts)) WITHOUT ROWID",
-    "INSERT INTO records_as_sent SELECT series_id, ts, mdcache_record(ts, payload) FROM records",
-    "DROP TABLE records",
-    "ALTER TABLE records_as_sent RENAME TO records",
-)
-COUNTS: Final = (
-    "SELECT COALESCE(SUM(records), 0), COUNT(*), COUNT(DISTINCT symbol) "
-    "FROM series WHERE records > 0"
-)
-_PURGE = "DELETE FROM records WHERE series_id IN (SELECT id FROM series{}) AND ts < ?"
-PURGE_COLUMNS: Final = ("symbol", "data_type", "timeframe")
-PURGE: Final = {
-    given: _PURGE.format(
-        " WHERE " + " AND ".join(f"{c} = ?" for c, g in zip(PURGE_COLUMNS, given, strict=True) if g)
-        if any(given)
-        else ""
-    )
-    for given in itertools.product((False, True), repeat=3)
-}
-HEARTBEAT: Final = (
-    "INSERT INTO heartbeat (id, at_ms) VALUES (1, ?) "
-    "ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms"
-)
-LIST_SERIES: Final = (
-    "SELECT symbol, data_type, timeframe, records FROM series WHERE records > 0 ORDER BY id"
-)
-DROP_SERIES: Final = "DELETE FROM records WHERE series_id = ?"
-SAVE_USAGE: Final = (
-    "INSERT INTO usage (replica, since_ms, hits, misses) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (replica) DO UPDATE SET "
-    "since_ms = excluded.since_ms, hits = excluded.hits, misses = excluded.misses"
-)
-SAVE_SERIES_USAGE: Final = (
-    "INSERT INTO series_usage (replica, series_id, reads, last_read_ms) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (replica, series_id) DO UPDATE SET "
-    "reads = excluded.reads, last_read_ms = excluded.last_read_ms"
-)
-LOAD_USAGE: Final = "SELECT replica, since_ms, hits, misses FROM usage ORDER BY replica"
-LOAD_SERIES_USAGE: Final = (
-    "SELECT u.replica, s.symbol, s.data_type, s.timeframe, u.reads, u.last_read_ms "
-    "FROM series_usage u JOIN series s ON s.id = u.series_id"
-)
 log = structlog.get_logger(__name__)
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 SYNCHRONOUS: Final = ("OFF", "NORMAL", "FULL", "EXTRA")
-
-
-def purge_sql(purge: PurgeFilter) -> tuple[str, tuple[object, ...]]:
-    """The DELETE for a purge: one primary-key range per matching series."""
-    values = (purge.symbol, purge.data_type, purge.timeframe)
-    given = tuple(v is not None for v in values)
-    return PURGE[given], (*(v for v in values if v is not None), purge.before_ms)
 
 
 @contextmanager
