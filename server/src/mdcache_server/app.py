@@ -69,6 +69,11 @@ class Server:
         self.metrics.watch(self.pool, hot_tier_bytes=lambda: self.cache.hot.bytes)
         self.metrics_endpoint = MetricsEndpoint(self.metrics.registry, config.metrics_listen)
         self.health = HealthReporter(self.cache, config.health_interval)
+        self.metrics.watch_operations(
+            serving=lambda: self.health.serving,
+            evictions=lambda: self.cache.hot.evictions,
+            reconnects=lambda: self.pool.reconnects,
+        )
         self.grpc = grpc.aio.server(
             options=options(config),
             interceptors=interceptors(config.tokens),
