@@ -3,7 +3,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml client/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: serve test check lint typecheck gen docker-lint clean bench bench-quick bench-profile bench-deps
+.PHONY: serve test check lint typecheck gen docker-lint clean bench bench-quick bench-profile bench-deps \
+        prometheus-deps
 
 $(STAMP):
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -17,7 +18,7 @@ serve: $(STAMP)  ## run the server on the embedded store (SQLite under ./mdcache
 test: check  ## everything CI runs: generated code, lint, types, Docker files, tests
 	$(PY) -m pytest
 
-check: $(STAMP) lint typecheck docker-lint
+check: $(STAMP) lint typecheck docker-lint prometheus-deps
 	scripts/gen-proto --check
 	scripts/gen-sync-client --check
 
@@ -34,6 +35,19 @@ docker-lint: $(STAMP)
 gen: $(STAMP)  ## regenerate the contract's code and the blocking client
 	scripts/gen-proto
 	scripts/gen-sync-client
+
+# prometheus and promtool (Debian package `prometheus`) for the tests of deploy/prometheus,
+# installed when this is root on a Debian-like machine; without them those tests are skipped,
+# or fail when CI=true.
+prometheus-deps:
+	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends prometheus) >/dev/null \
+	      || echo "prometheus-deps: could not install prometheus: its tests are skipped (fail under CI=true)"; \
+	  else \
+	    echo "prometheus-deps: no prometheus/promtool (apt-get install prometheus): their tests are skipped (fail under CI=true)"; \
+	  fi; }
 
 # The benchmark's own packages (the `bench` extra), and redis-server from Debian when
 # this is root on a Debian-like machine; without it the Redis comparison is skipped.
