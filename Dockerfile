@@ -4,7 +4,9 @@
 #
 # The image installs both distributions from this repository, ./client (mdcache-client, the
 # contract) and . (mdcache, the server, which requires mdcache-client==0.1.0), with the `taosws`
-# extra: taos-ws-py ships manylinux wheels and reaches TDengine over WebSocket (taosAdapter,
+# extra. Every other package comes from the lock, requirements/server.txt (exported from uv.lock
+# by scripts/lock), each pinned with its hashes (`--require-hashes`); the two local packages are
+# built by hatchling from requirements/build.txt, hashed too, without build isolation. taosws: taos-ws-py ships manylinux wheels and reaches TDengine over WebSocket (taosAdapter,
 # port 6041). The native `tdengine` extra (taospy) is left out on purpose: it needs the TDengine
 # client library libtaos.so, which pip cannot install. Without MDCACHE_STORE_URL the server uses
 # SQLite under MDCACHE_DATA_DIR.
@@ -23,13 +25,20 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
+COPY requirements/ requirements/
+RUN python -m venv /opt/mdcache \
+ && /opt/mdcache/bin/pip install --require-hashes --no-deps -r requirements/server.txt \
+ && python -m pip install --require-hashes --no-deps -r requirements/build.txt
+
 COPY client/ client/
 COPY pyproject.toml README.md ./
 COPY server/ server/
 
-# Non-editable installs: pip builds a wheel of each local project and installs it into the venv.
-RUN python -m venv /opt/mdcache \
- && /opt/mdcache/bin/pip install ./client '.[taosws]'
+# Wheels of the two local projects, built with the locked hatchling, installed without their
+# dependencies (already in from the lock); `pip check` proves nothing is missing.
+RUN python -m pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels ./client . \
+ && /opt/mdcache/bin/pip install --no-deps /tmp/wheels/*.whl \
+ && /opt/mdcache/bin/pip check
 
 
 FROM base

@@ -4,12 +4,15 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml client/pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: serve test check lint typecheck gen docker-lint clean bench bench-quick bench-profile bench-deps \
-        prometheus-deps
+        prometheus-deps lock
 
-$(STAMP):
+# Third-party packages from the lock (requirements/dev.txt, hashed; scripts/lock), then the
+# two local packages, editable.
+$(STAMP): requirements/dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ./client -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps -e ./client -e '.[dev]'
 	touch $@
 
 serve: $(STAMP)  ## run the server on the embedded store (SQLite under ./mdcache-data)
@@ -21,6 +24,10 @@ test: check  ## everything CI runs: generated code, lint, types, Docker files, t
 check: $(STAMP) lint typecheck docker-lint prometheus-deps
 	scripts/gen-proto --check
 	scripts/gen-sync-client --check
+	scripts/lock --check
+
+lock: $(STAMP)  ## after editing a pyproject.toml: uv.lock and requirements/*.txt (commit them)
+	scripts/lock
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
