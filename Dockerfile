@@ -6,6 +6,9 @@
 # contract) and . (mdcache, the server, which requires mdcache-client==0.1.0), with both TDengine
 # extras: `tdengine` (taospy, the native connector on port 6030: the path CI runs against a real
 # server) and `taosws` (taos-ws-py over taosAdapter's WebSocket, port 6041, the alternative).
+# Every other package comes from the lock, requirements/server.txt (exported from uv.lock by
+# scripts/lock), each pinned with its hashes (`--require-hashes`); the two local packages are
+# built by hatchling from requirements/build.txt, hashed too, without build isolation.
 # taospy needs TDengine's client library, which pip cannot install: it is copied from the
 # official TDengine image of TDENGINE_VERSION, which must match the server's version (the
 # compose file runs that image). Without MDCACHE_STORE_URL the server uses SQLite under
@@ -29,13 +32,20 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
+COPY requirements/ requirements/
+RUN python -m venv /opt/mdcache \
+ && /opt/mdcache/bin/pip install --require-hashes --no-deps -r requirements/server.txt \
+ && python -m pip install --require-hashes --no-deps -r requirements/build.txt
+
 COPY client/ client/
 COPY pyproject.toml README.md ./
 COPY server/ server/
 
-# Non-editable installs: pip builds a wheel of each local project and installs it into the venv.
-RUN python -m venv /opt/mdcache \
- && /opt/mdcache/bin/pip install ./client '.[tdengine,taosws]'
+# Wheels of the two local projects, built with the locked hatchling, installed without their
+# dependencies (already in from the lock); `pip check` proves nothing is missing.
+RUN python -m pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels ./client . \
+ && /opt/mdcache/bin/pip install --no-deps /tmp/wheels/*.whl \
+ && /opt/mdcache/bin/pip check
 
 
 FROM base

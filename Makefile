@@ -3,12 +3,16 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml client/pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: serve test check lint typecheck gen docker-lint clean bench bench-quick bench-profile bench-deps
+.PHONY: serve test check lint typecheck gen docker-lint clean bench bench-quick bench-profile bench-deps \
+        prometheus-deps lock
 
-$(STAMP):
+# Third-party packages from the lock (requirements/dev.txt, hashed; scripts/lock), then the
+# two local packages, editable.
+$(STAMP): requirements/dev.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ./client -e '.[dev]'
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
+	$(PY) -m pip install --quiet --no-deps -e ./client -e '.[dev]'
 	touch $@
 
 serve: $(STAMP)  ## run the server on the embedded store (SQLite under ./mdcache-data)
@@ -17,9 +21,13 @@ serve: $(STAMP)  ## run the server on the embedded store (SQLite under ./mdcache
 test: check  ## everything CI runs: generated code, lint, types, Docker files, tests
 	scripts/with-tdengine $(PY) -m pytest $(PYTEST_ARGS)
 
-check: $(STAMP) lint typecheck docker-lint
+check: $(STAMP) lint typecheck docker-lint prometheus-deps
 	scripts/gen-proto --check
 	scripts/gen-sync-client --check
+	scripts/lock --check
+
+lock: $(STAMP)  ## after editing a pyproject.toml: uv.lock and requirements/*.txt (commit them)
+	scripts/lock
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -34,6 +42,19 @@ docker-lint: $(STAMP)
 gen: $(STAMP)  ## regenerate the contract's code and the blocking client
 	scripts/gen-proto
 	scripts/gen-sync-client
+
+# prometheus and promtool (Debian package `prometheus`) for the tests of deploy/prometheus,
+# installed when this is root on a Debian-like machine; without them those tests are skipped,
+# or fail when CI=true.
+prometheus-deps:
+	@command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends prometheus) >/dev/null \
+	      || echo "prometheus-deps: could not install prometheus: its tests are skipped (fail under CI=true)"; \
+	  else \
+	    echo "prometheus-deps: no prometheus/promtool (apt-get install prometheus): their tests are skipped (fail under CI=true)"; \
+	  fi; }
 
 # The benchmark's own packages (the `bench` extra), and redis-server from Debian when
 # this is root on a Debian-like machine; without it the Redis comparison is skipped.

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from mdcache_client import Series
-from mdcache_server.ops.csvformats import BadRow, Czsc, Tushare, UnknownFormat, Yahoo, detect
+from mdcache_server.ops.csvformats import (
+    BadRow,
+    Czsc,
+    Tushare,
+    UnknownFormat,
+    UsMinutes,
+    VnpyTick,
+    Yahoo,
+    detect,
+)
 
 
 def cells(line: str) -> list[str]:
@@ -19,6 +29,8 @@ TUSHARE = cells(",ts_code,trade_date,open,high,low,close,pre_close,change,pct_ch
 CZSC_MINUTES = cells("symbol,id,dt,freq,open,close,high,low,vol")
 CZSC_DAILY = cells("symbol,dt,open,close,high,low,vol")
 YAHOO = cells("Date,Open,High,Low,Close,Adj Close,Volume")
+US_MINUTES = cells("Date,Open,Close,High,Low,Volume")
+TICKS = cells("symbol,date,time,lastPrice,lastVolume,bidPrice1,askPrice1,bidVolume1,askVolume1")
 HERE = Path("bars.csv")
 
 
@@ -78,7 +90,73 @@ def test_yahoo_takes_its_symbol_from_the_file_name_or_the_flag() -> None:
     series, record = named.bar(cells("11/1/2019,3050.72,3066.95,3050.72,3066.91,510301237"))
     assert (series.symbol, record.ts_ms) == ("SPX", 1_572_566_400_000)
     with pytest.raises(UnknownFormat, match=r"names no symbol.*pass --symbol"):
-        detect(Path("SP500_NOV2019_Hist.csv"), YAHOO)
+        detect(Path("history.csv"), YAHOO)
+    named = detect(Path("SP500_NOV2019_Hist.csv"), YAHOO)  # SYMBOL_....csv
+    assert named.bar(cells("11/1/2019,3050.72,3066.95,3050.72,3066.91,3066.91,1"))[0] == Series(
+        "SP500", "kline", "1d"
+    )
+
+
+def test_us_minutes_are_told_by_their_first_row_and_stamped_in_new_york_time() -> None:
+    path = Path("SP500_NOV2019_IDay.csv")
+    daily = detect(path, US_MINUTES, first_row=cells("11/5/2019,3080.8,3080.49,3081.47,3080.3,0"))
+    assert type(daily) is Yahoo
+    fmt = detect(
+        path, US_MINUTES, first_row=cells("11/5/2019 9:30,3080.8,3080.49,3081.47,3080.3,0")
+    )
+    assert isinstance(fmt, UsMinutes)
+    series, record = fmt.bar(cells("11/5/2019 9:30,3080.8,3080.49,3081.47,3080.3,0"))
+    assert series == Series("SP500", "kline", "1m")
+    assert record.ts_ms == 1_572_964_200_000  # 09:30 EST = 14:30Z
+    assert json.loads(record.payload) == {
+        "Date": "11/5/2019 9:30",
+        "Open": 3080.8,
+        "Close": 3080.49,
+        "High": 3081.47,
+        "Low": 3080.3,
+        "Volume": 0,
+    }
+    iso = fmt.bar(cells("2019-11-05 09:30:00,3080.8,3080.49,3081.47,3080.3,2209795"))[1]
+    assert iso.ts_ms == record.ts_ms
+    summer = fmt.bar(cells("7/1/2019 9:30,1,1,1,1,0"))[1]
+    assert summer.ts_ms == 1_561_987_800_000  # 09:30 EDT = 13:30Z
+    with pytest.raises(BadRow, match=r"Date: '11/5/2019 25:30' is not YYYY-MM-DD HH:MM"):
+        fmt.bar(cells("11/5/2019 25:30,1,1,1,1,0"))
+    with pytest.raises(BadRow, match="not a bar"):
+        fmt.bar(cells("11/5/2019 9:31,3080.8,3080.49,3079.0,3080.3,0"))
+
+
+def test_futures_ticks_are_records_of_their_own_series() -> None:
+    fmt = detect(Path("RM705-2017-03-20.csv"), TICKS)
+    assert isinstance(fmt, VnpyTick)
+    series, record = fmt.bar(cells("RM705,20170320,09:00:00.5,2374.0,0.0,2372.0,2374.0,264.0,65.0"))
+    assert series == Series("RM705", "tick", "tick")
+    assert record.ts_ms == 1_489_971_600_500  # 09:00:00.5 China time
+    payload = json.loads(record.payload)
+    assert (payload["time"], payload["lastPrice"], payload["askVolume1"]) == (
+        "09:00:00.5",
+        2374,
+        65,
+    )
+    assert detect(HERE, TICKS, data_type="futures").bar(
+        cells("RM705,20170320,09:00:01,2376.0,0.0,2375.0,2376.0,117.0,55.0")
+    )[0] == Series("RM705", "futures", "tick")
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ("RM705,20170320,09:00:01.0,2376.0,0.0,2377.0,2376.0,1,1", "not a quote (bid <= ask)"),
+        ("RM705,20170320,09:00:01.0,2376.0,-1,2375.0,2376.0,1,1", "lastVolume: -1 is negative"),
+        ("RM705,2017-03-20,09:00:01.0,2376.0,0,2375.0,2376.0,1,1", "date: '2017-03-20' is not"),
+        ("RM705,20170320,9h00,2376.0,0,2375.0,2376.0,1,1", "'9h00' is not YYYYMMDD HH:MM:SS"),
+        ("RM705,20170230,09:00:01.0,2376.0,0,2375.0,2376.0,1,1", "is not YYYYMMDD HH:MM:SS"),
+        ("RM705,20170320,09:00:01.0,x,0,2375.0,2376.0,1,1", "lastPrice: not a number: 'x'"),
+    ],
+)
+def test_bad_ticks_say_why(fields: str, message: str) -> None:
+    with pytest.raises(BadRow, match=re.escape(message)):
+        detect(HERE, TICKS).bar(cells(fields))
 
 
 def test_an_unknown_header_names_the_known_formats() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,8 @@ async def test_bad_rows_are_reported_by_file_and_line_and_the_rest_is_loaded(
     assert lines[0].startswith("loaded 2 rows into 1 series from 1 file in ")
     assert lines[0].endswith("; 4 bad rows (not loaded)")
     assert lines[1:] == [
+        f"  {path} (yahoo): 2 rows -> TEST/kline/1d",
+        "bad rows:",
         f"  {path}:3: Open: not a number: 'abc'",
         f"  {path}:4: 6 fields where the header has 7",
         f"  {path}:5: Date: '2017-01-32' is not YYYY-MM-DD or M/D/YYYY",
@@ -153,3 +156,119 @@ async def test_a_server_that_does_not_answer_fails_the_load(tmp_path: Path) -> N
     result = await amdcache(*args)
     assert result.returncode == 1
     assert json_out(result)["error"].startswith("a Write failed after 0 rows: UNAVAILABLE")
+
+
+async def test_us_minutes_and_futures_ticks_load_and_the_summary_says_where(
+    server: Server, client: AsyncClient
+) -> None:
+    minutes = DATA / "SP500_IDay_20191105.csv"  # CRLF, M/D/YYYY H:MM, no volume
+    volume = DATA / "SP500_IDayRVol_20191105.csv"  # the same bars, ISO dates, with volume
+    ticks = DATA / "RM705-2017-03-20_0900.csv"
+    args = ("load", str(minutes), str(volume), str(ticks), *target(server.port))
+    result = await amdcache(*args, "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json_out(result)
+    # the second file's 30 bars replace the first's in the same Write: 150 records stored
+    assert (summary["rows"], summary["series"], summary["bad_rows"]) == (30 + 120, 2, 0)
+    assert summary["loaded"] == [
+        {
+            "file": str(minutes),
+            "format": "us-1m",
+            "series": [{"symbol": "SP500", "data_type": "kline", "timeframe": "1m", "rows": 30}],
+        },
+        {
+            "file": str(volume),
+            "format": "us-1m",
+            "series": [{"symbol": "SP500", "data_type": "kline", "timeframe": "1m", "rows": 30}],
+        },
+        {
+            "file": str(ticks),
+            "format": "vnpy-tick",
+            "series": [{"symbol": "RM705", "data_type": "tick", "timeframe": "tick", "rows": 120}],
+        },
+    ]
+    bars = await client.read(Series("SP500", "kline", "1m"))
+    first = 1_572_964_200_000  # 2019-11-05 09:30 New York time
+    assert [r.ts_ms for r in bars.records] == [first + 60_000 * i for i in range(30)]
+    assert bars.values()[0] == {  # the later file's bar replaced the earlier one's
+        "Date": "2019-11-05 09:30:00",
+        "Open": 3080.8,
+        "Close": 3080.49,
+        "High": 3081.47,
+        "Low": 3080.3,
+        "Volume": 2209795,
+    }
+    tick = await client.read(Series("RM705", "tick", "tick"))
+    assert [r.ts_ms for r in tick.records] == [1_489_971_600_500 + 500 * i for i in range(120)]
+    assert tick.values()[-1]["time"] == "09:01:00.0"
+
+    text = await amdcache("load", str(ticks), *target(server.port))
+    assert text.stdout.splitlines()[1:] == [f"  {ticks} (vnpy-tick): 120 rows -> RM705/tick/tick"]
+
+
+async def test_a_zip_or_a_readme_is_refused_by_name_and_nothing_is_loaded(
+    server: Server, client: AsyncClient, tmp_path: Path
+) -> None:
+    archive = tmp_path / "000001.XSHG_1min.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(DATA / "sse_000001_1min_20190201.csv", "000001.XSHG_1min.csv")
+    readme = tmp_path / "README.txt"
+    readme.write_text("Market data for developers: real, third-party OHLCV / tick data.\n")
+    good = str(tushare_file(tmp_path))
+    for refused, why in (
+        (archive, "a zip archive, not a CSV file: extract it and load the CSV files in it"),
+        (readme, "not a CSV file of bars or ticks (its first line: 'Market data for developers"),
+    ):
+        result = await amdcache("load", good, str(refused), *target(server.port))
+        assert result.returncode == 2
+        assert result.stderr.startswith(f"mdcache load: {refused}: {why}")
+        assert "Traceback" not in result.stderr
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x01")
+    result = await amdcache("load", str(tmp_path / "binary.csv"), *target(server.port))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"mdcache load: {tmp_path / 'binary.csv'}: not UTF-8 text")
+    assert (await client.stats()).records == 0
+
+
+async def test_a_directory_loads_the_csv_files_under_it(
+    server: Server, client: AsyncClient, tmp_path: Path
+) -> None:
+    (tmp_path / "README.txt").write_text("not data\n")
+    (tmp_path / "ticks").mkdir()
+    shutil.copy(DATA / "RM705-2017-03-20_0900.csv", tmp_path / "ticks" / "RM705.csv")
+    tushare_file(tmp_path)
+    result = await amdcache("load", str(tmp_path), *target(server.port), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json_out(result)
+    assert [f["file"] for f in summary["loaded"]] == [
+        str(tmp_path / "daily.csv"),
+        str(tmp_path / "ticks" / "RM705.csv"),
+    ]
+    assert (await client.stats()).records == 3 + 120
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = await amdcache("load", str(empty), *target(server.port))
+    assert result.returncode == 2
+    assert result.stderr == f"mdcache load: {empty}: a directory with no .csv file under it\n"
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"no {SHARED_DATA} on this machine")
+async def test_every_csv_file_of_the_shared_data_is_read() -> None:
+    """Checked, not loaded, to keep the suite quick; the 21 MB minute bars of the SSE index
+    are left out (their format, czsc minutes, is loaded by the sample tests above)."""
+    files = sorted(p for p in SHARED_DATA.rglob("*.csv") if p.stat().st_size < 5_000_000)
+    result = await amdcache("load", *map(str, files), "--dry-run", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json_out(result)
+    assert summary["files"] == len(files) >= 70
+    formats = {f["format"] for f in summary["loaded"]}
+    assert formats == {"tushare", "czsc", "yahoo", "us-1m", "vnpy-tick"}
+    assert all(f["series"] for f in summary["loaded"]), "a file gave no rows"
+    # the two bad rows the data's README names, in SPY 2008-2018
+    assert [(Path(b["file"]).name, b["line"]) for b in summary["bad"]] == [
+        ("yahoofinance-SPY-20080101-20180101.csv", 1808),
+        ("yahoofinance-SPY-20080101-20180101.csv", 1825),
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mdcache_client import AsyncClient, InvalidArgumentError, Series
+from mdcache_client import AsyncClient, InvalidArgumentError, Record, Series, UnavailableError
 from mdcache_server.app import Server
 from mdcache_server.config import Config
 from mdcache_server.errors import ConfigError
@@ -121,3 +122,41 @@ def test_the_served_process_exposes_metrics_from_its_environment(tmp_path: Path)
         assert ("mdcache_calls_total", frozenset()) not in samples
     finally:
         server.kill()
+
+
+async def test_health_reconnects_and_evictions_are_measured(tmp_path: Path) -> None:
+    """What the alerting rules watch: health, store reconnects, hot-tier evictions."""
+    db = tmp_path / "cache.sqlite3"
+    url = f"sqlite:///{db}?busy_timeout_ms=300"
+    config = server_config(url, metrics_listen="127.0.0.1:0", workers="1", hot_tier_bytes="2000")
+    srv = Server(config, open_store(url))
+    await srv.start()
+    names = ("mdcache_health_serving", "mdcache_store_reconnects_total")
+    try:
+        port = srv.metrics_endpoint.port
+        samples = await asyncio.to_thread(scrape, port)
+        assert [value(samples, name) for name in names] == [1, 0]
+        assert value(samples, "mdcache_hot_tier_evictions_total") == 0
+        async with AsyncClient(f"127.0.0.1:{srv.port}", timeout=10) as client:
+            bars = [Record(1_262_563_200_000 + i, '{"close": 107.4}') for i in range(5)]
+            for symbol in ("A", "B", "C", "D"):  # each fits half the tier, not all four
+                await client.write(Series(symbol, "kline", "1d"), bars)
+                await client.read(Series(symbol, "kline", "1d"))
+            evictions = (await client.stats()).hot_tier.evictions
+            holder = sqlite3.connect(db, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")  # another process's write lock: an outage
+            with pytest.raises(UnavailableError):
+                await client.write(Series("A", "kline", "1d"), bars)
+            await srv.health.probe_once()
+            samples = await asyncio.to_thread(scrape, port)
+            failed = value(samples, "mdcache_calls_total", method="Write", status="UNAVAILABLE")
+            # each failed call, and the failed probe, dropped the worker's connection
+            assert [value(samples, name) for name in names] == [0, failed + 1]
+            holder.execute("ROLLBACK")
+            holder.close()
+            await srv.health.probe_once()
+        samples = await asyncio.to_thread(scrape, port)
+        assert value(samples, "mdcache_health_serving") == 1
+        assert value(samples, "mdcache_hot_tier_evictions_total") == evictions > 0
+    finally:
+        await srv.stop(grace=1)

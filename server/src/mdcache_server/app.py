@@ -78,11 +78,17 @@ def compose(config: Config, store: Store) -> Parts:
         max_group_records=config.max_records_per_write,
     )
     metrics.watch(pool, hot_tier_bytes=lambda: cache.hot.bytes)
+    health = HealthReporter(cache, config.health_interval)
+    metrics.watch_operations(
+        serving=lambda: health.serving,
+        evictions=lambda: cache.hot.evictions,
+        reconnects=lambda: pool.reconnects,
+    )
     return Parts(
         metrics=metrics,
         pool=pool,
         cache=cache,
-        health=HealthReporter(cache, config.health_interval),
+        health=health,
         supervisor=Supervisor(count_failure=metrics.background_failure),
     )
 

@@ -2,8 +2,10 @@
 
 ``Metrics`` is built with the server and passed to what it observes (the servicer
 counts calls and series reads, the worker pool times store calls); gauges of the
-pool and the hot tier are read when scraped. ``MetricsEndpoint`` serves the
-registry on ``--metrics-listen`` (``/metrics``, the Prometheus text format).
+pool and the hot tier, and the counters the alerting rules of ``deploy/prometheus/``
+watch (health, hot-tier evictions, store reconnects), are read when scraped.
+``MetricsEndpoint`` serves the registry on ``--metrics-listen`` (``/metrics``, the
+Prometheus text format).
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from wsgiref.simple_server import WSGIServer
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from mdcache_server.config import split_host_port
@@ -73,6 +80,37 @@ class _CallCollector(Collector):
         reads.add_metric(["hit"], self.metrics.series_hits)
         reads.add_metric(["miss"], self.metrics.series_misses)
         yield from (calls, seconds, reads)
+
+
+class _OperationsCollector(Collector):
+    """Health, hot-tier evictions and store reconnects, read when scraped."""
+
+    def __init__(
+        self,
+        serving: Callable[[], bool | None],
+        evictions: Callable[[], int],
+        reconnects: Callable[[], int],
+    ) -> None:
+        self.serving = serving
+        self.evictions = evictions
+        self.reconnects = reconnects
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "mdcache_health_serving",
+            "1 while gRPC health is SERVING (the store answers its probe), else 0",
+            value=1 if self.serving() else 0,
+        )
+        yield CounterMetricFamily(
+            "mdcache_hot_tier_evictions",
+            "Series evicted from the hot tier to make room (least recently used first)",
+            value=self.evictions(),
+        )
+        yield CounterMetricFamily(
+            "mdcache_store_reconnects",
+            "Store connections dropped after an outage, to be opened anew by the next call",
+            value=self.reconnects(),
+        )
 
 
 class Metrics:
@@ -141,6 +179,17 @@ class Metrics:
         Gauge(
             "mdcache_hot_tier_bytes", "Bytes held by the in-memory hot tier", registry=r
         ).set_function(hot_tier_bytes)
+
+    def watch_operations(
+        self,
+        *,
+        serving: Callable[[], bool | None],
+        evictions: Callable[[], int],
+        reconnects: Callable[[], int],
+    ) -> None:
+        """What the alerting rules watch, read at scrape time: health (SERVING or not),
+        hot-tier evictions and store reconnects."""
+        self.registry.register(_OperationsCollector(serving, evictions, reconnects))
 
 
 class MetricsEndpoint:

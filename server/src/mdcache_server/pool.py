@@ -79,6 +79,7 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._in_flight = 0
         self._closed = False
+        self.reconnects = 0  # connections dropped after StoreUnavailable (a metric)
 
     @property
     def in_flight(self) -> int:
@@ -100,6 +101,7 @@ class WorkerPool:
             self._local.conn = None
             with self._lock:
                 self._connections.discard(conn)
+                self.reconnects += 1
             conn.close()
 
     def _call(self, fn: Callable[[StoreConnection], T]) -> T:

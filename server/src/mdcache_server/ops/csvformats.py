@@ -10,14 +10,21 @@ czsc       ``symbol,[id,]dt,[freq,]open,close,high,low,vol``   ``symbol`` (``.XS
                                                                ``.XSHE`` -> ``.SZ``)/kline/``freq``
                                                                (none: 1d); ``dt`` as is (bar end),
                                                                China time
-yahoo      ``Date,Open,High,Low,Close[,Adj Close],Volume``     ``yahoofinance-SYMBOL-*.csv``/kline/
-                                                               1d; ``Date`` at 00:00 UTC
+yahoo      ``Date,Open,High,Low,Close[,Adj Close],Volume``     ``yahoofinance-SYMBOL-*.csv`` (or
+                                                               ``SYMBOL_*.csv``)/kline/1d; ``Date``
+                                                               at 00:00 UTC
+us-1m      the same, a ``Date`` with a time                    SYMBOL as yahoo/kline/1m; ``Date``
+                                                               as written (the bar's start), New
+                                                               York time
+vnpy-tick  ``symbol,date,time,lastPrice,...,bidPrice1,``       ``symbol``/tick/tick; ``date``
+           ``askPrice1,...``                                   ``time`` as written, China time
 =========  ==================================================  =====================================
 
 China time is UTC+8 (no daylight saving time). A record's payload is the row as a JSON
 object under the file's own column names, numbers as numbers; an unnamed column (a
 pandas row index) is left out. A row that cannot become a valid record raises
-:class:`BadRow` saying why.
+:class:`BadRow` saying why. Formats that share a header (yahoo, us-1m) are told apart by
+the file's first row.
 """
 
 from __future__ import annotations
@@ -30,14 +37,17 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import ClassVar
+from zoneinfo import ZoneInfo
 
 from mdcache_client import Record, Series
 from mdcache_server.model import Limits
 
 CHINA = timezone(timedelta(hours=8), "UTC+8")  # Asia/Shanghai has had no DST since 1991
+NEW_YORK = ZoneInfo("America/New_York")  # US exchanges' time, with its daylight saving time
 LIMITS = Limits()
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _YAHOO_NAME = re.compile(r"yahoofinance-([^-]+)-", re.IGNORECASE)
+_LEADING_SYMBOL = re.compile(r"([A-Za-z0-9.^]+)_")  # SP500_NOV2019_IDay.csv: SP500
 _JOINQUANT_SUFFIXES = {".XSHG": ".SH", ".XSHE": ".SZ"}
 _FREQ_MINUTES = re.compile(r"Freq\.F(\d+)")
 _FREQ_OTHER = {"Freq.D": "1d", "Freq.W": "1w"}
@@ -89,11 +99,12 @@ class CsvFormat(ABC):
     required: ClassVar[frozenset[str]]
     text: ClassVar[frozenset[str]]  # columns kept as text; every other one is a number
     ohlc: ClassVar[tuple[str, str, str, str]]  # open, high, low, close
+    default_data_type: ClassVar[str] = "kline"  # the series' data_type unless one is given
 
-    def __init__(self, header: Sequence[str], *, symbol: str | None, data_type: str) -> None:
+    def __init__(self, header: Sequence[str], *, symbol: str | None, data_type: str | None) -> None:
         self.header = list(header)
         self.symbol = symbol
-        self.data_type = data_type
+        self.data_type = data_type or self.default_data_type
         # (index, name, kept as text) of each named column; an unnamed one is a row index
         self._columns = [(i, name, name in self.text) for i, name in enumerate(header) if name]
         self._seen: dict[tuple[str, str | None], Series] = {}  # each file has few series
@@ -101,6 +112,19 @@ class CsvFormat(ABC):
     @classmethod
     def matches(cls, header: Sequence[str]) -> bool:
         return cls.required <= set(header)
+
+    @classmethod
+    def fits(cls, first: Mapping[str, str]) -> bool:
+        """Whether a file whose first row is ``first`` (by column; empty when the file has
+        none) is of this format, of those whose header it matches."""
+        return True
+
+    def check(self, numbers: Mapping[str, int | float]) -> None:
+        """Raises BadRow when a row's numbers cannot be a record: here, not a bar."""
+        o, h, low, c = (numbers[name] for name in self.ohlc)
+        if not low <= min(o, c) <= max(o, c) <= h:
+            names = "/".join(self.ohlc)
+            raise BadRow(f"{names} {o}/{h}/{low}/{c}: not a bar (low <= open, close <= high)")
 
     @abstractmethod
     def series(self, row: Mapping[str, str]) -> Series:
@@ -122,10 +146,7 @@ class CsvFormat(ABC):
                 values[name] = texts[name] = fields[i]
             else:
                 values[name] = numbers[name] = _number(name, fields[i])
-        o, h, low, c = (numbers[name] for name in self.ohlc)
-        if not low <= min(o, c) <= max(o, c) <= h:
-            names = "/".join(self.ohlc)
-            raise BadRow(f"{names} {o}/{h}/{low}/{c}: not a bar (low <= open, close <= high)")
+        self.check(numbers)
         return self.series(texts), Record(epoch_ms(self.moment(texts)), _JSON.encode(values))
 
 
@@ -204,6 +225,10 @@ class Yahoo(CsvFormat):
     text = frozenset({"Date"})
     ohlc = ("Open", "High", "Low", "Close")
 
+    @classmethod
+    def fits(cls, first: Mapping[str, str]) -> bool:
+        return " " not in first.get("Date", "").strip()  # a day, not a time of day
+
     def series(self, row: Mapping[str, str]) -> Series:
         assert self.symbol is not None  # detect() requires one
         return Series(self.symbol, self.data_type, "1d")
@@ -221,32 +246,103 @@ class Yahoo(CsvFormat):
         return datetime.combine(day, time(0), UTC)
 
 
-FORMATS: tuple[type[CsvFormat], ...] = (Tushare, Czsc, Yahoo)
+class UsMinutes(Yahoo):
+    """US intraday one-minute bars in the Yahoo layout, a time with each ``Date``, stamped as
+    written (the bar's start), New York time (e.g. mplfinance's S&P 500 of November 2019)."""
+
+    name = "us-1m"
+
+    @classmethod
+    def fits(cls, first: Mapping[str, str]) -> bool:
+        return not super().fits(first)
+
+    def series(self, row: Mapping[str, str]) -> Series:
+        assert self.symbol is not None  # detect() requires one
+        return Series(self.symbol, self.data_type, "1m")
+
+    def moment(self, row: Mapping[str, str]) -> datetime:
+        text = row["Date"].strip()
+        try:
+            naive = (
+                datetime.fromisoformat(text)
+                if "-" in text
+                else datetime.strptime(text, "%m/%d/%Y %H:%M")
+            )
+        except ValueError:
+            raise BadRow(f"Date: {text!r} is not YYYY-MM-DD HH:MM[:SS] or M/D/YYYY H:MM") from None
+        return naive.replace(tzinfo=NEW_YORK)
+
+
+class VnpyTick(CsvFormat):
+    """vn.py tick snapshots of a Chinese future (a row per tick, e.g. every 0.5 s): the
+    series ``symbol``/tick/tick, stamped at ``date`` ``time``, China time."""
+
+    name = "vnpy-tick"
+    required = frozenset({"symbol", "date", "time", "lastPrice", "bidPrice1", "askPrice1"})
+    text = frozenset({"symbol", "date", "time"})
+    default_data_type = "tick"
+
+    def check(self, numbers: Mapping[str, int | float]) -> None:
+        bid, ask = numbers["bidPrice1"], numbers["askPrice1"]
+        if bid > 0 and ask > 0 and bid > ask:  # 0: no order on that side
+            raise BadRow(f"bidPrice1/askPrice1 {bid}/{ask}: not a quote (bid <= ask)")
+        negative = [name for name, value in numbers.items() if value < 0]
+        if negative:
+            raise BadRow(f"{negative[0]}: {numbers[negative[0]]} is negative")
+
+    def series(self, row: Mapping[str, str]) -> Series:
+        seen = row["symbol"], None
+        series = self._seen.get(seen)
+        if series is None:
+            symbol = self.symbol or identifier("symbol", seen[0])
+            series = self._seen[seen] = Series(symbol, self.data_type, "tick")
+        return series
+
+    def moment(self, row: Mapping[str, str]) -> datetime:
+        day, moment = row["date"], row["time"]
+        if len(day) != 8 or not day.isdigit():
+            raise BadRow(f"date: {day!r} is not YYYYMMDD")
+        try:
+            return datetime.fromisoformat(f"{day[:4]}-{day[4:6]}-{day[6:]}T{moment}").replace(
+                tzinfo=CHINA
+            )
+        except ValueError:
+            raise BadRow(f"date/time: {day!r} {moment!r} is not YYYYMMDD HH:MM:SS[.f]") from None
+
+
+FORMATS: tuple[type[CsvFormat], ...] = (Tushare, Czsc, Yahoo, UsMinutes, VnpyTick)
 
 
 def detect(
-    path: Path, header: Sequence[str], *, symbol: str | None = None, data_type: str = "kline"
+    path: Path,
+    header: Sequence[str],
+    *,
+    symbol: str | None = None,
+    data_type: str | None = None,
+    first_row: Sequence[str] = (),
 ) -> CsvFormat:
-    """The format of a file with this header; raises UnknownFormat.
+    """The format of a file with this header (and this first row); raises UnknownFormat.
 
-    ``symbol`` (when given) is the symbol of every row, else each format finds its own.
+    ``symbol`` (when given) is the symbol of every row, else each format finds its own;
+    ``data_type`` (when given) that of every series, else the format's (kline, tick).
     """
     header = [name.strip() for name in header]
+    first = dict(zip(header, first_row, strict=False))
     for fmt in FORMATS:
-        if not fmt.matches(header):
+        if not fmt.matches(header) or not fmt.fits(first):
             continue
-        if fmt is Yahoo and symbol is None:
-            found = _YAHOO_NAME.match(path.name)
+        if issubclass(fmt, Yahoo) and symbol is None:
+            found = _YAHOO_NAME.match(path.name) or _LEADING_SYMBOL.match(path.name)
             if found is None:
                 raise UnknownFormat(
                     f"{path}: a Yahoo-style file names no symbol; call it "
-                    "yahoofinance-SYMBOL-....csv or pass --symbol"
+                    "yahoofinance-SYMBOL-....csv (or SYMBOL_....csv) or pass --symbol"
                 )
             symbol = found[1]
         try:
             if symbol is not None:
                 identifier("symbol", symbol)
-            identifier("data_type", data_type)
+            identifier("data_type", data_type or fmt.default_data_type)
         except BadRow as exc:
             raise UnknownFormat(f"{path}: {exc}") from None
         return fmt(header, symbol=symbol, data_type=data_type)
