@@ -93,6 +93,9 @@ async def _replay(
     seed: int,
 ) -> dict[str, Any]:
     rng = random.Random(seed)
+    needed = steps + 1 + max(LOOKBACKS)  # today's bar at step 0 has the longest look back
+    left_out = sum(1 for records in bars.values() if len(records) < needed)
+    bars = {s: records for s, records in bars.items() if len(records) >= needed}
     upstream = Upstream(bars)
     series = sorted(bars)
     rng.shuffle(series)  # popularity rank: series[0] is asked for most
@@ -144,6 +147,7 @@ async def _replay(
     result = _summary(outcomes, wall, steps, write_latencies)
     result.update(
         series=len(series),
+        series_too_short=left_out,
         callers=CALLERS,
         steps=steps,
         step_seconds=step_seconds,

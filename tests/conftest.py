@@ -60,13 +60,74 @@ def tdengine_test_url() -> Iterator[str]:
         drop_database(url)
 
 
+@pytest.fixture(scope="session")
+def tdengine_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Three taosd of the bundle forming one cluster, for the whole session (started only
+    when a test asks for it); stopped at the end."""
+    from .taosd import Cluster
+
+    cluster = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_database(tdengine_cluster: Any) -> Iterator[str]:
+    """A REPLICA 3 database on the cluster, made once (about 6 s), for the session."""
+    from mdcache_server.store.tdengine import TDengineStore, drop_database
+
+    url = tdengine_cluster.url(f"mdcache_cluster_{uuid.uuid4().hex[:8]}", replica="3")
+    conn = TDengineStore.from_url(url).connect()
+    try:
+        conn.ensure_schema()
+    finally:
+        conn.close()
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+def emptied(url: str) -> str:
+    """The cluster's database as a new one: its super tables dropped (with every series and
+    counter), made again by the server's own ensure_schema."""
+    from mdcache_server.store.tdengine import parse_url
+    from mdcache_server.store.tdengine.connector import open_session
+
+    options = parse_url(url)
+    session = open_session(options)
+    try:
+        for name in ("records", "usage_totals", "usage_series"):
+            session.execute(f"DROP STABLE IF EXISTS {options.database}.{name}")
+    finally:
+        session.close()
+    return url
+
+
+# The stores above, and a REPLICA 3 database on a three-node cluster (the conformance suite).
+CLUSTER = pytest.param(
+    "tdengine-cluster",
+    id="tdengine-cluster",
+    marks=[pytest.mark.tdengine, pytest.mark.cluster],
+)
+
+
+def store_url_of(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cache.sqlite3'}"
+    elif kind == "tdengine":
+        yield from tdengine_test_url()
+    else:
+        yield emptied(request.getfixturevalue("cluster_database"))
+
+
 @pytest.fixture(params=STORES)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty store of each kind."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'cache.sqlite3'}"
-    else:
-        yield from tdengine_test_url()
+    yield from store_url_of(request.param, request, tmp_path)
 
 
 @pytest.fixture

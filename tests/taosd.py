@@ -3,6 +3,7 @@ kill and restart on its folder while mdcache runs against it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -24,7 +25,7 @@ def free_port() -> int:
 class Taosd:
     """``tdengine-start`` on a folder and port; stopped, killed and started again on them."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, extra_cfg: str = "") -> None:
         if not HOME:
             pytest.skip(
                 "MDCACHE_TEST_TDENGINE_HOME is not set (a TDengine bundle with tdengine-start; "
@@ -33,6 +34,7 @@ class Taosd:
         self.home = Path(HOME)
         self.folder = folder
         self.port = port or free_port()
+        self.extra_cfg = extra_cfg  # "name value" lines for taos.cfg (tdengine-start)
         self.pid = 0
 
     def url(self, database: str = "mdcache") -> str:
@@ -45,6 +47,7 @@ class Taosd:
             check=True,
             capture_output=True,
             timeout=120,
+            env={**os.environ, "TDENGINE_EXTRA_CFG": self.extra_cfg},
         )
         self.pid = int((self.folder / "taosd.pid").read_text())
 
@@ -72,3 +75,74 @@ class Taosd:
             capture_output=True,
             timeout=90,
         )
+
+
+class Cluster:
+    """Three taosd on one machine, one cluster (the bundle README's recipe): the second and
+    third join the first, and each runs an mnode, so that any one of them may die."""
+
+    def __init__(self, folder: Path) -> None:
+        first = Taosd(folder / "dnode1")
+        self.nodes = [first] + [
+            Taosd(folder / f"dnode{n}", extra_cfg=f"firstEp localhost:{first.port}") for n in (2, 3)
+        ]
+
+    @property
+    def endpoints(self) -> str:
+        return ",".join(f"localhost:{node.port}" for node in self.nodes)
+
+    def url(self, database: str, **options: str) -> str:
+        query = "&".join(f"{k}={v}" for k, v in options.items())
+        return f"taos://root:taosdata@{self.endpoints}/{database}" + (f"?{query}" if query else "")
+
+    def _query(self, statement: str) -> list[tuple[object, ...]]:
+        import taos
+
+        for node in self.nodes:  # through any live node
+            if not node.alive():
+                continue
+            conn = taos.connect(host="localhost", port=node.port, user="root", password="taosdata")
+            try:
+                return list(conn.query(statement).fetch_all())
+            finally:
+                conn.close()
+        raise AssertionError("no node of the cluster runs")
+
+    def _wait(self, what: str, check: object, seconds: float = 90) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            with contextlib.suppress(Exception):  # a node starting: ask again
+                if check():  # type: ignore[operator]
+                    return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"cluster: {what} not within {seconds:g} s")
+            time.sleep(0.5)
+
+    def _ready(self, table: str) -> int:
+        rows = self._query(f"SELECT status FROM information_schema.{table}")  # noqa: S608
+        return sum(1 for (status,) in rows if status == "ready")
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        for node in self.nodes[1:]:
+            self._query(f'CREATE DNODE "localhost:{node.port}"')
+        self._wait("3 dnodes ready", lambda: self._ready("ins_dnodes") == 3)
+        for dnode in (2, 3):
+            self._wait(
+                f"an mnode on dnode {dnode}",
+                lambda dnode=dnode: self._query(f"CREATE MNODE ON DNODE {dnode}") is not None,
+            )
+        self._wait("3 mnodes ready", lambda: self._ready("ins_mnodes") == 3)
+
+    def whole(self) -> None:
+        """Starts any node that is down, and waits until every dnode and mnode is ready."""
+        for node in self.nodes:
+            if not node.alive():
+                node.start()
+        self._wait("3 dnodes ready", lambda: self._ready("ins_dnodes") == 3)
+        self._wait("3 mnodes ready", lambda: self._ready("ins_mnodes") == 3)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()

@@ -1,6 +1,7 @@
 """The conformance suite: every store, through the real server and client, answers alike.
 
-Runs on SQLite always and on TDengine when MDCACHE_TEST_TDENGINE_URL is set.
+Runs on SQLite always, on TDengine when MDCACHE_TEST_TDENGINE_URL is set, and on a REPLICA 3
+database of a three-node TDengine cluster when a bundle is at hand (MDCACHE_TEST_TDENGINE_HOME).
 Windows are inclusive at both ends; a purge deletes records with ts < cutoff.
 """
 
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -16,8 +19,15 @@ from mdcache_client import AsyncClient, InvalidArgumentError, Record, Series
 from mdcache_server.app import Server
 from mdcache_server.store.url import open_store
 
+from .conftest import CLUSTER, STORES, store_url_of
 from .market_data import aapl_daily_2017, sse_daily_2019, sse_minutes_20190201
 from .support import server_config
+
+
+@pytest.fixture(params=[*STORES, CLUSTER])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every store of conftest's, and a REPLICA 3 database on a three-node cluster."""
+    yield from store_url_of(request.param, request, tmp_path)
 
 
 @pytest.fixture(params=["hot tier", "store only"])

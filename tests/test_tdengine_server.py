@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import structlog
 
 from mdcache_server.errors import ConfigError
 from mdcache_server.model import Record, SeriesKey, SeriesUsage, Usage
@@ -63,6 +64,7 @@ def test_every_statement_the_store_builds_is_accepted(url: str, taos_conn: Any) 
         sql.probe(),
         sql.server_version(),
         sql.database_precision(db),
+        sql.database_options(db),
         *sql.create_tables(db),
         sql.read(db, table, None, None, newest_first=False, fetch=0),
         sql.read(db, table, 1_600_000_000_001, 1_600_000_000_003, newest_first=True, fetch=2),
@@ -161,6 +163,38 @@ def test_a_database_made_by_someone_else_in_ms_is_used_as_it_is(url: str, taos_c
         f"SELECT `keep`, `wal_level` FROM information_schema.ins_databases WHERE name = '{db}'",
     )
     assert (keep.split(",")[0], wal) == ("5256000m", 1)  # its options are left as they were
+
+
+def test_a_database_with_other_options_is_used_and_the_difference_logged(
+    url: str, taos_conn: Any
+) -> None:
+    db = parse_url(url).database
+    taos_conn.execute(f"CREATE DATABASE {db} PRECISION 'ms' KEEP 3650 DURATION 5 VGROUPS 1")
+    store = TDengineStore.from_url(url + "?vgroups=2&replica=1").connect()
+    try:
+        with structlog.testing.capture_logs() as logs:
+            store.ensure_schema()
+    finally:
+        store.close()
+    (differ,) = [e for e in logs if e["event"] == "tdengine_database_options_differ"]
+    assert differ["differ"] == {
+        "vgroups": {"url": 2, "database": 1},
+        "keep_days": {"url": 36500, "database": 3650},
+        "duration_days": {"url": 10, "database": 5},
+        "wal_level": {"url": 2, "database": 1},  # TDengine's defaults: no fsync per write
+        "wal_fsync_period": {"url": 0, "database": 3000},
+    }
+
+
+def test_a_database_with_fewer_replicas_than_asked_is_refused(url: str, taos_conn: Any) -> None:
+    db = parse_url(url).database
+    taos_conn.execute(f"CREATE DATABASE {db} PRECISION 'ms' REPLICA 1")
+    store = TDengineStore.from_url(url + "?replica=3").connect()
+    try:
+        with pytest.raises(ConfigError, match="has REPLICA 1; the store URL asks for 3"):
+            store.ensure_schema()
+    finally:
+        store.close()
 
 
 def test_the_database_mdcache_makes_fsyncs_every_write(url: str, taos_conn: Any) -> None:

@@ -125,8 +125,7 @@ def test_native_url_with_defaults() -> None:
     options = parse_url("taos://root:taosdata@td.example:6030/market")
     assert options == TDengineOptions(
         scheme="taos",
-        host="td.example",
-        port=6030,
+        endpoints=(("td.example", 6030),),
         user="root",
         password="taosdata",
         database="market",
@@ -149,6 +148,47 @@ def test_websocket_url_with_options() -> None:
     assert options.database == "market_1"  # TDengine folds unquoted names to lower case
     assert (options.keep_days, options.duration_days, options.wal_level) == (3650, 30, 1)
     assert options.ws_params == (("conn_retries", "2"), ("retry_backoff_ms", "100"))
+
+
+def test_cluster_url_with_several_endpoints_and_database_options() -> None:
+    options = parse_url(
+        "taos://root:taosdata@td1:7030,td2,[::1]:7230/mdcache?replica=3&vgroups=4&keep_days=3650"
+    )
+    assert options.endpoints == (("td1", 7030), ("td2", 6030), ("::1", 7230))
+    assert (options.host, options.port) == ("td1", 7030)
+    assert (options.replica, options.vgroups, options.keep_days) == (3, 4, 3650)
+    assert options.address == "taos://td1:7030,td2:6030,::1:7230/mdcache"
+    assert sql.create_database(
+        options.database, keep_days=3650, duration_days=10, wal_level=2, replica=3, vgroups=4
+    ) == (
+        "CREATE DATABASE IF NOT EXISTS mdcache PRECISION 'ms' KEEP 3650 DURATION 10 "
+        "WAL_LEVEL 2 WAL_FSYNC_PERIOD 0 REPLICA 3 VGROUPS 4"
+    )
+    assert parse_url("taos://h/db").replica is None
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("taos://h/db?replica=2", "replica must be 1 or 3"),
+        ("taos://h/db?replica=4", "replica must be an integer in"),
+        ("taos://h/db?vgroups=0", "vgroups must be an integer in"),
+        ("taos://h1,h2;drop/db", "bad host"),
+        ("taos://h1,/db", "bad host"),
+        ("taosws://h1:6041,h2:6041/db", "one taosAdapter endpoint"),
+    ],
+)
+def test_bad_cluster_urls(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_url(url)
+
+
+@pytest.mark.parametrize(
+    ("shown", "days"),
+    [("52560000m,52560000m,52560000m", 36500), ("14400m", 10), ("10d", 10), ("240h", 10)],
+)
+def test_keep_and_duration_as_the_server_shows_them(shown: str, days: int) -> None:
+    assert sql.days(shown) == days
 
 
 def test_url_without_credentials_uses_tdengine_defaults() -> None:
@@ -411,6 +451,7 @@ def test_ensure_schema_creates_database_then_tables() -> None:
         sql.create_database(DB, keep_days=36500, duration_days=10, wal_level=2),
         sql.database_precision(DB),
         *sql.create_tables(DB),
+        sql.database_options(DB),
     ]
 
 
@@ -693,6 +734,19 @@ def test_codes_map_to_store_errors(
     code: int | None, connection_error: bool, cls: type[StoreError]
 ) -> None:
     assert classify(code, connection_error=connection_error) is cls
+
+
+@pytest.mark.parametrize(
+    ("message", "cls"),
+    [
+        ("Fail to get table info, error: Table does not exist", TableMissing),
+        ("Fail to get table info, error: Sync leader is unreachable", StoreUnavailable),
+    ],
+)
+def test_table_info_missing_is_a_miss_only_when_the_table_does_not_exist(
+    message: str, cls: type[StoreError]
+) -> None:
+    assert classify(0x2662, connection_error=False, message=message) is cls
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mdcache_server.errors import ConfigError
-from mdcache_server.store.tdengine.failures import code_of, translate
+from mdcache_server.store.tdengine.failures import ConnectionLost, code_of, translate
 from mdcache_server.store.tdengine.options import NATIVE, TDengineOptions
 
 NATIVE_MISSING = (
@@ -132,6 +132,7 @@ class NativeSession:
         self._taos = taos
         self._conn = conn
         self._statements: dict[str, Any] = {}
+        self.endpoint: tuple[str, int] | None = None  # the one connected to
 
     @classmethod
     def open(cls, options: TDengineOptions) -> NativeSession:
@@ -140,15 +141,26 @@ class NativeSession:
         except Exception as exc:  # taospy raises its own InterfaceError when libtaos is missing
             raise ConfigError(f"{NATIVE_MISSING} ({type(exc).__name__}: {exc})") from exc
         session = cls(taos, None)
-        with session._translated("connect"):
-            session._conn = taos.connect(
-                host=options.host,
-                port=options.port,
-                user=options.user,
-                password=options.password,
-                config=client_config_dir(options),
-            )
-        return session
+        config = client_config_dir(options)
+        for n, (host, port) in enumerate(options.endpoints, start=1):
+            # The first endpoint that answers: the client learns the cluster's other nodes
+            # from it, but its first connect needs a live one.
+            try:
+                with session._translated("connect"):
+                    session._conn = taos.connect(
+                        host=host,
+                        port=port,
+                        user=options.user,
+                        password=options.password,
+                        config=config,
+                    )
+            except ConnectionLost:
+                if n == len(options.endpoints):
+                    raise
+                continue
+            session.endpoint = (host, port)
+            return session
+        raise AssertionError("a URL has at least one endpoint")
 
     @contextmanager
     def _translated(self, action: str) -> Iterator[None]:

@@ -49,6 +49,16 @@ TRANSIENT: Final = frozenset(
         0x0334,  # MND: out of dnodes (a fresh server, for some seconds)
         0x0386,  # MND_DB_IN_DROPPING
         0x0396,  # MND_DB_IN_CREATING
+        0x040A,  # MNODE_NOT_FOUND: the management node moves (a cluster electing)
+        0x0529,  # VND_STOPPED: a vnode stopping (its dnode going down)
+        0x0531,  # VND_QUERY_BUSY
+        0x0903,  # SYN_TIMEOUT: a replicated write not confirmed in time
+        0x090C,  # SYN_NOT_LEADER: "Sync leader is unreachable", during an election
+        0x0911,  # SYN_PROPOSE_NOT_READY
+        0x0914,  # SYN_RESTORING: a new leader still replaying its log
+        0x0916,  # SYN_BUFFER_FULL
+        0x0917,  # SYN_WRITE_STALL
+        0x0918,  # SYN_NEGOTIATION_WIN_FULL
     }
 )
 WS_CODE: Final = re.compile(r"\s*\[0x([0-9A-Fa-f]{4,8})\]")
@@ -72,13 +82,18 @@ def code_of(text: str) -> int | None:
     return int(match.group(1), 16) & 0xFFFF if match else None
 
 
-def classify(code: int | None, *, connection_error: bool) -> type[StoreError]:
+def classify(code: int | None, *, connection_error: bool, message: str = "") -> type[StoreError]:
     """The error for a driver error with this code (low 16 bits; ``None`` when it has none).
 
     ``connection_error`` is the driver's own ConnectionError class: without a code, or
-    with a client-side one, it means the connection is gone.
+    with a client-side one, it means the connection is gone. 0x2662 ("Fail to get table
+    info") is a missing table only when its message says so: during a cluster's election it
+    carries "Sync leader is unreachable", and read as a miss it would answer an outage with
+    an empty series.
     """
     if code in TABLE_MISSING:
+        if code == 0x2662 and message and "not exist" not in message.lower():
+            return StoreUnavailable
         return TableMissing
     if code == UNREACHABLE:
         return Unreachable
@@ -95,5 +110,5 @@ def translate(
     action: str, exc: BaseException, code: int | None, *, connection_error: bool
 ) -> StoreError:
     """The store error to raise ``from exc``, with the action and TDengine's own message."""
-    cls = classify(code, connection_error=connection_error)
+    cls = classify(code, connection_error=connection_error, message=str(exc))
     return cls(f"tdengine {action}: {exc}")

@@ -4,6 +4,7 @@
 
     taos://user:password@host:6030/dbname?keep_days=36500&duration_days=10   native (libtaos)
     taos://user:password@host:6030/dbname?max_retry_wait_ms=2000              (libtaos retries)
+    taos://user:password@h1:6030,h2:6030,h3:6030/dbname?replica=3&vgroups=4  a cluster
     taosws://user:password@host:6041/dbname?conn_retries=2                   WebSocket
 
 Everything that reaches SQL from here is checked strictly: the database name is
@@ -29,7 +30,16 @@ MAX_KEEP_DAYS: Final = 365_000
 MAX_DURATION_DAYS: Final = 3_650
 # Documented DSN parameters of taos-ws-py; passed through as strings, as it requires.
 WS_PARAMS: Final = ("conn_retries", "retry_backoff_ms", "retry_backoff_max_ms")
-COMMON_PARAMS: Final = ("keep_days", "duration_days", "wal_level", "max_retry_wait_ms")
+COMMON_PARAMS: Final = (
+    "keep_days",
+    "duration_days",
+    "wal_level",
+    "max_retry_wait_ms",
+    "replica",
+    "vgroups",
+)
+REPLICAS: Final = (1, 3)  # what TDengine 3 accepts
+MAX_VGROUPS: Final = 1024
 # How long libtaos retries a request that found no server before it fails (its
 # maxRetryWaitTime, 10 s by default): a call is answered UNAVAILABLE within a few of these,
 # and a worker is not held 10 s by each call while the server is down.
@@ -41,8 +51,7 @@ class TDengineOptions:
     """Where the TDengine store lives and how its database is created."""
 
     scheme: str
-    host: str
-    port: int
+    endpoints: tuple[tuple[str, int], ...]  # (host, port), tried in order to connect
     user: str
     password: str = field(repr=False)
     database: str
@@ -50,12 +59,43 @@ class TDengineOptions:
     duration_days: int = DEFAULT_DURATION_DAYS
     wal_level: int = 2  # 2: fsync before a write is answered, as SQLite's synchronous=FULL
     max_retry_wait_ms: int = DEFAULT_MAX_RETRY_WAIT_MS  # native only: libtaos' maxRetryWaitTime
+    replica: int | None = None  # None: TDengine's default (1)
+    vgroups: int | None = None  # None: TDengine's default
     ws_params: tuple[tuple[str, str], ...] = ()
 
     @property
+    def host(self) -> str:
+        """The first endpoint's host."""
+        return self.endpoints[0][0]
+
+    @property
+    def port(self) -> int:
+        """The first endpoint's port."""
+        return self.endpoints[0][1]
+
+    @property
     def address(self) -> str:
-        """``scheme://host:port/db`` for logs (no credentials)."""
-        return f"{self.scheme}://{self.host}:{self.port}/{self.database}"
+        """``scheme://host:port[,host:port...]/db`` for logs (no credentials)."""
+        hosts = ",".join(f"{h}:{p}" for h, p in self.endpoints)
+        return f"{self.scheme}://{hosts}/{self.database}"
+
+
+def _endpoints(text: str, default_port: int) -> tuple[tuple[str, int], ...]:
+    """``host1:port1,host2,[::1]:port3`` as (host, port) pairs."""
+    found = []
+    for item in text.split(","):
+        host, port = item, ""
+        if item.startswith("["):  # [IPv6]:port
+            host, _, rest = item[1:].partition("]")
+            port = rest.removeprefix(":")
+        elif ":" in item:
+            host, _, port = item.rpartition(":")
+        if not host or not re.fullmatch(r"[A-Za-z0-9._:-]{1,253}", host):
+            raise ConfigError(f"tdengine URL: bad host {item!r} in {text!r}")
+        if port and not (re.fullmatch(r"[0-9]{1,5}", port) and 0 < int(port) < 65536):
+            raise ConfigError(f"tdengine URL: bad port {port!r} in {text!r}")
+        found.append((host, int(port) if port else default_port))
+    return tuple(found)
 
 
 def _int_option(options: dict[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -93,10 +133,14 @@ def parse_url(url: str) -> TDengineOptions:
         raise ConfigError(f"tdengine URL must start with taos:// or taosws://, not {url!r}")
     if parts.fragment:
         raise ConfigError("tdengine URL: a fragment (#...) means nothing here")
-    try:
-        port = parts.port or DEFAULT_PORTS[parts.scheme]
-    except ValueError as exc:
-        raise ConfigError(f"tdengine URL: bad port: {exc}") from None
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    endpoints = _endpoints(hostlist or "localhost", DEFAULT_PORTS[parts.scheme])
+    if parts.scheme == WEBSOCKET and len(endpoints) > 1:
+        raise ConfigError(
+            "tdengine URL: taosws:// takes one taosAdapter endpoint; a cluster's "
+            "endpoints are for taos://"
+        )
+    user, has_password, password = userinfo.partition(":")
     database = unquote(parts.path).removeprefix("/")
     if not DATABASE_NAME.fullmatch(database):
         raise ConfigError(
@@ -113,6 +157,10 @@ def parse_url(url: str) -> TDengineOptions:
         )
     wal_level = _int_option(options, "wal_level", 2, 1, 2)
     retry_wait = _int_option(options, "max_retry_wait_ms", DEFAULT_MAX_RETRY_WAIT_MS, 100, 600_000)
+    replica = _int_option(options, "replica", 0, 1, 3) if "replica" in options else None
+    if replica is not None and replica not in REPLICAS:
+        raise ConfigError(f"tdengine URL: replica must be 1 or 3, not {replica}")
+    vgroups = _int_option(options, "vgroups", 0, 1, MAX_VGROUPS) if "vgroups" in options else None
     ws_params: list[tuple[str, str]] = []
     if parts.scheme == WEBSOCKET:
         for name in WS_PARAMS:
@@ -126,15 +174,16 @@ def parse_url(url: str) -> TDengineOptions:
         )
     return TDengineOptions(
         scheme=parts.scheme,
-        host=parts.hostname or "localhost",
-        port=port,
-        user=unquote(parts.username) if parts.username is not None else "root",
-        password=unquote(parts.password) if parts.password is not None else "taosdata",
+        endpoints=endpoints,
+        user=unquote(user) if userinfo else "root",
+        password=unquote(password) if has_password else "taosdata",
         # TDengine folds unquoted names to lower case; metadata queries need the folded name.
         database=database.lower(),
         keep_days=keep,
         duration_days=duration,
         wal_level=wal_level,
         max_retry_wait_ms=retry_wait,
+        replica=replica,
+        vgroups=vgroups,
         ws_params=tuple(ws_params),
     )

@@ -50,13 +50,43 @@ def table(db: str, name: str) -> str:
     return f"{database(db)}.{name}"
 
 
-def create_database(db: str, *, keep_days: int, duration_days: int, wal_level: int) -> str:
-    """Milliseconds; KEEP long enough for old history; fsync per write at WAL level 2."""
+def create_database(
+    db: str,
+    *,
+    keep_days: int,
+    duration_days: int,
+    wal_level: int,
+    replica: int | None = None,
+    vgroups: int | None = None,
+) -> str:
+    """Milliseconds; KEEP long enough for old history; fsync per write at WAL level 2;
+    REPLICA and VGROUPS when the URL names them (else the server's defaults)."""
     wal = "WAL_LEVEL 2 WAL_FSYNC_PERIOD 0" if wal_level == 2 else "WAL_LEVEL 1"
+    extra = (f" REPLICA {int(replica)}" if replica else "") + (
+        f" VGROUPS {int(vgroups)}" if vgroups else ""
+    )
     return (
         f"CREATE DATABASE IF NOT EXISTS {database(db)} PRECISION 'ms' "
-        f"KEEP {int(keep_days)} DURATION {int(duration_days)} {wal}"
+        f"KEEP {int(keep_days)} DURATION {int(duration_days)} {wal}{extra}"
     )
+
+
+def database_options(db: str) -> str:
+    """An existing database's options, to compare with the URL's (every name a keyword)."""
+    return (
+        "SELECT `replica`, `vgroups`, `keep`, `duration`, `wal_level`, `wal_fsync_period` "
+        f"FROM information_schema.ins_databases WHERE name = '{database(db)}'"
+    )
+
+
+def days(text: str) -> int | None:
+    """KEEP or DURATION as ``information_schema`` shows it (``52560000m,52560000m,...``,
+    ``14400m``, ``10d``, ``240h``) in whole days, None when it cannot tell."""
+    first = str(text).split(",")[0].strip()
+    per_day = {"m": 1440, "h": 24, "d": 1}
+    if first[-1:] in per_day and first[:-1].isdigit():
+        return int(first[:-1]) // per_day[first[-1]]
+    return int(first) if first.isdigit() else None
 
 
 def database_precision(db: str) -> str:

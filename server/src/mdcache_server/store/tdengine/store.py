@@ -14,6 +14,7 @@ and listings cover series that hold records.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -65,6 +66,7 @@ class TDengineStore:
     def __init__(self, options: TDengineOptions, *, opener: Opener = open_session) -> None:
         self.options = options
         self._opener = opener
+        self._last_endpoint: tuple[str, int] | None = None
 
     @classmethod
     def from_url(cls, url: str) -> TDengineStore:
@@ -72,7 +74,18 @@ class TDengineStore:
         return cls(parse_url(url))
 
     def connect(self) -> TDengineConnection:
-        return TDengineConnection(self.options, self._opener)
+        return TDengineConnection(self.options, self._open)
+
+    def _open(self, options: TDengineOptions) -> Session:
+        """A session, trying first the endpoint that answered last: while the first node
+        of the URL is down, every reconnect would otherwise wait for it first."""
+        last = self._last_endpoint
+        if last is not None and last in options.endpoints and last != options.endpoints[0]:
+            rest = tuple(e for e in options.endpoints if e != last)
+            options = dataclasses.replace(options, endpoints=(last, *rest))
+        session = self._opener(options)
+        self._last_endpoint = getattr(session, "endpoint", None) or self._last_endpoint
+        return session
 
 
 class TDengineConnection:
@@ -108,6 +121,8 @@ class TDengineConnection:
                     keep_days=options.keep_days,
                     duration_days=options.duration_days,
                     wal_level=options.wal_level,
+                    replica=options.replica,
+                    vgroups=options.vgroups,
                 )
             )
             rows = session.query(sql.database_precision(self._db))
@@ -123,6 +138,7 @@ class TDengineConnection:
                 f"tdengine database {self._db} has precision {precision or 'unknown'!r}; "
                 "the store needs 'ms': name another database in the store URL"
             )
+        self._check_options()
         log.info(
             "tdengine_schema_ready",
             store=options.address,
@@ -130,6 +146,40 @@ class TDengineConnection:
             duration_days=options.duration_days,
             wal_level=options.wal_level,
         )
+
+    def _check_options(self) -> None:
+        """The database's options against the URL's: fewer replicas than asked is an error
+        (fewer copies of every acknowledged write than the operator asked for); any other
+        difference is logged (``IF NOT EXISTS`` keeps an existing database as it is)."""
+        options = self._options
+        rows = self._call(
+            "schema", lambda session: session.query(sql.database_options(self._db)), idempotent=True
+        )
+        if not rows:
+            return
+        replica, vgroups, keep, duration, wal_level, fsync = rows[0]
+        if options.replica is not None and int(replica) < options.replica:
+            raise ConfigError(
+                f"tdengine database {self._db} has REPLICA {replica}; the store URL asks for "
+                f"{options.replica}: ALTER DATABASE {self._db} REPLICA {options.replica}, or "
+                "name another database"
+            )
+        asked = {
+            "replica": (options.replica, int(replica)),
+            "vgroups": (options.vgroups, int(vgroups)),
+            "keep_days": (options.keep_days, sql.days(keep)),
+            "duration_days": (options.duration_days, sql.days(duration)),
+            "wal_level": (options.wal_level, int(wal_level)),
+            "wal_fsync_period": (0 if options.wal_level == 2 else None, int(fsync)),
+        }
+        differ = {k: {"url": a, "database": d} for k, (a, d) in asked.items() if a not in (None, d)}
+        if differ:
+            log.warning(
+                "tdengine_database_options_differ",
+                database=self._db,
+                differ=differ,
+                hint="the database existed with these options; ALTER DATABASE to change them",
+            )
 
     def server_version(self) -> str:
         rows = self._call(
