@@ -356,16 +356,6 @@ async def _tdengine(
     return out
 
 
-def _with_taos_library() -> None:
-    """Runs this process again with TDengine's client library on the loader's path (libtaos
-    is found through LD_LIBRARY_PATH, which the loader reads only when a process starts)."""
-    lib = taosd.home() / "lib"
-    paths = os.environ.get("LD_LIBRARY_PATH", "").split(":")
-    if (lib / "libtaos.so").exists() and str(lib) not in paths:
-        env = dict(os.environ, LD_LIBRARY_PATH=":".join([str(lib), *filter(None, paths)]))
-        os.execve(sys.executable, [sys.executable, "-m", "bench", *sys.argv[1:]], env)  # noqa: S606
-
-
 def main() -> None:
     args = _parser().parse_args()
     results = asyncio.run(_main(args))
@@ -387,7 +377,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    _with_taos_library()
+    taosd.with_taos_library("bench")
     try:
         data.a_shares()
     except data.MissingData as exc:
