@@ -16,6 +16,8 @@ from typing import Any
 from mdcache_server.cache.retention import RetentionRules
 from mdcache_server.errors import ConfigError
 from mdcache_server.model import Limits
+from mdcache_server.resample import calendar as trading
+from mdcache_server.resample.rules import parse_summed
 from mdcache_server.tokens import Tokens, parse_file, parse_list
 
 
@@ -365,6 +367,30 @@ SETTINGS: tuple[Setting, ...] = (
         "this process's name among replicas sharing a store (default: host:port)",
     ),
     Setting(
+        "calendars",
+        "--calendars",
+        "MDCACHE_CALENDARS",
+        trading.DEFAULT_CALENDARS,
+        trading.parse_calendars,
+        "trading sessions of each market, for resampled reads: name=Zone HH:MM-HH:MM ...;name=...",
+    ),
+    Setting(
+        "markets",
+        "--markets",
+        "MDCACHE_MARKETS",
+        trading.DEFAULT_MARKETS,
+        trading.MarketRules.parse,
+        "the market of a symbol: .SUFFIX=market, SYMBOL=market, *=default market",
+    ),
+    Setting(
+        "summed_fields",
+        "--summed-fields",
+        "MDCACHE_SUMMED_FIELDS",
+        "volume,vol,amount",
+        parse_summed,
+        "payload fields added up when bars are resampled (any case)",
+    ),
+    Setting(
         "metrics_listen",
         "--metrics-listen",
         "MDCACHE_METRICS_LISTEN",
@@ -411,6 +437,13 @@ class Config:
     warm_seconds: float = 10.0
     replica_id: str = ""
     metrics_listen: str = ""
+    calendars: Mapping[str, trading.Calendar] = field(
+        default_factory=lambda: trading.parse_calendars(trading.DEFAULT_CALENDARS)
+    )
+    markets: trading.MarketRules = field(
+        default_factory=lambda: trading.MarketRules.parse(trading.DEFAULT_MARKETS)
+    )
+    summed_fields: frozenset[str] = frozenset({"volume", "vol", "amount"})
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -427,6 +460,11 @@ class Config:
                 shown = "<hidden>" if s.secret else repr(text)
                 raise ConfigError(f"{source}={shown}: {exc}") from None
         values.update(_security(values))
+        unknown = values["markets"].markets() - set(values["calendars"])
+        if unknown:
+            raise ConfigError(
+                f"MDCACHE_MARKETS names markets without a calendar: {sorted(unknown)}"
+            )
         if not values["store_url"]:
             values["store_url"] = f"sqlite:///{values['data_dir'] / 'mdcache.sqlite3'}"
         if not values["workers"]:
