@@ -114,7 +114,9 @@ async def test_minute_bars_of_whole_days_and_of_a_day_with_a_missing_minute(
         expected = reference_intraday(records, minutes, "Asia/Shanghai", CN_SESSIONS)
         assert len(expected) == 240 // minutes * (len(records) // 239)
         assert_bars(result, expected)
-        assert result.hit and not result.truncated and not result.partial
+        assert result.hit
+        assert not result.truncated
+        assert not result.partial
         assert list(result.records[0].json()) == ["open", "close", "high", "low", "vol"]
         assert result.series == Series("000001.SH", "kline", f"{minutes}m")
         assert result.source == series
@@ -225,9 +227,11 @@ async def test_a_partial_last_bar_is_flagged(client: AsyncClient) -> None:
     assert result.partial
     assert result.records[-1].json()["close"] == until_1047[-1].json()["close"]
     newest = await client.read(series, resample="60m", limit=1, newest_first=True)
-    assert newest.partial and newest.truncated
+    assert newest.partial
+    assert newest.truncated
     oldest = await client.read(series, resample="60m", limit=1)
-    assert not oldest.partial and oldest.truncated  # the answered bar is whole
+    assert not oldest.partial
+    assert oldest.truncated
     daily = await client.read(series, resample="1d")
     assert daily.partial
 
@@ -345,7 +349,8 @@ async def test_hot_answers_are_remembered_counted_and_ended_by_writes(
     await client.write(series, day[:-1])
     first = await client.read(series, resample="60m")
     again = await client.read(series, resample="60m")
-    assert again == first and first.partial  # 15:00 is not in yet
+    assert again == first
+    assert first.partial
     assert len(server.servicer.answers) == 1  # the second answer was the first one's bytes
     stats = await client.stats()
     assert stats.resampled_reads == 2
