@@ -37,9 +37,9 @@ def _columns(records: Sequence[Record]) -> tuple[list[int], list[str]]:
     """Timestamps and payloads of records, as the reads keep them."""
     if isinstance(records, HeldRecords):
         return records.columns()
-    if isinstance(records, EncodedRecords):
-        ts, payloads, _ = records.decoded()
-        return ts, payloads
+    if isinstance(records, EncodedRecords):  # one run of SeriesResult.records: parsed by upb
+        found = pb.SeriesResult.FromString(records.data).records
+        return [r.ts_ms for r in found], [r.payload for r in found]
     if isinstance(records, FieldRecords):
         return records.ts, records.payloads
     return [r.ts_ms for r in records], [r.payload for r in records]
