@@ -85,6 +85,7 @@ async def test_bad_rows_are_reported_by_file_and_line_and_the_rest_is_loaded(
     assert lines[0].startswith("loaded 2 rows into 1 series from 1 file in ")
     assert lines[0].endswith("; 4 bad rows (not loaded)")
     assert lines[1:] == [
+        f"  {path}: timeframe 1d, inferred: its bars are most often 1 day apart",
         f"  {path}:3: Open: not a number: 'abc'",
         f"  {path}:4: 6 fields where the header has 7",
         f"  {path}:5: Date: '2017-01-32' is not YYYY-MM-DD or M/D/YYYY",
