@@ -144,10 +144,14 @@ class _Fields:
             self.sums = [[v.get(name, 0) for v in values] for name in self.summed]
         except (KeyError, TypeError, AttributeError):  # a record with other names, or none
             self._by_record(values, summed)
+        self.integral = []  # each summed column holds only integers: summed exactly by sum()
         for name, column in zip(self.names + self.summed, self.columns + self.sums, strict=True):
-            if not set(map(type, column)) <= NUMBERS:
+            types = set(map(type, column))
+            if not types <= NUMBERS:
                 bad = next(i for i, v in enumerate(column) if type(v) not in NUMBERS)
                 self._fail(bad, f"payload.{name}", f"{column[bad]!r} is not a number")
+            self.integral.append(types == {int})
+        self.integral = self.integral[len(OHLC) :]
 
     def _by_record(self, values: list[Any], summed: frozenset[str]) -> None:
         self.columns = [[] for _ in OHLC]
@@ -173,12 +177,6 @@ class _Fields:
         )
 
 
-def _sum(values: list[Any]) -> int | float:
-    if all(type(v) is int for v in values):
-        return int(sum(values))
-    return math.fsum(values)
-
-
 def resample(
     ts: list[int],
     payloads: Sequence[str],
@@ -199,7 +197,11 @@ def resample(
     fields = _Fields(ts, payloads, summed, field)
     opens, highs, lows, closes = fields.columns
     o_name, h_name, l_name, c_name = fields.names
-    kept, summed_names, sums = fields.kept, fields.summed, fields.sums
+    kept = fields.kept
+    adders: list[tuple[str, list[Any], Callable[[list[Any]], Any]]] = [
+        (name, column, sum if integral else math.fsum)
+        for name, column, integral in zip(fields.summed, fields.sums, fields.integral, strict=True)
+    ]
     dumps = orjson.dumps
     records = []
     for first, past, stamp in groups:
@@ -209,7 +211,7 @@ def resample(
             l_name: min(lows[first:past]),
             c_name: closes[past - 1],
         }
-        for name, column in zip(summed_names, sums, strict=True):
-            bar[name] = _sum(column[first:past])
+        for name, column, add in adders:
+            bar[name] = add(column[first:past])
         records.append(Record(stamp, dumps({name: bar[name] for name in kept}).decode()))
     return Bars(records, partial)
