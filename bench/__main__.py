@@ -20,12 +20,12 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import data, day, growth, micro, procs, report, service, storefloor
+from bench import data, day, growth, micro, procs, report, resample, service, storefloor
 from bench.data import HOT_SERIES
 from mdcache_server.model import SeriesKey
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PARTS = ("service", "micro", "growth", "day")
+PARTS = ("service", "micro", "growth", "day", "resample")
 
 
 def say(text: str) -> None:
@@ -274,6 +274,10 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 steps=40 if quick else 240,
                 step_seconds=0.25,
                 progress=say,
+            )
+        if "resample" in parts:
+            results["resample"] = await resample.run(
+                workdir, seconds=seconds, warmup=warmup, rounds=min(rounds, 2), progress=say
             )
     results["targets"] = report.targets(results)
     results["notes"] = _notes(results)
