@@ -7,7 +7,9 @@ every case reads real payloads:
 
 - ``resampled``: Read of the month with ``resample="60m"`` (about 5,000 bars into 88);
 - ``plain result``: a plain Read of the stored 60-minute series, as many bars;
-- ``plain source``: a plain Read of the month of 1-minute bars.
+- ``plain source``: a plain Read of the month of 1-minute bars;
+- ``resampled, last_days`` (hot only): the same bars asked with ``last_days``, an answer
+  never remembered (it depends on the clock): made from the held series at every call.
 
 Hot is the server's defaults (the hot tier and remembered answers); cold is
 ``--hot-tier-bytes 0``, every Read going to SQLite. The targets: a hot resampled Read
@@ -27,6 +29,7 @@ import csv
 import json
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,12 +39,13 @@ from bench.data import data_dir
 from bench.load import closed_loop, summarize
 from mdcache.v1 import cache_pb2 as pb
 from mdcache_client import AsyncClient, Record, Series
+from mdcache_server.model import DAY_MS
 from mdcache_server.ops.csvformats import detect
 
 MINUTES_FILE = "cn_index_czsc/000001.XSHG_1min.csv"
 MONTH = "2019-01"
 TARGET = "60m"
-CASES = ("resampled", "plain result", "plain source")
+CASES = ("resampled", "plain result", "plain source", "resampled, last_days")
 CONCURRENCIES = (1, 8)
 
 
@@ -58,9 +62,15 @@ def month_of_minutes(root: Path | None = None) -> tuple[Series, list[Record]]:
     return series, [record for _, record in found]
 
 
-def _request(series: Series, start_ms: int, end_ms: int, resample: str = "") -> bytes:
+def _request(
+    series: Series, start_ms: int | None, end_ms: int, resample: str = "", last_days: int = 0
+) -> bytes:
     return pb.ReadRequest(
-        series=[wire.key(series)], start_ms=start_ms, end_ms=end_ms, resample=resample
+        series=[wire.key(series)],
+        start_ms=start_ms,
+        end_ms=end_ms,
+        resample=resample,
+        last_days=last_days,
     ).SerializeToString()
 
 
@@ -83,6 +93,10 @@ async def _prepare(target: str, series: Series, minutes: list[Record]) -> dict[s
             "resampled": _request(series, start, end, TARGET),
             "plain result": _request(hourly, start, last),
             "plain source": _request(series, start, end),
+            # from the month's first day to now: the same bars, never remembered
+            "resampled, last_days": _request(
+                series, None, end, TARGET, (int(time.time() * 1000) - start) // DAY_MS + 1
+            ),
         },
         "source_records": len(minutes),
         "result_records": len(bars.records),
@@ -111,6 +125,8 @@ async def run(
             async with wire.channel(proc.target) as chan:
                 read = wire.raw(chan, wire.READ)
                 for case in CASES:
+                    if mode == "cold" and case == "resampled, last_days":
+                        continue  # as "resampled": every cold Read is made anew
                     request = requests[case]
                     await read(request)  # the series into the hot tier, the answer remembered
                     for conc in CONCURRENCIES:
