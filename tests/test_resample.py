@@ -392,3 +392,74 @@ async def test_the_answer_names_its_source_on_the_wire(server: Server) -> None:
     assert result.series.timeframe == "30m"
     assert len(result.records) == 8
     assert not result.partial
+
+
+@pytest.mark.parametrize("server_settings", [{"max_read_records": "500"}])
+async def test_a_long_source_is_paged_at_whole_bars(client: AsyncClient) -> None:
+    """At most 500 source bars a call: the answer ends at its last whole bar, truncated, and
+    paging on with start_ms after it gives the rest, the same bars as in one piece."""
+    series, week = sse_minutes_20180813_17()
+    await client.write(series, week)
+    expected = reference_intraday(week, 30, "Asia/Shanghai", CN_SESSIONS)
+    pages: list[Record] = []
+    start: int | None = None
+    for _ in range(10):
+        page = await client.read(series, start_ms=start, resample="30m")
+        pages += page.records
+        if not page.truncated:
+            break
+        assert not page.partial
+        start = page.records[-1].ts_ms + 1  # type: ignore[operator]
+    assert len(pages) == 40
+    assert [r.ts_ms for r in pages] == [ts for ts, _ in expected]
+    assert [r.json() for r in pages] == [(await _whole(client, series, r.ts_ms)) for r in pages]
+
+    newest = await client.read(series, resample="30m", newest_first=True)
+    assert newest.truncated
+    assert [r.ts_ms for r in newest.records] == [ts for ts, _ in expected][::-1][
+        : len(newest.records)
+    ]
+    # the newest 500 minutes: two whole days, and 20 minutes of the 15th's last half hour,
+    # a bar cut short by the read, left out
+    assert len(newest.records) == 16
+
+
+async def _whole(client: AsyncClient, series: Series, ts: int | None) -> dict[str, Any]:
+    """The 30-minute bar ending at ts, asked alone."""
+    assert ts is not None
+    found = await client.read(series, start_ms=ts - 29 * 60_000, end_ms=ts, resample="30m")
+    (bar,) = found.records
+    return bar.json()  # type: ignore[no-any-return]
+
+
+async def test_days_of_five_minute_bars_and_relative_windows(client: AsyncClient) -> None:
+    series, week = sse_minutes_20180813_17()
+    await client.write(series, week)
+    five = Series("000001.SH", "kline", "5m")
+    await client.write(five, (await client.read(series, resample="5m")).records)
+    days_of_five = await client.read(five, resample="1d")
+    days_of_one = await client.read(series, resample="1d")
+    assert days_of_five.records == days_of_one.records
+    assert days_of_five.source == five
+    assert len(days_of_five.records) == 5
+    # last_days: relative to the clock; reaches back past 2018-08-13
+    recent = await client.read(series, last_days=365 * 30, resample="1w")
+    assert [r.ts_ms for r in recent.records] == [local("2018-08-17 15:00:00")]
+    latest_two_days = await client.read(series, resample="1d", limit=2, newest_first=True)
+    assert [r.ts_ms for r in latest_two_days.records] == [
+        local("2018-08-17 15:00:00"),
+        local("2018-08-16 15:00:00"),
+    ]
+    assert latest_two_days.truncated
+    assert not latest_two_days.partial
+
+
+@pytest.mark.parametrize("server_settings", [{"max_read_records": "100"}])
+async def test_a_bar_of_more_source_bars_than_a_call_may_read_is_refused(
+    client: AsyncClient,
+) -> None:
+    series, day = sse_minutes_20190201()
+    await client.write(series, day)
+    assert len((await client.read(series, resample="60m")).records) == 1  # 9:31 .. 10:30
+    with pytest.raises(InvalidArgumentError, match=r"resample: series\[0\]: a 1d bar holds more"):
+        await client.read(series, resample="1d")

@@ -22,7 +22,7 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import orjson
@@ -114,6 +114,26 @@ def groups_of(
     return groups, ts[-1] < groups[-1][2]
 
 
+def bucket_start(start_ms: int, source: Timeframe, target: Timeframe, calendar: Calendar) -> int:
+    """The earliest timestamp a source bar of the bucket holding ``start_ms`` may have."""
+    day = calendar.day(calendar.day_of(start_ms))
+    if target.intraday:
+        ends = calendar.bucket_ends(day.day, target.minutes)
+        i = min(bisect_left(ends, start_ms), len(ends) - 1)
+        return ends[i - 1] + 1 if i else day.start_ms
+    if target.unit is Unit.DAY:
+        return day.start_ms
+    if target.unit is Unit.WEEK:
+        first = day.day - timedelta(days=day.day.weekday())
+    else:
+        first = day.day.replace(day=1)
+    local = calendar.day(first).start_ms
+    if source.intraday:
+        return local
+    utc = int(datetime.combine(first, time(0), UTC).timestamp() * 1000)  # date-only stamps
+    return min(local, utc)
+
+
 def _at(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -186,14 +206,25 @@ def resample(
     summed: frozenset[str] = DEFAULT_SUMMED,
     field: str = "series[0]",
     since_ms: int | None = None,
+    cut: str = "",
 ) -> Bars:
     """Bars of ``target`` made of the records (ascending ``ts``) of a ``source`` series;
-    with ``since_ms``, only those of buckets holding a record at or after it."""
+    with ``since_ms``, only those of buckets holding a record at or after it. ``cut``
+    (``"end"`` or ``"start"``) says the records were cut short there (a read's limit): the
+    bucket at that end is left out unless it is whole."""
     groups, partial = groups_of(ts, source, target, calendar)
+    if cut == "end" and partial:
+        groups, partial = groups[:-1], False
+    elif cut == "start":
+        groups = groups[1:]
     if since_ms is not None:
         groups = [g for g in groups if ts[g[1] - 1] >= since_ms]
     if not groups:
         return Bars([], False)
+    lo, hi = groups[0][0], groups[-1][1]  # parse only the records of the bars answered
+    if lo or hi < len(ts):
+        ts, payloads = ts[lo:hi], payloads[lo:hi]
+        groups = [(first - lo, past - lo, stamp) for first, past, stamp in groups]
     fields = _Fields(ts, payloads, summed, field)
     opens, highs, lows, closes = fields.columns
     o_name, h_name, l_name, c_name = fields.names

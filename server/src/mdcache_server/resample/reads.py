@@ -18,19 +18,16 @@ from mdcache_server.cache.hot import HeldRecords
 from mdcache_server.cache.policy import CachePolicy
 from mdcache_server.codec import EncodedRecords, FieldRecords, varint
 from mdcache_server.errors import InvalidArgument
-from mdcache_server.model import DAY_MS, Limits, Record, SeriesRead, Window
+from mdcache_server.model import Limits, Record, SeriesRead, Window
 from mdcache_server.resample import timeframe
-from mdcache_server.resample.bars import Bars, resample
+from mdcache_server.resample.bars import Bars, bucket_start, resample
+from mdcache_server.resample.calendar import Calendar
 from mdcache_server.resample.rules import Resampling
-from mdcache_server.resample.timeframe import Timeframe, Unit
+from mdcache_server.resample.timeframe import Timeframe
 from mdcache_server.service.validation import ReadQuery
 from mdcache_server.service.wire import RESULTS
 
 RECORD_OVERHEAD = 16  # bytes a record adds besides its payload: tags, lengths, ts_ms
-# How far before the window's start a bucket that reaches into it may begin (and a day
-# more, for daily bars stamped at 00:00 UTC).
-MARGIN_MS = {Unit.MINUTES: 2 * DAY_MS, Unit.DAY: 2 * DAY_MS, Unit.WEEK: 9 * DAY_MS}
-MONTH_MARGIN_MS = 33 * DAY_MS
 
 
 def _columns(records: Sequence[Record]) -> tuple[list[int], list[str]]:
@@ -66,22 +63,22 @@ def _timeframes(message: pb.ReadRequest, query: ReadQuery) -> tuple[Timeframe, l
     return target, sources
 
 
-def source_window(target: Timeframe, window: Window, limits: Limits, limit: int) -> Window:
+def source_window(
+    target: Timeframe,
+    sources: list[Timeframe],
+    calendars: list[Calendar],
+    window: Window,
+    limit: int,
+) -> Window:
+    """The window of the source series: from the start of the bucket holding ``start_ms``
+    (the earliest among the series), so that the first bar is whole."""
     start = window.start_ms
     if start is not None:
-        start = max(start - MARGIN_MS.get(target.unit, MONTH_MARGIN_MS), limits.min_ts_ms)
+        start = min(
+            bucket_start(start, source, target, calendar)
+            for source, calendar in zip(sources, calendars, strict=True)
+        )
     return Window(start, window.end_ms, limit=limit, newest_first=window.newest_first)
-
-
-def _cut(bars: Bars, found: SeriesRead, newest_first: bool) -> Bars:
-    """Drops the bar a truncated read may have cut short (at the end it was cut)."""
-    records, partial = bars.records, bars.partial
-    if found.truncated and len(records) > 1:
-        if newest_first:
-            records = records[1:]
-        else:
-            records, partial = records[:-1], False
-    return Bars(records, partial)
 
 
 def result(
@@ -132,24 +129,35 @@ async def read(
     target, sources = _timeframes(message, query)
     window = query.window
     share = limits.max_read_records // len(query.series)
-    found = await cache.read(query.series, source_window(target, window, limits, share))
+    calendars = [resampling.calendar_for(key.symbol) for key in query.series]
+    found = await cache.read(query.series, source_window(target, sources, calendars, window, share))
     budget = limits.max_response_bytes - sum(64 + 2 * k.ByteSize() for k in message.series)
     parts, rows = [], 0
-    for i, (key, source, read_) in enumerate(zip(message.series, sources, found, strict=True)):
+    for i, (key, source, calendar, read_) in enumerate(
+        zip(message.series, sources, calendars, found, strict=True)
+    ):
         ts, payloads = _columns(read_.records)
         if window.newest_first:
             ts, payloads = ts[::-1], payloads[::-1]
+        cut = ("start" if window.newest_first else "end") if read_.truncated else ""
         bars = resample(
             ts,
             payloads,
             source,
             target,
-            resampling.calendar_for(key.symbol),
+            calendar,
             resampling.summed,
             field=f"series[{i}]",
             since_ms=window.start_ms,
+            cut=cut,
         )
-        bars = _cut(bars, read_, window.newest_first)
+        if cut and not bars.records:
+            raise InvalidArgument(
+                "resample",
+                f"series[{i}]: a {target} bar holds more than the {share} source bars a call "
+                "may read (MDCACHE_MAX_READ_RECORDS, shared among its series): resample a "
+                "coarser series, or fewer series at once",
+            )
         part, n, budget = result(key, message.resample, bars, window, read_.truncated, budget)
         parts.append(part)
         rows += n
