@@ -96,6 +96,12 @@ def local(text: str, tz: timezone = SHANGHAI) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=tz).timestamp() * 1000)
 
 
+HOT_AND_COLD = pytest.mark.parametrize(
+    "server_settings", [{}, {"hot_tier_bytes": "0"}], ids=["hot", "cold"]
+)
+
+
+@HOT_AND_COLD
 @pytest.mark.parametrize("minutes", [5, 15, 30, 60])
 async def test_minute_bars_of_whole_days_and_of_a_day_with_a_missing_minute(
     client: AsyncClient, minutes: int
@@ -177,6 +183,7 @@ async def test_daily_bars_of_minute_bars_are_stamped_at_the_close(client: AsyncC
     assert not weekly.partial
 
 
+@HOT_AND_COLD
 async def test_weeks_and_months_of_daily_bars_across_holidays(client: AsyncClient) -> None:
     series, days = sse_daily_2019()
     await client.write(series, days)
@@ -237,8 +244,15 @@ async def test_a_partial_last_bar_is_flagged(client: AsyncClient) -> None:
 
     await client.write(series, day)  # the rest of the day arrives
     whole = await client.read(series, resample="60m")
-    assert len(whole.records) == 4
+    assert_bars(whole, reference_intraday(day, 60, "Asia/Shanghai", CN_SESSIONS))
     assert not whole.partial
+
+    # a bar replaced in the middle: its hour is made anew
+    noon = next(r for r in day if r.ts_ms == local("2019-02-01 11:00:00"))
+    await client.write(series, [Record.of(noon.ts_ms, {**noon.json(), "high": 2700.0})])
+    changed = await client.read(series, resample="60m")
+    assert changed.records[1].json()["high"] == 2700.0
+    assert changed.records[0] == whole.records[0]
 
 
 async def test_a_week_not_yet_over_is_partial(client: AsyncClient) -> None:

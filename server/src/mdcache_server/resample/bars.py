@@ -138,9 +138,10 @@ def _at(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class _Fields:
-    """The payloads' fields that make bars, as columns; raises InvalidArgument naming a
-    missing or non-numeric field and the record it is missing from."""
+class Fields:
+    """The payloads' fields that make bars, as columns: ``open``, ``high``, ``low``,
+    ``close`` and the summed ones, under the names of the first payload. Raises
+    InvalidArgument naming a missing or non-numeric field and the record it is missing from."""
 
     def __init__(
         self, ts: list[int], payloads: Sequence[str], summed: frozenset[str], field: str
@@ -164,14 +165,22 @@ class _Fields:
             self.sums = [[v.get(name, 0) for v in values] for name in self.summed]
         except (KeyError, TypeError, AttributeError):  # a record with other names, or none
             self._by_record(values, summed)
-        self.integral = []  # each summed column holds only integers: summed exactly by sum()
         for name, column in zip(self.names + self.summed, self.columns + self.sums, strict=True):
-            types = set(map(type, column))
-            if not types <= NUMBERS:
+            if not set(map(type, column)) <= NUMBERS:
                 bad = next(i for i, v in enumerate(column) if type(v) not in NUMBERS)
                 self._fail(bad, f"payload.{name}", f"{column[bad]!r} is not a number")
-            self.integral.append(types == {int})
-        self.integral = self.integral[len(OHLC) :]
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def cut(self, lo: int, hi: int) -> Fields:
+        """The fields of records ``lo`` to ``hi`` (a window of a held series' fields)."""
+        part = object.__new__(Fields)
+        part.ts, part.field = self.ts[lo:hi], self.field
+        part.names, part.summed, part.kept = self.names, self.summed, self.kept
+        part.columns = [column[lo:hi] for column in self.columns]
+        part.sums = [column[lo:hi] for column in self.sums]
+        return part
 
     def _by_record(self, values: list[Any], summed: frozenset[str]) -> None:
         self.columns = [[] for _ in OHLC]
@@ -207,11 +216,13 @@ def resample(
     field: str = "series[0]",
     since_ms: int | None = None,
     cut: str = "",
+    parsed: Fields | None = None,
 ) -> Bars:
     """Bars of ``target`` made of the records (ascending ``ts``) of a ``source`` series;
     with ``since_ms``, only those of buckets holding a record at or after it. ``cut``
     (``"end"`` or ``"start"``) says the records were cut short there (a read's limit): the
-    bucket at that end is left out unless it is whole."""
+    bucket at that end is left out unless it is whole. ``parsed``: the records' fields,
+    parsed before (else the payloads are parsed here)."""
     groups, partial = groups_of(ts, source, target, calendar)
     if cut == "end" and partial:
         groups, partial = groups[:-1], False
@@ -221,17 +232,19 @@ def resample(
         groups = [g for g in groups if ts[g[1] - 1] >= since_ms]
     if not groups:
         return Bars([], False)
-    lo, hi = groups[0][0], groups[-1][1]  # parse only the records of the bars answered
+    lo, hi = groups[0][0], groups[-1][1]  # only the records of the bars answered
     if lo or hi < len(ts):
-        ts, payloads = ts[lo:hi], payloads[lo:hi]
         groups = [(first - lo, past - lo, stamp) for first, past, stamp in groups]
-    fields = _Fields(ts, payloads, summed, field)
+    if parsed is not None:
+        fields = parsed.cut(lo, hi)
+    else:
+        fields = Fields(ts[lo:hi], payloads[lo:hi], summed, field)
     opens, highs, lows, closes = fields.columns
     o_name, h_name, l_name, c_name = fields.names
     kept = fields.kept
     adders: list[tuple[str, list[Any], Callable[[list[Any]], Any]]] = [
-        (name, column, sum if integral else math.fsum)
-        for name, column, integral in zip(fields.summed, fields.sums, fields.integral, strict=True)
+        (name, column, sum if set(map(type, column)) == {int} else math.fsum)
+        for name, column in zip(fields.summed, fields.sums, strict=True)
     ]
     dumps = orjson.dumps
     records = []

@@ -18,10 +18,11 @@ from mdcache_server.cache.hot import HeldRecords
 from mdcache_server.cache.policy import CachePolicy
 from mdcache_server.codec import EncodedRecords, FieldRecords, varint
 from mdcache_server.errors import InvalidArgument
-from mdcache_server.model import Limits, Record, SeriesRead, Window
+from mdcache_server.model import Limits, Record, SeriesKey, SeriesRead, Window
 from mdcache_server.resample import timeframe
-from mdcache_server.resample.bars import Bars, bucket_start, resample
+from mdcache_server.resample.bars import Bars, Fields, bucket_start, resample
 from mdcache_server.resample.calendar import Calendar
+from mdcache_server.resample.parsed import ParsedFields
 from mdcache_server.resample.rules import Resampling
 from mdcache_server.resample.timeframe import Timeframe
 from mdcache_server.service.validation import ReadQuery
@@ -40,6 +41,25 @@ def _columns(records: Sequence[Record]) -> tuple[list[int], list[str]]:
     if isinstance(records, FieldRecords):
         return records.ts, records.payloads
     return [r.ts_ms for r in records], [r.payload for r in records]
+
+
+def _held_fields(
+    parsed: ParsedFields | None, key: pb.SeriesKey, found: SeriesRead, field: str
+) -> Fields | None:
+    """The fields of a window of a held series, cut from those parsed for its held copy
+    (ascending); None when not held, or not parsed."""
+    records = found.records
+    if parsed is None or found.held is None or not isinstance(records, HeldRecords):
+        return None
+    ts, payloads, picked = records.whole()
+    if not picked:
+        return None
+    series = SeriesKey(key.symbol, key.data_type, key.timeframe)
+    fields = parsed.of(series, found.held, ts, payloads, field)
+    if fields is None:
+        return None
+    lo, hi = min(picked[0], picked[-1]), max(picked[0], picked[-1]) + 1
+    return fields.cut(lo, hi)
 
 
 def _timeframes(message: pb.ReadRequest, query: ReadQuery) -> tuple[Timeframe, list[Timeframe]]:
@@ -124,6 +144,7 @@ async def read(
     query: ReadQuery,
     resampling: Resampling,
     limits: Limits,
+    parsed: ParsedFields | None = None,
 ) -> tuple[bytes, int, list[SeriesRead]]:
     """The answer to a resampled Read, its bars, and the source reads it was made of."""
     target, sources = _timeframes(message, query)
@@ -136,9 +157,14 @@ async def read(
     for i, (key, source, calendar, read_) in enumerate(
         zip(message.series, sources, calendars, found, strict=True)
     ):
-        ts, payloads = _columns(read_.records)
-        if window.newest_first:
-            ts, payloads = ts[::-1], payloads[::-1]
+        fields = _held_fields(parsed, key, read_, f"series[{i}]")
+        payloads: list[str] = []
+        if fields is not None:
+            ts = fields.ts
+        else:
+            ts, payloads = _columns(read_.records)
+            if window.newest_first:
+                ts, payloads = ts[::-1], payloads[::-1]
         cut = ("start" if window.newest_first else "end") if read_.truncated else ""
         bars = resample(
             ts,
@@ -150,6 +176,7 @@ async def read(
             field=f"series[{i}]",
             since_ms=window.start_ms,
             cut=cut,
+            parsed=fields,
         )
         if cut and not bars.records:
             raise InvalidArgument(

@@ -25,6 +25,7 @@ from mdcache_server.errors import InvalidArgument, MdcacheError, StoreError
 from mdcache_server.metrics import Metrics
 from mdcache_server.model import Limits, SeriesKey
 from mdcache_server.resample import reads as resampled
+from mdcache_server.resample.parsed import ParsedFields
 from mdcache_server.resample.rules import Resampling
 from mdcache_server.service import validation
 from mdcache_server.service.answers import Answers
@@ -114,6 +115,7 @@ class MarketDataCacheServicer:
         self.calls: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.resampling = resampling if resampling is not None else Resampling.default()
+        self.parsed = ParsedFields(self.resampling.summed)  # held series' bar fields
         self.resampled_reads = 0  # series reads answered resampled
 
     async def _serve(
@@ -218,7 +220,7 @@ class MarketDataCacheServicer:
             if message.resample:
                 fields["resample"] = message.resample
                 response, fields["rows"], results = await resampled.read(
-                    self.cache, message, query, self.resampling, self.limits
+                    self.cache, message, query, self.resampling, self.limits, self.parsed
                 )
                 resampled_series = len(results)
                 self._count_resampled(resampled_series)
