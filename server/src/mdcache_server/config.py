@@ -17,6 +17,7 @@ from mdcache_server.cache.retention import RetentionRules
 from mdcache_server.errors import ConfigError
 from mdcache_server.model import Limits
 from mdcache_server.resample import calendar as trading
+from mdcache_server.resample.bars import DEFAULT_SUMMED, SUMMED
 from mdcache_server.resample.rules import parse_summed
 from mdcache_server.tokens import Tokens, parse_file, parse_list
 
@@ -386,7 +387,7 @@ SETTINGS: tuple[Setting, ...] = (
         "summed_fields",
         "--summed-fields",
         "MDCACHE_SUMMED_FIELDS",
-        "volume,vol,amount",
+        SUMMED,
         parse_summed,
         "payload fields added up when bars are resampled (any case)",
     ),
@@ -443,7 +444,7 @@ class Config:
     markets: trading.MarketRules = field(
         default_factory=lambda: trading.MarketRules.parse(trading.DEFAULT_MARKETS)
     )
-    summed_fields: frozenset[str] = frozenset({"volume", "vol", "amount"})
+    summed_fields: frozenset[str] = DEFAULT_SUMMED
     limits: Limits = field(default_factory=Limits)
 
     @classmethod

@@ -33,7 +33,8 @@ from mdcache_server.resample.calendar import Calendar, last_weekday, month_last_
 from mdcache_server.resample.timeframe import Timeframe, Unit
 
 OHLC = ("open", "high", "low", "close")
-DEFAULT_SUMMED = frozenset({"volume", "vol", "amount"})
+SUMMED = "volume,vol,amount"  # the fields added up by default (MDCACHE_SUMMED_FIELDS)
+DEFAULT_SUMMED = frozenset(SUMMED.split(","))
 NUMBERS = frozenset({int, float})
 Group = tuple[int, int, int]  # first bar, past the last bar, the new bar's timestamp
 
