@@ -31,8 +31,12 @@ def test_a_copy_is_parsed_once_and_an_append_parses_only_the_new_bars() -> None:
     assert (grown.ts, grown.columns, grown.sums) == (fresh.ts, fresh.columns, fresh.sums)
     assert grown.columns[0][5] is first.columns[0][5]  # kept, not parsed again
 
+    again = parsed.of(KEY, (2, 0), ts[:], [p.encode().decode() for p in payloads], "series[0]")
+    assert again is not None
+    assert again.columns[0][5] is first.columns[0][5]  # a copy read again: the same bars
+
     payloads[50] = json.dumps({**json.loads(payloads[50]), "high": 9999.0})  # a bar replaced
-    changed = parsed.of(KEY, (1, 2), ts, payloads, "series[0]")
+    changed = parsed.of(KEY, (2, 1), ts, payloads, "series[0]")
     assert changed is not None
     assert changed.columns[1][50] == 9999.0
     assert changed.columns[0][5] is not first.columns[0][5]  # parsed anew

@@ -2,16 +2,17 @@
 answered again as remembered (another window, ``last_days``) cuts them instead of parsing
 its records' JSON anew, which is most of its cost.
 
-Kept by series, for the held copy they were parsed from (its serial and version): a
-write that only adds bars after the last one parses just those; any other change parses
-the copy anew. At most ``max_records`` records are kept, least recently used series out
-first. A copy with a payload that cannot make bars is remembered as such, and its
-windows are parsed one by one (so that a bad record outside a window does not refuse it).
+Kept by series, for the held copy they were parsed from (its serial and version): a new
+copy that only adds bars after the last one (a write of the newest bars, or the same
+series read again from the store, as the hot tier does every few seconds) parses just
+those; any other change parses the copy anew. At most ``max_records`` records are kept,
+least recently used series out first. A copy with a payload that cannot make bars is
+remembered as such, and its windows are parsed one by one (so that a bad record outside
+a window does not refuse it).
 """
 
 from __future__ import annotations
 
-import operator
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ class ParsedFields:
         if entry is not None and entry.held == held:
             self._entries.move_to_end(key)
             return entry.fields
-        fields = self._appended(entry, held, ts, payloads, field)
+        fields = self._appended(entry, ts, payloads, field)
         if fields is None:
             try:
                 fields = Fields(ts[:], payloads, self.summed, field)  # the held list changes
@@ -70,21 +71,19 @@ class ParsedFields:
     def _appended(
         self,
         entry: _Entry | None,
-        held: tuple[int, int],
         ts: list[int],
         payloads: Sequence[str],
         field: str,
     ) -> Fields | None:
-        """The entry's fields with those of bars added after its last, when that is all
-        that changed in the copy; else None."""
-        if entry is None or entry.fields is None or entry.held[0] != held[0]:
+        """The entry's fields, with those of bars added after its last, when that is all
+        that changed (a copy read again from the store is most often the same); else None."""
+        if entry is None or entry.fields is None:
             return None
-        n = len(entry.payloads)
-        if len(ts) <= n or not all(map(operator.is_, payloads[:n], entry.payloads)):
+        old, n = entry.fields, len(entry.payloads)
+        if len(ts) < n or ts[:n] != old.ts or payloads[:n] != entry.payloads:
             return None
-        old = entry.fields
-        if ts[:n] != old.ts:
-            return None
+        if len(ts) == n:
+            return old
         try:
             new = Fields(ts[n:], payloads[n:], self.summed, field)
         except InvalidArgument:
