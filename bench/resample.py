@@ -36,7 +36,7 @@ from typing import Any
 
 from bench import procs, wire
 from bench.data import data_dir
-from bench.load import closed_loop, summarize
+from bench.load import Samples, closed_loop, summarize
 from mdcache.v1 import cache_pb2 as pb
 from mdcache_client import AsyncClient, Record, Series
 from mdcache_server.model import DAY_MS
@@ -122,29 +122,33 @@ async def run(
         prepared = {m: await _prepare(p.target, series, minutes) for m, p in servers.items()}
         for mode, proc in servers.items():
             requests = prepared[mode]["requests"]
+            # "resampled, last_days" cold would be "resampled": every cold Read is made anew
+            cases = [c for c in CASES if mode == "hot" or c != "resampled, last_days"]
             async with wire.channel(proc.target) as chan:
                 read = wire.raw(chan, wire.READ)
-                for case in CASES:
-                    if mode == "cold" and case == "resampled, last_days":
-                        continue  # as "resampled": every cold Read is made anew
-                    request = requests[case]
-                    await read(request)  # the series into the hot tier, the answer remembered
-                    for conc in CONCURRENCIES:
-                        runs = []
-                        for _ in range(rounds):
-                            runs.append(
+                for case in cases:
+                    await read(requests[case])  # into the hot tier, the answer remembered
+                for conc in CONCURRENCIES:
+                    # the cases of a cell back to back in each round, the order rotating, so
+                    # that their ratios share the machine's state of the moment
+                    runs: dict[str, list[Samples]] = {case: [] for case in cases}
+                    for round_no in range(rounds):
+                        shift = round_no % len(cases)
+                        for case in cases[shift:] + cases[:shift]:
+                            runs[case].append(
                                 await closed_loop(
-                                    lambda _n, r=request, f=read: f(r),
+                                    lambda _n, r=requests[case], f=read: f(r),
                                     conc,
                                     seconds,
                                     warmup,
                                     proc.pid,
                                 )
                             )
-                        m = summarize(runs).as_dict()
+                    for case in cases:
+                        m = summarize(runs[case]).as_dict()
                         cells.setdefault(mode, {}).setdefault(case, {})[str(conc)] = m
                         progress(
-                            f"resample {mode:<4} {case:<12} c={conc:<2} "
+                            f"resample {mode:<4} {case:<20} c={conc:<2} "
                             f"{m['calls_per_s']:8.0f} calls/s  p50 {m['p50_ms']:6.2f} ms  "
                             f"server {m['server_cpu_ms_per_call']:.3f} ms/call"
                         )
