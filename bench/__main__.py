@@ -20,12 +20,24 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import data, day, growth, micro, procs, report, service, storefloor, taosd, tdfloor
+from bench import (
+    data,
+    day,
+    growth,
+    micro,
+    procs,
+    report,
+    resample,
+    service,
+    storefloor,
+    taosd,
+    tdfloor,
+)
 from bench.data import HOT_SERIES
 from mdcache_server.model import SeriesKey
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PARTS = ("service", "micro", "growth", "day", "tdengine")
+PARTS = ("service", "micro", "growth", "day", "resample", "tdengine")
 
 
 def say(text: str) -> None:
@@ -279,6 +291,10 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 steps=40 if quick else 240,
                 step_seconds=0.25,
                 progress=say,
+            )
+        if "resample" in parts:
+            results["resample"] = await resample.run(
+                workdir, seconds=seconds, warmup=warmup, rounds=min(rounds, 2), progress=say
             )
         if "tdengine" in parts:
             why_not = taosd.available(args.tdengine_url)

@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench import resample
+
 HOT_VS_FLOOR = 0.8
 COLD_VS_FLOOR = 0.5
 INGEST_ROWS_PER_S = 100_000
@@ -135,6 +137,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "ok": day["hit_rate"] >= 0.8,
             }
         )
+    if results.get("resample"):
+        out += resample.targets(results["resample"])
     out.extend(_tdengine_targets(results))
     return out
 
@@ -302,6 +306,8 @@ def markdown(results: dict[str, Any]) -> str:
     td = results.get("tdengine")
     if td:
         _tdengine_tables(td, results.get("service"), add)
+    if results.get("resample"):
+        lines.extend(resample.markdown(results["resample"]))
     notes = results.get("notes") or []
     if notes:
         add("## Notes")

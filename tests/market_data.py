@@ -54,3 +54,16 @@ def sse_minutes_20190201() -> tuple[Series, list[Record]]:
 def aapl_daily_2017() -> tuple[Series, list[Record]]:
     """251 daily bars of AAPL in 2017, stamped at 00:00 UTC of the trading day."""
     return Series("AAPL", "kline", "1d"), _load("aapl_daily_2017.csv", "Date", UTC, "%Y-%m-%d")
+
+
+def sse_minutes_20180813_17() -> tuple[Series, list[Record]]:
+    """1,200 one-minute bars of the SSE Composite index, 2018-08-13 to 17 (240 a day)."""
+    records = _load("sse_000001_1min_20180813_17.csv", "dt", SHANGHAI, "%Y-%m-%d %H:%M:%S")
+    return Series("000001.SH", "kline", "1m"), records
+
+
+def sp500_minutes_20191107_08() -> tuple[Series, list[Record]]:
+    """781 one-minute bars of the S&P 500 index, 09:30 to 16:00 New York time (EST)."""
+    eastern = timezone(timedelta(hours=-5))  # November 2019, after the switch of Nov 3
+    records = _load("sp500_1min_20191107_08.csv", "Date", eastern, "%Y-%m-%d %H:%M:%S")
+    return Series("SPX", "kline", "1m"), records

@@ -86,6 +86,7 @@ async def test_bad_rows_are_reported_by_file_and_line_and_the_rest_is_loaded(
     assert lines[0].startswith("loaded 2 rows into 1 series from 1 file in ")
     assert lines[0].endswith("; 4 bad rows (not loaded)")
     assert lines[1:] == [
+        f"  {path}: timeframe 1d, inferred: its bars are most often 1 day apart",
         f"  {path} (yahoo): 2 rows -> TEST/kline/1d",
         "bad rows:",
         f"  {path}:3: Open: not a number: 'abc'",
@@ -203,7 +204,10 @@ async def test_us_minutes_and_futures_ticks_load_and_the_summary_says_where(
     assert tick.values()[-1]["time"] == "09:01:00.0"
 
     text = await amdcache("load", str(ticks), *target(server.port))
-    assert text.stdout.splitlines()[1:] == [f"  {ticks} (vnpy-tick): 120 rows -> RM705/tick/tick"]
+    assert text.stdout.splitlines()[1:] == [
+        f"  {ticks}: timeframe tick, vnpy-tick files have no other",
+        f"  {ticks} (vnpy-tick): 120 rows -> RM705/tick/tick",
+    ]
 
 
 async def test_a_zip_or_a_readme_is_refused_by_name_and_nothing_is_loaded(

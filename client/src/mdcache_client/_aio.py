@@ -138,9 +138,15 @@ class AsyncClient:
         last_days: int = 0,
         limit: int = 0,
         newest_first: bool = False,
+        resample: str = "",
         timeout: float | None = None,
     ) -> ReadResult:
-        """Reads a window of one series (inclusive at both ends)."""
+        """Reads a window of one series (inclusive at both ends).
+
+        ``resample`` (``"5m"``, ``"60m"``, ``"1d"``, ``"1w"``, ``"1M"``...) answers the
+        series' OHLCV bars made into bars of that coarser timeframe by the server, along
+        the market's trading sessions; the window, limit and order apply to the new bars.
+        """
         results = await self.read_many(
             [series],
             start_ms=start_ms,
@@ -148,6 +154,7 @@ class AsyncClient:
             last_days=last_days,
             limit=limit,
             newest_first=newest_first,
+            resample=resample,
             timeout=timeout,
         )
         return results[0]
@@ -161,9 +168,11 @@ class AsyncClient:
         last_days: int = 0,
         limit: int = 0,
         newest_first: bool = False,
+        resample: str = "",
         timeout: float | None = None,
     ) -> list[ReadResult]:
-        """Reads the same window of several series in one call, in the order given."""
+        """Reads the same window of several series in one call, in the order given
+        (``resample``: as :meth:`read`)."""
         call = _calls.read(
             series,
             start_ms=start_ms,
@@ -171,6 +180,7 @@ class AsyncClient:
             last_days=last_days,
             limit=limit,
             newest_first=newest_first,
+            resample=resample,
         )
         return await self._run(call, timeout)
 
@@ -182,6 +192,7 @@ class AsyncClient:
         *,
         tolerance_ms: int = 0,
         fallback: bool | None = None,
+        resample_from: str | None = None,
         timeout: float | None = None,
     ) -> LoadResult:
         """The series' records in the window: from the cache, or from ``loader`` (cache-aside).
@@ -200,13 +211,20 @@ class AsyncClient:
         execution, and so one load, in this process: the first caller's loader runs, and
         its result, or its exception, is every caller's. A loader's exception propagates
         as it is.
+
+        ``resample_from`` names a finer timeframe (e.g. ``"1m"`` for ``series`` of
+        ``"60m"``): when the cache holds the finer series over the window, its bars made
+        into ``series``' timeframe by the server are the answer (``Source.CACHE``); else
+        the series itself is read or loaded, as above.
         """
         if tolerance_ms < 0:
             raise ValueError("tolerance_ms must be 0 or more")
         fallback = self.fallback if fallback is None else fallback
         return await self._flight.run(
-            (series, window, tolerance_ms, fallback),
-            lambda: self._get_or_load(series, window, loader, tolerance_ms, fallback, timeout),
+            (series, window, tolerance_ms, fallback, resample_from),
+            lambda: self._get_or_load(
+                series, window, loader, tolerance_ms, fallback, resample_from, timeout
+            ),
         )
 
     async def _get_or_load(
@@ -216,10 +234,18 @@ class AsyncClient:
         loader: AsyncLoader,
         tolerance_ms: int,
         fallback: bool,
+        resample_from: str | None,
         timeout: float | None,
     ) -> LoadResult:
         try:
-            cached = await self._covering(series, window, tolerance_ms, timeout)
+            cached = None
+            if resample_from is not None:
+                finer = Series(series.symbol, series.data_type, resample_from)
+                cached = await self._covering(
+                    finer, window, tolerance_ms, timeout, resample=series.timeframe
+                )
+            if cached is None:
+                cached = await self._covering(series, window, tolerance_ms, timeout)
         except (UnavailableError, DeadlineExceededError) as exc:
             if not fallback:
                 raise
@@ -247,11 +273,18 @@ class AsyncClient:
         return LoadResult(series, answer, Source.LOADER)
 
     async def _covering(
-        self, series: Series, window: Window, tolerance_ms: int, timeout: float | None
+        self,
+        series: Series,
+        window: Window,
+        tolerance_ms: int,
+        timeout: float | None,
+        resample: str = "",
     ) -> ReadResult | None:
         """The cached records of the window if they cover it, else None."""
         start_ms, end_ms = window.start_ms, window.end_ms
-        result = await self.read(series, start_ms=start_ms, end_ms=end_ms, timeout=timeout)
+        result = await self.read(
+            series, start_ms=start_ms, end_ms=end_ms, resample=resample, timeout=timeout
+        )
         if not result.hit:
             return None
         first, last = result.records[0], result.records[-1]
@@ -262,6 +295,7 @@ class AsyncClient:
                 end_ms=end_ms,
                 limit=1,
                 newest_first=True,
+                resample=resample,
                 timeout=timeout,
             )
             last = newest.records[0]

@@ -50,6 +50,7 @@ def read(
     last_days: int,
     limit: int,
     newest_first: bool,
+    resample: str = "",
 ) -> Call[list[ReadResult]]:
     request = pb.ReadRequest(
         series=[_key(s) for s in series],
@@ -58,6 +59,7 @@ def read(
         last_days=last_days,
         limit=limit,
         order=pb.ORDER_NEWEST_FIRST if newest_first else pb.ORDER_OLDEST_FIRST,
+        resample=resample,
     )
 
     def result(resp: pb.ReadResponse) -> list[ReadResult]:
@@ -67,6 +69,10 @@ def read(
                 r.hit,
                 _records(r.records),
                 r.truncated,
+                Series(r.source.symbol, r.source.data_type, r.source.timeframe)
+                if r.HasField("source")
+                else None,
+                r.partial,
             )
             for r in resp.results
         ]
@@ -109,6 +115,7 @@ def stats(top_n: int, reset: bool) -> Call[Stats]:
             replicas=resp.replicas,
             retention={r.data_type: r.days for r in resp.retention},
             calls={c.method: MethodCalls(c.calls, c.errors) for c in resp.calls},
+            resampled_reads=resp.resampled_reads,
         )
 
     return Call("Stats", pb.StatsRequest(top_n=top_n, reset=reset), result)

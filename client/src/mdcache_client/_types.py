@@ -39,12 +39,19 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class ReadResult:
-    """One series' answer to a read. A miss is ``hit=False`` with no records."""
+    """One series' answer to a read. A miss is ``hit=False`` with no records.
+
+    A resampled read (``resample="60m"``) answers ``series`` in the new timeframe,
+    ``source`` the series its bars were made of, and ``partial`` when the newest bar
+    answered covers only part of its bucket.
+    """
 
     series: Series
     hit: bool
     records: Sequence[Record]
     truncated: bool
+    source: Series | None = None
+    partial: bool = False
 
     def values(self) -> list[Any]:
         """Every payload decoded, in the order read."""
@@ -142,3 +149,4 @@ class Stats:
     replicas: int
     retention: Mapping[str, int]  # data_type ("*": default) -> days, 0 = kept
     calls: Mapping[str, MethodCalls]  # by method, this process since it started
+    resampled_reads: int = 0  # series reads answered resampled, this process since it started

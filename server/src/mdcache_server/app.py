@@ -25,6 +25,7 @@ from mdcache_server.errors import MdcacheError, StoreUnavailable
 from mdcache_server.health import HealthReporter
 from mdcache_server.metrics import Metrics, MetricsEndpoint
 from mdcache_server.pool import WorkerPool
+from mdcache_server.resample.rules import Resampling
 from mdcache_server.service import methods
 from mdcache_server.service.answers import Answers
 from mdcache_server.service.auth import interceptors
@@ -122,6 +123,7 @@ class Server:
             metrics=self.metrics,
             slow_call_ms=config.slow_call_ms,
             answers=Answers(config.hot_tier_bytes // ANSWERS_SHARE),
+            resampling=Resampling(config.calendars, config.markets, config.summed_fields),
         )
         methods.add_to_server(servicer, self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.grpc)

@@ -16,6 +16,9 @@ from typing import Any
 from mdcache_server.cache.retention import RetentionRules
 from mdcache_server.errors import ConfigError
 from mdcache_server.model import RESPONSE_ROOM, Limits
+from mdcache_server.resample import calendar as trading
+from mdcache_server.resample.bars import SUMMED
+from mdcache_server.resample.rules import parse_summed
 from mdcache_server.tokens import Tokens, parse_file, parse_list
 
 
@@ -369,6 +372,30 @@ SETTINGS: tuple[Setting, ...] = (
         "this process's name among replicas sharing a store (default: host:port)",
     ),
     Setting(
+        "calendars",
+        "--calendars",
+        "MDCACHE_CALENDARS",
+        trading.DEFAULT_CALENDARS,
+        trading.parse_calendars,
+        "trading sessions of each market, for resampled reads: name=Zone HH:MM-HH:MM ...;name=...",
+    ),
+    Setting(
+        "markets",
+        "--markets",
+        "MDCACHE_MARKETS",
+        trading.DEFAULT_MARKETS,
+        trading.MarketRules.parse,
+        "the market of a symbol: .SUFFIX=market, SYMBOL=market, *=default market",
+    ),
+    Setting(
+        "summed_fields",
+        "--summed-fields",
+        "MDCACHE_SUMMED_FIELDS",
+        SUMMED,
+        parse_summed,
+        "payload fields added up when bars are resampled (any case)",
+    ),
+    Setting(
         "metrics_listen",
         "--metrics-listen",
         "MDCACHE_METRICS_LISTEN",
@@ -416,6 +443,9 @@ class Config:
     warm_seconds: float
     replica_id: str
     metrics_listen: str
+    calendars: Mapping[str, trading.Calendar]
+    markets: trading.MarketRules
+    summed_fields: frozenset[str]
     limits: Limits
 
     @classmethod
@@ -432,6 +462,11 @@ class Config:
                 shown = "<hidden>" if s.secret else repr(text)
                 raise ConfigError(f"{source}={shown}: {exc}") from None
         values.update(_security(values))
+        unknown = values["markets"].markets() - set(values["calendars"])
+        if unknown:
+            raise ConfigError(
+                f"MDCACHE_MARKETS names markets without a calendar: {sorted(unknown)}"
+            )
         if not values["store_url"]:
             values["store_url"] = f"sqlite:///{values['data_dir'] / SQLITE_FILE}"
         if not values["workers"]:

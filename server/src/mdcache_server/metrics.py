@@ -79,7 +79,12 @@ class _CallCollector(Collector):
         )
         reads.add_metric(["hit"], self.metrics.series_hits)
         reads.add_metric(["miss"], self.metrics.series_misses)
-        yield from (calls, seconds, reads)
+        resampled = CounterMetricFamily(
+            "mdcache_resampled_reads",
+            "Series reads answered with bars resampled to a coarser timeframe",
+            value=self.metrics.resampled_reads,
+        )
+        yield from (calls, seconds, reads, resampled)
 
 
 class _OperationsCollector(Collector):
@@ -120,6 +125,7 @@ class Metrics:
         self.tallies: dict[tuple[str, str], CallTally] = {}
         self.series_hits = 0
         self.series_misses = 0
+        self.resampled_reads = 0
         self.registry = CollectorRegistry()
         r = self.registry
         r.register(_CallCollector(self))

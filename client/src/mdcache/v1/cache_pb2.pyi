@@ -174,6 +174,7 @@ class ReadRequest(_message.Message):
     LAST_DAYS_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
     ORDER_FIELD_NUMBER: _builtins.int
+    RESAMPLE_FIELD_NUMBER: _builtins.int
     start_ms: _builtins.int
     """Window start, inclusive. Absent: unbounded (or last_days)."""
     end_ms: _builtins.int
@@ -183,6 +184,11 @@ class ReadRequest(_message.Message):
     limit: _builtins.int
     """Records per series at most; 0: the server's maximum."""
     order: Global___Order.ValueType
+    resample: _builtins.str
+    """Answer bars of this coarser timeframe ("5m", "15m", "30m", "60m", "1d", "1w", "1M")
+    made of each series' OHLCV bars along its market's trading sessions; the window,
+    limit and order then apply to the new bars. Empty: the records as stored.
+    """
     @_builtins.property
     def series(self) -> _containers.RepeatedCompositeFieldContainer[Global___SeriesKey]:
         """The series to read; results come back in the same order."""
@@ -196,10 +202,11 @@ class ReadRequest(_message.Message):
         last_days: _builtins.int = ...,
         limit: _builtins.int = ...,
         order: Global___Order.ValueType = ...,
+        resample: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_end_ms", b"_end_ms", "_start_ms", b"_start_ms", "end_ms", b"end_ms", "start_ms", b"start_ms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_end_ms", b"_end_ms", "_start_ms", b"_start_ms", "end_ms", b"end_ms", "last_days", b"last_days", "limit", b"limit", "order", b"order", "series", b"series", "start_ms", b"start_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_end_ms", b"_end_ms", "_start_ms", b"_start_ms", "end_ms", b"end_ms", "last_days", b"last_days", "limit", b"limit", "order", b"order", "resample", b"resample", "series", b"series", "start_ms", b"start_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__end_ms: _TypeAlias = _typing.Literal["end_ms"]  # noqa: Y015
     _WhichOneofArgType__end_ms: _TypeAlias = _typing.Literal["_end_ms", b"_end_ms"]  # noqa: Y015
@@ -220,14 +227,24 @@ class SeriesResult(_message.Message):
     HIT_FIELD_NUMBER: _builtins.int
     RECORDS_FIELD_NUMBER: _builtins.int
     TRUNCATED_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    PARTIAL_FIELD_NUMBER: _builtins.int
     hit: _builtins.bool
     """True when at least one record was found."""
     truncated: _builtins.bool
     """True when the window holds more records than were returned (see limit)."""
+    partial: _builtins.bool
+    """Resampled reads: the newest bar answered covers only part of its bucket (the source
+    does not, or not yet, hold all of it), as RedisTimeSeries' LATEST.
+    """
     @_builtins.property
     def series(self) -> Global___SeriesKey: ...
     @_builtins.property
     def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___Record]: ...
+    @_builtins.property
+    def source(self) -> Global___SeriesKey:
+        """Resampled reads: the series the bars were made of (series is then the resampled one)."""
+
     def __init__(
         self,
         *,
@@ -235,10 +252,12 @@ class SeriesResult(_message.Message):
         hit: _builtins.bool = ...,
         records: _abc.Iterable[Global___Record] | None = ...,
         truncated: _builtins.bool = ...,
+        source: Global___SeriesKey | None = ...,
+        partial: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["series", b"series"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["series", b"series", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hit", b"hit", "records", b"records", "series", b"series", "truncated", b"truncated"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["hit", b"hit", "partial", b"partial", "records", b"records", "series", b"series", "source", b"source", "truncated", b"truncated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -388,6 +407,7 @@ class StatsResponse(_message.Message):
     REPLICAS_FIELD_NUMBER: _builtins.int
     RETENTION_FIELD_NUMBER: _builtins.int
     CALLS_FIELD_NUMBER: _builtins.int
+    RESAMPLED_READS_FIELD_NUMBER: _builtins.int
     records: _builtins.int
     symbols: _builtins.int
     series: _builtins.int
@@ -406,6 +426,8 @@ class StatsResponse(_message.Message):
     evicted_records: _builtins.int
     replicas: _builtins.int
     """Server processes whose counters are summed in hits, misses and hot_symbols."""
+    resampled_reads: _builtins.int
+    """Resampled series reads answered by this process since it started."""
     @_builtins.property
     def hot_symbols(self) -> _containers.RepeatedCompositeFieldContainer[Global___SymbolReads]:
         """Most read symbols first."""
@@ -440,10 +462,11 @@ class StatsResponse(_message.Message):
         replicas: _builtins.int = ...,
         retention: _abc.Iterable[Global___RetentionRule] | None = ...,
         calls: _abc.Iterable[Global___MethodCalls] | None = ...,
+        resampled_reads: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["hot_tier", b"hot_tier"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["calls", b"calls", "counting_since_ms", b"counting_since_ms", "evicted_records", b"evicted_records", "evicted_series", b"evicted_series", "hit_rate", b"hit_rate", "hits", b"hits", "hot_symbols", b"hot_symbols", "hot_tier", b"hot_tier", "misses", b"misses", "records", b"records", "replicas", b"replicas", "retention", b"retention", "series", b"series", "store", b"store", "store_version", b"store_version", "symbols", b"symbols", "uptime_seconds", b"uptime_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calls", b"calls", "counting_since_ms", b"counting_since_ms", "evicted_records", b"evicted_records", "evicted_series", b"evicted_series", "hit_rate", b"hit_rate", "hits", b"hits", "hot_symbols", b"hot_symbols", "hot_tier", b"hot_tier", "misses", b"misses", "records", b"records", "replicas", b"replicas", "resampled_reads", b"resampled_reads", "retention", b"retention", "series", b"series", "store", b"store", "store_version", b"store_version", "symbols", b"symbols", "uptime_seconds", b"uptime_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

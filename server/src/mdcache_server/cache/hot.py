@@ -59,6 +59,17 @@ class HeldRecords(Sequence[Record]):
         j = self._picked[i]
         return Record(self._ts[j], self._payloads[j])
 
+    def whole(self) -> tuple[list[int], list[str], range]:
+        """The held series' timestamps and payloads (all of them), and the indices picked."""
+        return self._ts, self._payloads, self._picked
+
+    def columns(self) -> tuple[list[int], list[str]]:
+        """The picked timestamps and payloads, as two lists."""
+        picked = self._picked
+        if picked.step == 1:
+            return self._ts[picked.start : picked.stop], self._payloads[picked.start : picked.stop]
+        return [self._ts[j] for j in picked], [self._payloads[j] for j in picked]
+
 
 @dataclass(slots=True)
 class HeldSeries:

@@ -100,6 +100,8 @@ class CsvFormat(ABC):
     text: ClassVar[frozenset[str]]  # columns kept as text; every other one is a number
     ohlc: ClassVar[tuple[str, str, str, str]]  # open, high, low, close
     default_data_type: ClassVar[str] = "kline"  # the series' data_type unless one is given
+    # The timeframe every file of the format has (ticks: "tick"); None: told by its spacing.
+    timeframe: ClassVar[str | None] = None
 
     def __init__(self, header: Sequence[str], *, symbol: str | None, data_type: str | None) -> None:
         self.header = list(header)
@@ -281,6 +283,7 @@ class VnpyTick(CsvFormat):
     required = frozenset({"symbol", "date", "time", "lastPrice", "bidPrice1", "askPrice1"})
     text = frozenset({"symbol", "date", "time"})
     default_data_type = "tick"
+    timeframe = "tick"
 
     def check(self, numbers: Mapping[str, int | float]) -> None:
         bid, ask = numbers["bidPrice1"], numbers["askPrice1"]

@@ -1,12 +1,13 @@
 """``mdcache load FILES...``: imports CSV bar files into the cache through its gRPC API.
 
-Each file's format is told from its header (``ops/csvformats.py``) before anything is
-written; a directory stands for the ``.csv`` files under it, and a file that is not CSV
-(a zip, a README) is refused by name. Rows go out in Write calls of ``--batch-rows``
-rows, one call in flight while the next batch is read. A row that cannot be loaded is
-reported with its file and line and counted, and the rest is loaded; ``--strict``
-checks every file first and loads nothing if any row is bad. The summary says what
-each file loaded into which series.
+Each file's format is told from its header (``ops/csvformats.py``), and its timeframe
+from the spacing of its bars (``ops/spacing.py``) unless ``--timeframe`` names it, before
+anything is written; a directory stands for the ``.csv`` files under it, and a file that is
+not CSV (a zip, a README) is refused by name. Rows go out in Write calls of
+``--batch-rows`` rows, one call in flight while the next batch is read. A row that cannot
+be loaded is reported with its file and line and counted, and the rest is loaded;
+``--strict`` checks every file first and loads nothing if any row is bad. The summary says
+what each file loaded into which series, and with which timeframe.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from typing import Any, TextIO
 
 from mdcache_client import Client, MdcacheError, Record, Series
 from mdcache_server.ops.command import Command, UsageError, add_connection, add_json, connect
-from mdcache_server.ops.csvformats import BadRow, CsvFormat, UnknownFormat, detect
+from mdcache_server.ops.csvformats import BadRow, CsvFormat, UnknownFormat, detect, identifier
 from mdcache_server.ops.progress import ProgressBar
+from mdcache_server.ops.spacing import infer
 from mdcache_server.ops.units import count, elapsed, plural
 
 Batch = dict[Series, list[Record]]
@@ -52,6 +54,8 @@ class Source:
     path: Path
     format: CsvFormat
     rows: int  # about: its lines but the header, for the progress bar
+    timeframe: str = ""  # of every series of the file (empty: as the format says)
+    why: str = ""  # how the timeframe was told: given, or the spacing that told it
 
 
 @dataclass
@@ -60,6 +64,7 @@ class Tally:
     checked: int = 0  # read and found good, by a check before loading
     series: set[Series] = field(default_factory=set)
     bad: list[BadRowAt] = field(default_factory=list)
+    timeframes: dict[str, tuple[str, str]] = field(default_factory=dict)  # file: (tf, why)
     error: str | None = None
     where: Origins = field(default_factory=dict)  # rows written (or checked) by file, series
 
@@ -105,9 +110,14 @@ def _refuse_non_csv(path: Path) -> None:
 
 
 def open_sources(
-    paths: Sequence[Path], *, symbol: str | None, data_type: str | None = None
+    paths: Sequence[Path],
+    *,
+    symbol: str | None,
+    data_type: str | None = None,
+    timeframe: str | None = None,
 ) -> list[Source]:
-    """Each file (directories: their .csv files) with its format; raises UnknownFormat or
+    """Each file (directories: their .csv files) with its format and timeframe (given, else
+    told from the spacing of its bars); raises UnknownFormat (or UnknownTimeframe) or
     OSError before anything is loaded."""
     sources = []
     for path in expand(paths):
@@ -133,12 +143,20 @@ def open_sources(
                     f"{path}: not a CSV file of bars or ticks (its first line: {line!r})"
                 ) from None
             raise
-        sources.append(Source(path, fmt, _data_lines(path)))
+        if timeframe:
+            tf, why = timeframe, "given (--timeframe)"
+        elif fmt.timeframe:
+            tf, why = fmt.timeframe, f"{fmt.name} files have no other"
+        else:
+            inferred = infer(path, fmt)
+            tf, why = inferred.timeframe, f"inferred: its bars are {inferred.why}"
+        sources.append(Source(path, fmt, _data_lines(path), tf, why))
     return sources
 
 
 def bars(source: Source) -> Iterator[tuple[Series, Record] | BadRowAt]:
     """The file's rows as series and records, or where and why a row is bad."""
+    filed: dict[Series, Series] = {}  # the format's series -> under the file's timeframe
     with source.path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         try:
@@ -147,7 +165,13 @@ def bars(source: Source) -> Iterator[tuple[Series, Record] | BadRowAt]:
                 if not fields:
                     continue  # a blank line
                 try:
-                    yield source.format.bar(fields)
+                    series, record = source.format.bar(fields)
+                    if source.timeframe:
+                        found = filed.get(series)
+                        if found is None:
+                            found = filed[series] = series._replace(timeframe=source.timeframe)
+                        series = found
+                    yield series, record
                 except BadRow as exc:
                     yield BadRowAt(str(source.path), reader.line_num, str(exc))
         except (csv.Error, UnicodeDecodeError) as exc:
@@ -252,6 +276,7 @@ def summary_text(tally: Tally, sources: Sequence[Source], seconds: float, *, dry
             f"{plural(files, 'file')} in {elapsed(seconds)} ({count(round(speed))} rows/s)"
         )
     lines = [f"{head}; {plural(bad, 'bad row')}" + (" (not loaded)" if bad and not dry_run else "")]
+    lines += [f"  {file}: timeframe {tf}, {why}" for file, (tf, why) in tally.timeframes.items()]
     lines += _where(tally, sources)
     if bad:
         lines.append("bad rows:")
@@ -274,6 +299,9 @@ def summary_json(tally: Tally, sources: Sequence[Source], seconds: float, *, dry
         "rows_per_second": tally.rows / seconds if seconds > 0 else 0.0,
         "dry_run": dry_run,
         "error": tally.error,
+        "timeframes": {
+            file: {"timeframe": tf, "how": why} for file, (tf, why) in tally.timeframes.items()
+        },
         "bad": [asdict(b) for b in tally.bad],
         "loaded": [
             {
@@ -313,6 +341,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data-type", help="data_type of the series (default: kline for bars, tick for ticks)"
     )
     parser.add_argument(
+        "--timeframe",
+        help="timeframe of every series (1m, 5m, 60m, 1d...; default: told from the "
+        "spacing of each file's bars, and a file whose spacing tells none is refused)",
+    )
+    parser.add_argument(
         "--batch-rows", type=int, default=2000, help="rows per Write call (default 2000)"
     )
     parser.add_argument(
@@ -337,13 +370,18 @@ def run(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: 
     if args.batch_rows < 1:
         raise UsageError("--batch-rows must be at least 1")
     try:
-        sources = open_sources(args.files, symbol=args.symbol, data_type=args.data_type)
-    except (UnknownFormat, OSError, UnicodeDecodeError, csv.Error) as exc:
+        if args.timeframe is not None:
+            identifier("--timeframe", args.timeframe)
+        sources = open_sources(
+            args.files, symbol=args.symbol, data_type=args.data_type, timeframe=args.timeframe
+        )
+    except (UnknownFormat, BadRow, OSError, UnicodeDecodeError, csv.Error) as exc:
         err.write(f"mdcache load: {exc}\n")
         return 2
     total = sum(s.rows for s in sources)
     show = err.isatty() if args.progress is None else args.progress
-    tally = Tally()
+    timeframes = {str(s.path): (s.timeframe, s.why) for s in sources}
+    tally = Tally(timeframes=timeframes)
     started = time.perf_counter()
     if args.strict or args.dry_run:
         check(sources, tally, ProgressBar(total, err, enabled=show and args.dry_run))
@@ -351,7 +389,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str], out: TextIO, err: 
         tally.series.clear()
         tally.error = "bad rows and --strict: nothing loaded"
     elif not args.dry_run:
-        tally = Tally()
+        tally = Tally(timeframes=timeframes)
         progress = ProgressBar(total, err, enabled=show)
         with connect(args, environ, timeout=args.timeout) as client:
             load(client, sources, args.batch_rows, tally, progress)
@@ -383,6 +421,10 @@ Import CSV files of bars and ticks into the cache through its gRPC API (Write ca
 
 A directory stands for the .csv files under it; a file that is not CSV (a zip, a
 README) is refused by name, and nothing is loaded.
+
+Without --timeframe, a file's timeframe is told from the spacing of its bars (the
+most common gap within a day: 1, 5, 15, 30, 60 minutes; else a day, a week or a month
+apart), said in the summary; a file whose spacing tells none is refused.
 
 A record's payload is the row as a JSON object, numbers as numbers. A bad row (a
 field that is not a number, a date that is not one, low above open, bid above ask...)

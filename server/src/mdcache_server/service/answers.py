@@ -35,6 +35,7 @@ class Answer:
     held: tuple[tuple[int, int], ...]  # (serial, version) of each series' held copy
     hits: tuple[bool, ...]  # each series found records
     rows: int
+    resampled: int = 0  # series answered resampled (``ReadRequest.resample``)
 
 
 class Answers:
@@ -62,6 +63,7 @@ class Answers:
         series: Sequence[SeriesKey],
         results: Sequence[SeriesRead],
         rows: int,
+        resampled: int = 0,
     ) -> None:
         """Keeps the answer if every series came from a held copy and it is small enough."""
         size = _size(request, answer)
@@ -74,7 +76,7 @@ class Answers:
             held.append(result.held)
         self.forget(request)
         hits = tuple(bool(r.records) for r in results)
-        entry = Answer(answer, tuple(series), tuple(held), hits, rows)
+        entry = Answer(answer, tuple(series), tuple(held), hits, rows, resampled)
         self._entries[request] = entry
         self.bytes += size
         while self.bytes > self.capacity_bytes and self._entries:

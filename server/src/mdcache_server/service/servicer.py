@@ -26,6 +26,9 @@ from mdcache_server.config import setting
 from mdcache_server.errors import InvalidArgument, MdcacheError, StoreError, StoreUnavailable
 from mdcache_server.metrics import Metrics
 from mdcache_server.model import Limits, SeriesKey
+from mdcache_server.resample import reads as resampled
+from mdcache_server.resample.parsed import ParsedFields
+from mdcache_server.resample.rules import Resampling
 from mdcache_server.service import validation
 from mdcache_server.service.answers import Answers
 from mdcache_server.service.responses import read_response
@@ -52,7 +55,11 @@ def _describe(series: list[SeriesKey]) -> str:
 
 
 def stats_response(
-    stats: CacheStats, top_n: int, calls: Counter[str], errors: Counter[str]
+    stats: CacheStats,
+    top_n: int,
+    calls: Counter[str],
+    errors: Counter[str],
+    resampled_reads: int = 0,
 ) -> pb.StatsResponse:
     hot = stats.hot_tier
     return pb.StatsResponse(
@@ -87,6 +94,7 @@ def stats_response(
         calls=[
             pb.MethodCalls(method=m, calls=n, errors=errors[m]) for m, n in sorted(calls.items())
         ],
+        resampled_reads=resampled_reads,
     )
 
 
@@ -130,6 +138,7 @@ class MarketDataCacheServicer:
         metrics: Metrics | None = None,
         slow_call_ms: float = SLOW_CALL_MS,
         answers: Answers | None = None,
+        resampling: Resampling | None = None,
     ) -> None:
         self.cache = cache
         self.limits = limits
@@ -140,6 +149,9 @@ class MarketDataCacheServicer:
         self.answers = answers if answers is not None else Answers(0)
         self.calls: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        self.resampling = resampling if resampling is not None else Resampling.default()
+        self.parsed = ParsedFields(self.resampling.summed)  # held series' bar fields
+        self.resampled_reads = 0  # series reads answered resampled
 
     async def _serve(
         self,
@@ -203,6 +215,12 @@ class MarketDataCacheServicer:
                 **fields,
             )
 
+    def _count_resampled(self, series: int) -> None:
+        if series:
+            self.resampled_reads += series
+            if self.metrics is not None:
+                self.metrics.resampled_reads += series
+
     async def Write(
         self, request: bytes | pb.WriteRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.WriteResponse:
@@ -223,6 +241,7 @@ class MarketDataCacheServicer:
         if again is not None and self.cache.read_again(again.series, again.held, again.hits):
             if self.metrics is not None:
                 self.metrics.reads(again.hits)
+            self._count_resampled(again.resampled)
             self._succeeded(
                 "Read",
                 time.perf_counter() - started,
@@ -234,14 +253,25 @@ class MarketDataCacheServicer:
             message = parsed(pb.ReadRequest, request)
             query = validation.read_request(message, self.limits, self.now_ms)
             fields["series"] = _describe(query.series)
-            results = await self.cache.read(query.series, query.window)
-            response, fields["rows"] = read_response(
-                message.series, results, self.limits.max_response_bytes
-            )
+            resampled_series = 0
+            if message.resample:
+                fields["resample"] = message.resample
+                response, fields["rows"], results = await resampled.read(
+                    self.cache, message, query, self.resampling, self.limits, self.parsed
+                )
+                resampled_series = len(results)
+                self._count_resampled(resampled_series)
+            else:
+                results = await self.cache.read(query.series, query.window)
+                response, fields["rows"] = read_response(
+                    message.series, results, self.limits.max_response_bytes
+                )
             if self.metrics is not None:
                 self.metrics.reads([bool(result.records) for result in results])
             if not message.last_days:  # an answer that does not depend on the clock
-                self.answers.remember(request, response, query.series, results, fields["rows"])
+                self.answers.remember(
+                    request, response, query.series, results, fields["rows"], resampled_series
+                )
             return response
 
         return await self._serve("Read", context, handle)
@@ -268,6 +298,6 @@ class MarketDataCacheServicer:
             stats = await self.cache.snapshot()
             if message.reset:
                 await usage.reset(self.cache)
-            return stats_response(stats, top_n, self.calls, self.errors)
+            return stats_response(stats, top_n, self.calls, self.errors, self.resampled_reads)
 
         return await self._serve("Stats", context, handle)
