@@ -422,6 +422,8 @@ def _day_table(day: dict[str, Any], add: Any) -> None:
         f"loader {day['loader_seconds'] * 1000:.0f} ms |"
     )
     add(f"| loader calls | {day['loader_calls']:,} | |")
+    if "loader_records" in day:
+        add(f"| records the loader returned | {day['loader_records']:,} | |")
     add(f"| answers unlike the upstream's | {day['wrong_answers']} | 0 |")
     add(f"| fallbacks (cache unreachable) | {day['fallbacks']} | 0 |")
     add(f"| ingest write_many p50 ms | {day['ingest_write_p50_ms']:.2f} | |")

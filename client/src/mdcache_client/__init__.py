@@ -21,12 +21,15 @@ from mdcache_client._errors import (
     UnavailableError,
 )
 from mdcache_client._sync import Client
+from mdcache_client._topup import ranges_loader
 from mdcache_client._types import (
     AsyncLoader,
+    AsyncRangesLoader,
     HotTierStats,
     Loader,
     LoadResult,
     MethodCalls,
+    RangesLoader,
     ReadResult,
     Record,
     Series,
@@ -38,6 +41,7 @@ from mdcache_client._types import (
 __all__ = [
     "AsyncClient",
     "AsyncLoader",
+    "AsyncRangesLoader",
     "Client",
     "DeadlineExceededError",
     "HotTierStats",
@@ -47,6 +51,7 @@ __all__ = [
     "MdcacheError",
     "MethodCalls",
     "PermissionDeniedError",
+    "RangesLoader",
     "ReadResult",
     "Record",
     "ResourceExhaustedError",
@@ -56,5 +61,6 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "Window",
+    "ranges_loader",
 ]
 __version__ = "0.1.0"
