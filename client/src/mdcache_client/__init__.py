@@ -20,6 +20,7 @@ from mdcache_client._errors import (
     UnauthenticatedError,
     UnavailableError,
 )
+from mdcache_client._live import AsyncSubscription, Change, Subscription
 from mdcache_client._sync import Client
 from mdcache_client._topup import ranges_loader
 from mdcache_client._types import (
@@ -42,6 +43,8 @@ __all__ = [
     "AsyncClient",
     "AsyncLoader",
     "AsyncRangesLoader",
+    "AsyncSubscription",
+    "Change",
     "Client",
     "DeadlineExceededError",
     "HotTierStats",
@@ -58,6 +61,7 @@ __all__ = [
     "Series",
     "Source",
     "Stats",
+    "Subscription",
     "UnauthenticatedError",
     "UnavailableError",
     "Window",

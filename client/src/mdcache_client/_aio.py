@@ -19,6 +19,7 @@ from mdcache_client._errors import (
     from_rpc_error,
 )
 from mdcache_client._flight import AsyncSingleFlight
+from mdcache_client._live import AsyncSubscription
 from mdcache_client._topup import (
     AsyncRangeFlight,
     EmptyRanges,
@@ -312,6 +313,26 @@ class AsyncClient:
             series, start_ms=start_ms, end_ms=end_ms, limit=1, newest_first=True, timeout=timeout
         )
         return result, stamp(newest.records[0])
+
+    def subscribe(
+        self,
+        series: Iterable[Series] = (),
+        *,
+        symbol: str = "",
+        since_ms: int | None = None,
+    ) -> AsyncSubscription:
+        """Each record written to ``series`` (or every series of ``symbol``), as written.
+
+        With ``since_ms`` the records held from then are replayed first, oldest first
+        (``Change.replayed``). An iterator without end: it reconnects after UNAVAILABLE and
+        resumes after the last change received (see :mod:`mdcache_client._live`); any other
+        error (RESOURCE_EXHAUSTED for a subscriber that fell behind) is raised.
+
+        >>> quotes = Series("600519", "quote", "tick")
+        >>> async for change in cache.subscribe([quotes]):  # doctest: +SKIP
+        ...     print(change.series, change.record.json())
+        """
+        return AsyncSubscription(self._stub, self._metadata, series, symbol, since_ms)
 
     async def purge(
         self,

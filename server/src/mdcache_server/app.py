@@ -23,6 +23,7 @@ from mdcache_server.cache.stats import HitStats
 from mdcache_server.config import Config
 from mdcache_server.errors import MdcacheError, StoreUnavailable
 from mdcache_server.health import HealthReporter
+from mdcache_server.live.hub import Hub
 from mdcache_server.metrics import Metrics, MetricsEndpoint
 from mdcache_server.pool import WorkerPool
 from mdcache_server.service import wire
@@ -80,6 +81,7 @@ class Server:
             metrics=self.metrics,
             slow_call_ms=config.slow_call_ms,
             answers=Answers(config.hot_tier_bytes // ANSWERS_SHARE),
+            hub=Hub(buffer=config.subscribe_buffer),
         )
         wire.add_to_server(servicer, self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.grpc)

@@ -284,6 +284,15 @@ SETTINGS: tuple[Setting, ...] = (
         "debug (0: every call at info); failed calls are always logged",
     ),
     Setting(
+        "subscribe_buffer",
+        "--subscribe-buffer",
+        "MDCACHE_SUBSCRIBE_BUFFER",
+        "10000",
+        _positive_int,
+        "changes a Subscribe stream may have unsent; a subscriber further behind is cut "
+        "(RESOURCE_EXHAUSTED) and resumes from its last seq",
+    ),
+    Setting(
         "hot_tier_bytes",
         "--hot-tier-bytes",
         "MDCACHE_HOT_TIER_BYTES",
@@ -400,6 +409,7 @@ class Config:
     log_level: str = "info"
     log_format: str = "auto"
     slow_call_ms: float = 100.0
+    subscribe_buffer: int = 10_000
     hot_tier_bytes: int = 256 * 1024 * 1024
     hot_tier_max_age: float = 2.0
     hot_tier_max_series_records: int = 50_000

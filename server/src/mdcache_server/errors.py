@@ -34,6 +34,14 @@ class Overloaded(MdcacheError):
     """More calls are waiting for a worker than the queue admits."""
 
 
+class Lagging(Overloaded):
+    """A subscriber fell further behind than its stream's buffer: the stream is cut."""
+
+
+class ResumeLost(MdcacheError):
+    """A stream cannot resume where asked: another process, or changes no longer held."""
+
+
 class ConfigError(MdcacheError):
     """The configuration is invalid; raised before the server starts."""
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -23,6 +23,8 @@ from mdcache.v1 import cache_pb2 as pb
 from mdcache_server.cache import usage
 from mdcache_server.cache.policy import CachePolicy, CacheStats
 from mdcache_server.errors import InvalidArgument, MdcacheError, StoreError, StoreUnavailable
+from mdcache_server.live import subscription
+from mdcache_server.live.hub import Hub
 from mdcache_server.metrics import Metrics
 from mdcache_server.model import Limits, SeriesKey
 from mdcache_server.service import validation
@@ -114,6 +116,7 @@ class MarketDataCacheServicer:
         metrics: Metrics | None = None,
         slow_call_ms: float = 100.0,
         answers: Answers | None = None,
+        hub: Hub | None = None,
     ) -> None:
         self.cache = cache
         self.limits = limits
@@ -122,6 +125,7 @@ class MarketDataCacheServicer:
         self.slow_seconds = slow_call_ms / 1000
         self.log_every_call = log.is_enabled_for(logging.DEBUG)  # logging is set up by now
         self.answers = answers if answers is not None else Answers(0)
+        self.hub = hub if hub is not None else Hub()
         self.calls: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
 
@@ -194,6 +198,7 @@ class MarketDataCacheServicer:
             batches = validation.write_request(request, self.limits, self.now_ms)
             fields["series"] = _describe([key for key, _ in batches])
             fields["rows"] = written = await self.cache.write(batches)
+            self.hub.publish(batches)  # acknowledged: now pushed to subscribers
             return pb.WriteResponse(written=written)
 
         return await self._serve("Write", context, handle)
@@ -231,6 +236,26 @@ class MarketDataCacheServicer:
             return response
 
         return await self._serve("Read", context, handle)
+
+    async def Subscribe(
+        self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.SubscribeResponse]:
+        """Streams the series' records as they are written (``live.subscription``)."""
+        started = time.perf_counter()
+        sent = 0
+        try:
+            async for message in subscription.serve(self.hub, self.cache, request, self.limits):
+                sent += 1
+                yield message
+        except MdcacheError as exc:
+            status = status_for(exc)
+            self.calls["Subscribe"] += 1
+            self.errors["Subscribe"] += 1
+            log.warning("rpc", method="Subscribe", status=status.name, sent=sent, error=str(exc))
+            await context.abort(status, str(exc))
+        finally:
+            seconds = time.perf_counter() - started
+            log.debug("subscribe_ended", sent=sent, duration_ms=round(seconds * 1000, 3))
 
     async def Purge(
         self, request: pb.PurgeRequest, context: grpc.aio.ServicerContext[Any, Any]

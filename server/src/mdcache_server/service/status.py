@@ -10,6 +10,7 @@ from mdcache_server.errors import (
     InvalidArgument,
     MdcacheError,
     Overloaded,
+    ResumeLost,
     StoreError,
     StoreUnavailable,
 )
@@ -17,6 +18,7 @@ from mdcache_server.errors import (
 STATUS: Final[dict[type[MdcacheError], grpc.StatusCode]] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ResumeLost: grpc.StatusCode.FAILED_PRECONDITION,
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
     StoreError: grpc.StatusCode.INTERNAL,
 }

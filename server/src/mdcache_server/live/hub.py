@@ -1,0 +1,118 @@
+"""The subscription hub of one server process.
+
+Every acknowledged write is published here: each record gets the next number of this
+process's sequence (``seq``) and goes into a ring of the most recent changes and into the
+bounded buffer of every stream that follows its series (or its symbol). Publishing never
+waits: a stream whose buffer is full is cut (it learns how far behind it was), so a slow
+subscriber holds up neither writers nor other subscribers, and memory stays bounded by
+``buffer`` changes a stream plus ``ring`` changes in all.
+
+The ring lets a client that lost its connection resume right after the last ``seq`` it
+received, with nothing lost and nothing twice, while this process still holds it; the
+process's random ``epoch`` tells a resume point of an earlier process (a restart) apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from mdcache_server.errors import Lagging
+from mdcache_server.model import Record, SeriesKey
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    seq: int
+    series: SeriesKey
+    record: Record
+
+
+@dataclass(eq=False)
+class Stream:
+    """One subscriber's buffer: the changes of its series not yet sent."""
+
+    series: frozenset[SeriesKey]
+    symbol: str
+    capacity: int
+    pending: deque[Change] = field(default_factory=deque)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    behind: int = 0  # changes dropped once full: the stream is cut
+
+    def wants(self, series: SeriesKey) -> bool:
+        return series in self.series or series.symbol == self.symbol
+
+    def offer(self, change: Change) -> None:
+        if self.behind or len(self.pending) >= self.capacity:
+            self.behind += 1
+            self.pending.clear()  # frees the memory at once; the stream is cut
+        else:
+            self.pending.append(change)
+        self.ready.set()
+
+    def lagging(self) -> Lagging:
+        return Lagging(
+            f"subscriber fell {self.behind + self.capacity} changes behind (its buffer holds "
+            f"{self.capacity}); resume after the last seq received"
+        )
+
+    async def next_batch(self) -> list[Change]:
+        """The changes buffered so far (waiting for one); raises Lagging once cut."""
+        while not self.pending:
+            if self.behind:
+                raise self.lagging()
+            self.ready.clear()
+            await self.ready.wait()
+        if self.behind:
+            raise self.lagging()
+        batch = list(self.pending)
+        self.pending.clear()
+        return batch
+
+
+class Hub:
+    """Publishes changes to the streams that follow them."""
+
+    def __init__(self, *, buffer: int = 10_000, ring: int = 100_000) -> None:
+        self.buffer = buffer
+        self.epoch = secrets.token_hex(6)
+        self.seq = 0
+        self._ring: deque[Change] = deque(maxlen=ring)
+        self._streams: set[Stream] = set()
+
+    @property
+    def streams(self) -> int:
+        return len(self._streams)
+
+    def publish(self, batches: Iterable[tuple[SeriesKey, Sequence[Record]]]) -> None:
+        streams = self._streams
+        for series, records in batches:
+            last = {r.ts_ms: r for r in records}  # a timestamp given twice: the last
+            for record in last.values():
+                self.seq += 1
+                change = Change(self.seq, series, record)
+                self._ring.append(change)
+                for stream in streams:
+                    if stream.wants(series):
+                        stream.offer(change)
+
+    def open(self, series: Iterable[SeriesKey], symbol: str) -> Stream:
+        stream = Stream(frozenset(series), symbol, self.buffer)
+        self._streams.add(stream)
+        return stream
+
+    def close(self, stream: Stream) -> None:
+        self._streams.discard(stream)
+        stream.pending.clear()
+
+    def since(self, stream: Stream, after: int) -> list[Change] | None:
+        """The stream's changes after ``after`` from the ring; None when it lost some."""
+        if after > self.seq:
+            return None
+        oldest = self._ring[0].seq if self._ring else self.seq + 1
+        if after + 1 < oldest:
+            return None
+        return [c for c in self._ring if c.seq > after and stream.wants(c.series)]
