@@ -3,9 +3,10 @@
 Every series of ../shared/data is replayed from ``STEPS`` bars before its end: each step
 (``STEP_SECONDS`` of wall time) "today" moves on a bar. The replay runs twice, each on a
 fresh server. **Fed**: an ingester writes every series' next bar in one ``write_many``, as
-a feed would, before "today" moves on. **History**: no feed; the cache learns each bar
-only through ``get_or_load`` (the service's "the last 250 daily bars, up to today", asked
-every day, with the cache holding them up to yesterday). Meanwhile ``CALLERS``
+a feed would, before "today" moves on. **History**: no feed; the cache starts holding
+each series' 250 bars up to yesterday (as after yesterday's run) and learns each new bar
+only through ``get_or_load``: the service's "the last 250 daily bars, up to today", asked
+every day. Meanwhile ``CALLERS``
 backend callers ask ``get_or_load`` for a window ending today, looking back 0 to 250
 bars, series drawn Zipf-skewed (a few symbols are asked for most of the time). A miss
 goes to the loader, which sleeps 200 ms like a slow upstream and returns the true bars
@@ -70,6 +71,7 @@ class Outcome:
     seconds: float
     source: Source
     correct: bool
+    wrong: str = ""  # what differed, for a wrong answer
 
 
 async def run(
@@ -133,8 +135,12 @@ async def _replay(
     async def ingester() -> None:
         nonlocal step
         # Fed: today's bars of every series are in the cache before the first caller asks.
+        # History: the bars up to yesterday are.
         if fed:
             await client.write_many({s: [bars[s][start[s]]] for s in series})
+        else:
+            back = max(LOOKBACKS)
+            await client.write_many({s: bars[s][start[s] - back : start[s]] for s in series})
         began = time.perf_counter()
         for next_step in range(1, steps + 1):
             await asyncio.sleep(max(began + next_step * step_seconds - time.perf_counter(), 0))
@@ -160,7 +166,8 @@ async def _replay(
             seconds = time.perf_counter() - t0
             truth = upstream.window(s, window)
             correct = list(got.records) == truth
-            outcomes.append(Outcome(now, seconds, got.source, correct))
+            wrong = "" if correct else _difference(s, window, got.source, got.records, truth)
+            outcomes.append(Outcome(now, seconds, got.source, correct, wrong))
 
     cpu = process_cpu(pid)
     began = time.perf_counter()
@@ -196,6 +203,21 @@ async def _replay(
     return result
 
 
+def _difference(
+    series: Series, window: Window, source: Source, got: Iterable[Record], truth: list[Record]
+) -> str:
+    answered, true = {r.ts_ms: r for r in got}, {r.ts_ms: r for r in truth}
+    missing = sorted(set(true) - set(answered), key=lambda t: t or 0)
+    extra = sorted(set(answered) - set(true), key=lambda t: t or 0)
+    unlike = sorted(
+        (t for t in true if t in answered and answered[t] != true[t]), key=lambda t: t or 0
+    )
+    return (
+        f"{'/'.join(series)} {window.start_ms}..{window.end_ms} ({source.value}): "
+        f"missing {missing[:3]}, extra {extra[:3]}, unlike {unlike[:3]}"
+    )
+
+
 def _ms(values: list[float], q: float) -> float:
     return round(percentile(sorted(values), q) * 1000, 3)
 
@@ -221,6 +243,7 @@ def _summary(
         "miss_p99_ms": _ms(misses, 99),
         "fallbacks": sum(o.source is Source.FALLBACK for o in outcomes),
         "wrong_answers": sum(not o.correct for o in outcomes),
+        "wrong_examples": [o.wrong for o in outcomes if not o.correct][:5],
         "ingest_writes": len(writes),
         "ingest_write_p50_ms": _ms(writes, 50),
     }

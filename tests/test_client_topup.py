@@ -196,3 +196,21 @@ async def test_blocking_calls_share_the_overlap(server: Server) -> None:
         Window(early_end + 1, JANUARY.end_ms),
     ]
     assert sorted(answers, key=len) == [JANUARY_BARS[:10], JANUARY_BARS]
+
+
+async def test_a_hole_left_beside_a_lone_window_is_filled_later(server: Server) -> None:
+    """The cache holds a week; a process that saw none of it loads a lone later day: the
+    two days between are a hole no edge shows. A later window across it asks for them."""
+    target = f"127.0.0.1:{server.port}"
+    async with AsyncClient(target) as client:
+        await client.write(SERIES, JANUARY_BARS[:5])
+        upstream = Upstream()
+        lone = Window(stamp(JANUARY_BARS[7]), stamp(JANUARY_BARS[7]))
+        await client.get_or_load(SERIES, lone, upstream.aload)
+        assert upstream.asked == [lone]
+        wider = Window(stamp(JANUARY_BARS[0]), lone.end_ms)
+        result = await client.get_or_load(SERIES, wider, upstream.aload)
+        assert upstream.asked[1:] == [Window(stamp(JANUARY_BARS[4]) + 1, lone.start_ms - 1)]
+        assert (result.source, result.records) == (Source.LOADER, JANUARY_BARS[:8])
+        again = await client.get_or_load(SERIES, wider, upstream.aload)
+        assert (again.source, len(upstream.asked)) == (Source.CACHE, 2)

@@ -24,7 +24,9 @@ from mdcache_client._topup import (
     AsyncRangeFlight,
     EmptyRanges,
     Newest,
+    Seams,
     answer,
+    coalesce,
     missing,
     takes_ranges,
 )
@@ -117,6 +119,7 @@ class AsyncClient:
         self._ranges = AsyncRangeFlight()
         self._empty = EmptyRanges(empty_range_seconds)
         self._newest = Newest()
+        self._seams = Seams()
 
     @property
     def channel(self) -> grpc.aio.Channel:
@@ -251,8 +254,13 @@ class AsyncClient:
             return LoadResult(series, within(loaded, window), Source.FALLBACK)
         stamps = [stamp(r) for r in held.records]
         self._newest.saw(series, stamps if newest is None else [newest])
-        gaps = missing(window, stamps, tolerance_ms, newest)
-        gaps = self._empty.unknown(series, self._newest.joined(series, window, gaps))
+        gaps = self._newest.joined(series, window, missing(window, stamps, tolerance_ms, newest))
+        if gaps == [window]:  # nothing known around it: a hole may be left beside it
+            self._seams.opened(series, window)
+        suspects = self._seams.suspects(series, window, stamps)
+        if suspects:
+            gaps = coalesce(sorted([*gaps, *suspects], key=lambda w: w.start_ms), tolerance_ms)
+        gaps = self._empty.unknown(series, gaps)
         if not gaps:
             return LoadResult(series, held.records, Source.CACHE, held.truncated)
         loaded = await self._ranges.load(
@@ -277,10 +285,13 @@ class AsyncClient:
         stamps = [stamp(r) for r in records]
         for asked in ranges:
             self._empty.remember(series, asked, stamps, tolerance_ms)
-        if records:
+        if not records:
+            self._seams.closed(series, ranges)
+        else:
             try:
                 await self.write(series, records, timeout=timeout)
                 self._newest.saw(series, stamps)
+                self._seams.closed(series, ranges)
             except MdcacheError as exc:
                 log.warning(
                     "mdcache write-back of %d records to %s failed: %s",

@@ -206,6 +206,61 @@ class Newest:
         return [Window(newest + 1, window.end_ms)]
 
 
+class Seams:
+    """Where this process loaded a window into a series it knew nothing held of.
+
+    Such a load (no record of the window held, no newest record seen) may leave a hole
+    between it and what the cache held around it, which the edges of a later, longer
+    window cannot see. The load's ends are remembered as seams; a later window holding
+    records on both sides of one asks for the stretch between them once (an empty answer
+    is then remembered as any other), and a load that starts or ends right at a seam
+    closes it. Only this process's seams are known: LRU-bounded, per series.
+    """
+
+    def __init__(self, max_series: int = 100_000) -> None:
+        self.max_series = max_series
+        self._lock = threading.Lock()
+        self._seams: OrderedDict[Series, set[tuple[int, bool]]] = OrderedDict()
+
+    def opened(self, series: Series, window: Window) -> None:
+        with self._lock:
+            seams = self._seams.setdefault(series, set())
+            seams.update({(window.start_ms, True), (window.end_ms, False)})
+            self._seams.move_to_end(series)
+            while len(self._seams) > self.max_series:
+                self._seams.popitem(last=False)
+
+    def suspects(self, series: Series, window: Window, stamps: Sequence[int]) -> list[Window]:
+        """The stretches of the window next to a seam, between held records."""
+        with self._lock:
+            seams = sorted(self._seams.get(series, ()))
+        found = []
+        for at, before in seams:
+            if not window.start_ms <= at <= window.end_ms:
+                continue
+            if before:
+                older = [ts for ts in stamps if ts < at]
+                if older and older[-1] + 1 <= at - 1:
+                    found.append(Window(older[-1] + 1, at - 1))
+            else:
+                newer = [ts for ts in stamps if ts > at]
+                if newer and at + 1 <= newer[0] - 1:
+                    found.append(Window(at + 1, newer[0] - 1))
+        return found
+
+    def closed(self, series: Series, loaded: Iterable[Window]) -> None:
+        """Loads of these ranges close the seams they touch."""
+        with self._lock:
+            seams = self._seams.get(series)
+            if not seams:
+                return
+            for w in loaded:
+                seams -= {(w.end_ms + 1, True), (w.start_ms - 1, False)}
+                seams -= {(at, b) for at, b in seams if w.start_ms < at < w.end_ms}
+            if not seams:
+                del self._seams[series]
+
+
 class AsyncRangeFlight:
     """Loads of ranges in flight per series, shared by overlapping asyncio callers."""
 
