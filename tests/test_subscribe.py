@@ -342,3 +342,32 @@ async def test_the_blocking_client_subscribes(server: Server, client: AsyncClien
         (quote(2), False),
     ]
     await until(lambda: server.servicer.hub.streams == 0)
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_replicas_on_one_sqlite_file_push_each_others_writes(store_url: str) -> None:
+    servers = [
+        Server(server_config(store_url, subscribe_poll_ms="10"), open_store(store_url))
+        for _ in range(2)
+    ]
+    for srv in servers:
+        await srv.start()
+    a, b = (f"127.0.0.1:{srv.port}" for srv in servers)
+    try:
+        async with AsyncClient(a) as through_a, AsyncClient(b) as through_b:
+            subs = [through_a.subscribe([QUOTES]), through_b.subscribe([QUOTES])]
+            pending = [asyncio.ensure_future(take(aiter(s), 4)) for s in subs]
+            await until(lambda: all(srv.servicer.hub.streams == 1 for srv in servers))
+            await through_a.write(QUOTES, [quote(1)])
+            await through_b.write(QUOTES, [quote(2)])
+            await through_a.write(QUOTES, [quote(3)])
+            await through_b.write(QUOTES, [quote(1, price=5.0)])
+            got = await asyncio.gather(*pending)
+            for s in subs:
+                s.close()
+    finally:
+        for srv in servers:
+            await srv.stop(grace=1)
+    expected = [quote(1), quote(2), quote(3), quote(1, price=5.0)]
+    assert [c.record for c in got[0]] == expected
+    assert [c.record for c in got[1]] == expected

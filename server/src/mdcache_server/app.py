@@ -7,6 +7,7 @@ import signal
 import socket
 import time
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -24,6 +25,7 @@ from mdcache_server.config import Config
 from mdcache_server.errors import MdcacheError, StoreUnavailable
 from mdcache_server.health import HealthReporter
 from mdcache_server.live.hub import Hub
+from mdcache_server.live.journal import Journal
 from mdcache_server.metrics import Metrics, MetricsEndpoint
 from mdcache_server.pool import WorkerPool
 from mdcache_server.service import wire
@@ -40,6 +42,17 @@ ANSWERS_SHARE = 16  # remembered Read answers take up to 1/16 of the hot tier's 
 def _prepare(conn: StoreConnection) -> str:
     conn.ensure_schema()
     return conn.server_version()
+
+
+def live_journal(config: Config, store: Store, hub: Hub) -> Journal | None:
+    """The changes journal of replicas on one SQLite file, when configured."""
+    if not config.subscribe_poll_ms:
+        return None
+    path = getattr(store, "path", None)
+    if path is None:
+        log.warning("subscribe_relay_unsupported", store=store.name)
+        return None
+    return Journal(Path(f"{path}-changes"), hub.epoch)
 
 
 class Server:
@@ -93,6 +106,7 @@ class Server:
         reflection.enable_server_reflection(names, self.grpc)
         self.port = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self.journal = live_journal(config, store, servicer.hub)
 
     async def _prepare_store(self) -> str:
         """Creates the schema, retrying a store that is not ready until the start-up deadline."""
@@ -152,6 +166,9 @@ class Server:
         if config.max_records:
             check = lambda: capacity.enforce(cache, config.max_records)  # noqa: E731
             jobs.append(("capacity", every(config.capacity_interval, "capacity", check)))
+        if self.journal is not None:
+            relay = self.journal.relay(self.servicer.hub, config.subscribe_poll_ms / 1000)
+            jobs.append(("subscribe-relay", relay))
         self._tasks = [asyncio.create_task(job, name=name) for name, job in jobs]
 
     async def _retention(self) -> None:
@@ -180,6 +197,8 @@ class Server:
             log.warning("usage_flush_failed", error=str(exc))
         await asyncio.to_thread(self.pool.close)
         await asyncio.to_thread(self.metrics_endpoint.close)
+        if self.journal is not None:
+            await asyncio.to_thread(self.journal.close)
         log.info("stopped")
 
 

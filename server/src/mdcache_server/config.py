@@ -293,6 +293,15 @@ SETTINGS: tuple[Setting, ...] = (
         "(RESOURCE_EXHAUSTED) and resumes from its last seq",
     ),
     Setting(
+        "subscribe_poll_ms",
+        "--subscribe-poll-ms",
+        "MDCACHE_SUBSCRIBE_POLL_MS",
+        "0",
+        _non_negative_float,
+        "replicas sharing one SQLite file: how often each polls the changes journal beside "
+        "it for the others' writes, to push them to its subscribers (0: off, one server)",
+    ),
+    Setting(
         "hot_tier_bytes",
         "--hot-tier-bytes",
         "MDCACHE_HOT_TIER_BYTES",
@@ -410,6 +419,7 @@ class Config:
     log_format: str = "auto"
     slow_call_ms: float = 100.0
     subscribe_buffer: int = 10_000
+    subscribe_poll_ms: float = 0.0
     hot_tier_bytes: int = 256 * 1024 * 1024
     hot_tier_max_age: float = 2.0
     hot_tier_max_series_records: int = 50_000

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from mdcache_server.errors import Lagging
@@ -82,12 +82,28 @@ class Hub:
         self.seq = 0
         self._ring: deque[Change] = deque(maxlen=ring)
         self._streams: set[Stream] = set()
+        # With a journal (live.journal), acknowledged changes go there, and come back
+        # from it in the order of every replica's acknowledgements.
+        self.journal: Callable[[list[tuple[SeriesKey, Record]]], Awaitable[None]] | None = None
 
     @property
     def streams(self) -> int:
         return len(self._streams)
 
+    async def acknowledged(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> None:
+        """Records a Write stored, before it is answered: pushed now, or journalled."""
+        if self.journal is None:
+            self.publish(batches)
+            return
+        changes = [
+            (series, Record(r.ts_ms, r.payload))
+            for series, records in batches
+            for r in {r.ts_ms: r for r in records}.values()
+        ]
+        await self.journal(changes)
+
     def publish(self, batches: Iterable[tuple[SeriesKey, Sequence[Record]]]) -> None:
+        """Pushes acknowledged records to the streams that follow them."""
         streams = self._streams
         for series, records in batches:
             last = {r.ts_ms: r for r in records}  # a timestamp given twice: the last

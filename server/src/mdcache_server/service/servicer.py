@@ -198,7 +198,7 @@ class MarketDataCacheServicer:
             batches = validation.write_request(request, self.limits, self.now_ms)
             fields["series"] = _describe([key for key, _ in batches])
             fields["rows"] = written = await self.cache.write(batches)
-            self.hub.publish(batches)  # acknowledged: now pushed to subscribers
+            await self.hub.acknowledged(batches)  # pushed to subscribers
             return pb.WriteResponse(written=written)
 
         return await self._serve("Write", context, handle)
