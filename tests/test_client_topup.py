@@ -214,3 +214,20 @@ async def test_a_hole_left_beside_a_lone_window_is_filled_later(server: Server) 
         assert (result.source, result.records) == (Source.LOADER, JANUARY_BARS[:8])
         again = await client.get_or_load(SERIES, wider, upstream.aload)
         assert (again.source, len(upstream.asked)) == (Source.CACHE, 2)
+
+
+async def test_a_hole_before_a_later_window_start_is_not_forgotten(server: Server) -> None:
+    """The lone day leaves days 5-6 unknown; a window from day 6 loads day 6 only (its
+    start edge): day 5 is still a hole, and a window across it asks for it."""
+    async with AsyncClient(f"127.0.0.1:{server.port}") as client:
+        await client.write(SERIES, JANUARY_BARS[:5])
+        upstream = Upstream()
+        lone = Window(stamp(JANUARY_BARS[7]), stamp(JANUARY_BARS[7]))
+        await client.get_or_load(SERIES, lone, upstream.aload)
+        later = Window(stamp(JANUARY_BARS[6]), lone.end_ms)
+        await client.get_or_load(SERIES, later, upstream.aload)
+        assert upstream.asked[1:] == [Window(later.start_ms, lone.start_ms - 1)]
+        wider = Window(stamp(JANUARY_BARS[0]), lone.end_ms)
+        result = await client.get_or_load(SERIES, wider, upstream.aload)
+        assert upstream.asked[2:] == [Window(stamp(JANUARY_BARS[4]) + 1, later.start_ms - 1)]
+        assert result.records == JANUARY_BARS[:8]

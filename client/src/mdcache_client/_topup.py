@@ -213,8 +213,9 @@ class Seams:
     between it and what the cache held around it, which the edges of a later, longer
     window cannot see. The load's ends are remembered as seams; a later window holding
     records on both sides of one asks for the stretch between them once (an empty answer
-    is then remembered as any other), and a load that starts or ends right at a seam
-    closes it. Only this process's seams are known: LRU-bounded, per series.
+    is then remembered as any other). A load that ends right before a seam moves it to
+    its start (and one that starts right after, to its end); one across it closes it.
+    Only this process's seams are known: LRU-bounded, per series.
     """
 
     def __init__(self, max_series: int = 100_000) -> None:
@@ -249,14 +250,21 @@ class Seams:
         return found
 
     def closed(self, series: Series, loaded: Iterable[Window]) -> None:
-        """Loads of these ranges close the seams they touch."""
+        """Loads of these ranges cover the seams inside them, and move a seam they end
+        (or start) at to their other end: what lies beyond that is still unknown."""
         with self._lock:
             seams = self._seams.get(series)
             if not seams:
                 return
             for w in loaded:
-                seams -= {(w.end_ms + 1, True), (w.start_ms - 1, False)}
-                seams -= {(at, b) for at, b in seams if w.start_ms < at < w.end_ms}
+                inside = {(at, b) for at, b in seams if w.start_ms < at < w.end_ms}
+                seams -= inside
+                if (w.end_ms + 1, True) in seams:
+                    seams.discard((w.end_ms + 1, True))
+                    seams.add((w.start_ms, True))
+                if (w.start_ms - 1, False) in seams:
+                    seams.discard((w.start_ms - 1, False))
+                    seams.add((w.end_ms, False))
             if not seams:
                 del self._seams[series]
 
