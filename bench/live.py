@@ -84,7 +84,7 @@ async def _subscriber(
     target: str, series: list[Series], clock: Clock, ready: Callable[[], None]
 ) -> None:
     async with AsyncClient(target, timeout=30) as client:
-        sub = client.subscribe(series)
+        sub = await client.subscribe(series)
         changes = aiter(sub)
         ready()
         async for change in changes:
@@ -179,7 +179,7 @@ async def many(workdir: Path, subscribers: int, seconds: float) -> dict[str, Any
 
         async def group(members: list[Series]) -> None:
             async with AsyncClient(server.target, timeout=30) as client:
-                subs = [client.subscribe([s]) for s in members]
+                subs = [await client.subscribe([s]) for s in members]
 
                 async def run(sub: Any) -> None:
                     ready()

@@ -70,7 +70,7 @@ async def test_live_records_in_write_order_and_rewrites_pushed_again(
     server: Server, client: AsyncClient
 ) -> None:
     hub = server.servicer.hub
-    async with client.subscribe([QUOTES, FLOW]) as sub:
+    async with await client.subscribe([QUOTES, FLOW]) as sub:
         changes = aiter(sub)
         first = asyncio.ensure_future(take(changes, 6))
         await until(lambda: hub.streams == 1)
@@ -96,7 +96,7 @@ async def test_live_records_in_write_order_and_rewrites_pushed_again(
 
 
 async def test_a_symbol_follows_every_series_of_it(server: Server, client: AsyncClient) -> None:
-    async with client.subscribe(symbol="600519") as sub:
+    async with await client.subscribe(symbol="600519") as sub:
         pending = asyncio.ensure_future(take(aiter(sub), 2))
         await until(lambda: server.servicer.hub.streams == 1)
         await client.write(OTHER, [quote(1)])
@@ -122,7 +122,7 @@ async def test_replay_then_live_with_no_gap_or_duplicate(
 
     task = asyncio.create_task(writer())
     await asyncio.sleep(0.05)  # writes are landing while the stream replays
-    async with client.subscribe([QUOTES, FLOW], since_ms=T0 + 10) as sub:
+    async with await client.subscribe([QUOTES, FLOW], since_ms=T0 + 10) as sub:
         got = await take(aiter(sub), 100)
         writing = False
         await task
@@ -139,11 +139,11 @@ async def test_replay_then_live_with_no_gap_or_duplicate(
 
 async def test_bad_requests_name_the_field(client: AsyncClient) -> None:
     with pytest.raises(InvalidArgumentError, match="series: name at least one series"):
-        await take(aiter(client.subscribe([])), 1)
+        await take(aiter(await client.subscribe([])), 1)
     with pytest.raises(InvalidArgumentError, match="since_ms: replay needs series"):
-        await take(aiter(client.subscribe(symbol="600519", since_ms=0)), 1)
+        await take(aiter(await client.subscribe(symbol="600519", since_ms=0)), 1)
     with pytest.raises(InvalidArgumentError, match="since_ms"):
-        await take(aiter(client.subscribe([QUOTES], since_ms=-1)), 1)
+        await take(aiter(await client.subscribe([QUOTES], since_ms=-1)), 1)
 
 
 @pytest.fixture
@@ -161,7 +161,7 @@ async def test_a_slow_subscriber_is_cut_while_writers_and_others_go_on(
     async with grpc.aio.insecure_channel(target) as channel:
         stub = pb_grpc.MarketDataCacheStub(channel)
         slow = stub.Subscribe(pb.SubscribeRequest(series=[pb.SeriesKey(**QUOTES._asdict())]))
-        async with client.subscribe([QUOTES]) as sub:
+        async with await client.subscribe([QUOTES]) as sub:
             others = asyncio.ensure_future(take(aiter(sub), 200, seconds=60))
             await until(lambda: server.servicer.hub.streams == 2)
             started = time.monotonic()
@@ -187,7 +187,7 @@ async def test_a_slow_subscriber_is_cut_while_writers_and_others_go_on(
 async def test_the_client_raises_resource_exhausted_when_cut(
     server: Server, client: AsyncClient
 ) -> None:
-    sub = client.subscribe([QUOTES])
+    sub = await client.subscribe([QUOTES])
     changes = aiter(sub)
     first = asyncio.ensure_future(take(changes, 1))
     await until(lambda: server.servicer.hub.streams == 1)
@@ -203,7 +203,7 @@ async def test_a_subscriber_that_disconnects_frees_its_buffer(
     server: Server, client: AsyncClient
 ) -> None:
     hub = server.servicer.hub
-    subs = [client.subscribe([QUOTES]) for _ in range(3)]
+    subs = [await client.subscribe([QUOTES]) for _ in range(3)]
     tasks = [asyncio.ensure_future(take(aiter(s), 1000)) for s in subs]
     await until(lambda: hub.streams == 3)
     subs[0].close()
@@ -275,7 +275,7 @@ async def test_the_client_reconnects_and_resumes_across_a_server_restart(
     await first.start()
     async with AsyncClient(f"127.0.0.1:{port}", timeout=5) as client:
         await client.write(QUOTES, [quote(0), quote(1)])
-        sub = client.subscribe([QUOTES], since_ms=T0)
+        sub = await client.subscribe([QUOTES], since_ms=T0)
         changes = aiter(sub)
         got = await take(changes, 2)
         await client.write(QUOTES, [quote(2)])
@@ -311,13 +311,13 @@ async def test_a_read_token_may_subscribe(store_url: str) -> None:
             AsyncClient(target, token="writer") as writer,
             AsyncClient(target) as nobody,
         ):
-            async with reader.subscribe([QUOTES]) as sub:
+            async with await reader.subscribe([QUOTES]) as sub:
                 pending = asyncio.ensure_future(take(aiter(sub), 1))
                 await until(lambda: srv.servicer.hub.streams == 1)
                 await writer.write(QUOTES, [quote(1)])
                 assert [c.record for c in await pending] == [quote(1)]
             with pytest.raises(UnauthenticatedError):
-                await take(aiter(nobody.subscribe([QUOTES])), 1)
+                await take(aiter(await nobody.subscribe([QUOTES])), 1)
     finally:
         await srv.stop(grace=1)
 
@@ -361,7 +361,7 @@ async def test_replicas_on_one_sqlite_file_push_each_others_writes(store_url: st
     a, b = (f"127.0.0.1:{srv.port}" for srv in servers)
     try:
         async with AsyncClient(a) as through_a, AsyncClient(b) as through_b:
-            subs = [through_a.subscribe([QUOTES]), through_b.subscribe([QUOTES])]
+            subs = [await through_a.subscribe([QUOTES]), await through_b.subscribe([QUOTES])]
             pending = [asyncio.ensure_future(take(aiter(s), 4)) for s in subs]
             await until(lambda: all(srv.servicer.hub.streams == 1 for srv in servers))
             await through_a.write(QUOTES, [quote(1)])

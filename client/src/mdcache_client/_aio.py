@@ -325,7 +325,7 @@ class AsyncClient:
         )
         return result, stamp(newest.records[0])
 
-    def subscribe(
+    async def subscribe(
         self,
         series: Iterable[Series] = (),
         *,
@@ -334,16 +334,21 @@ class AsyncClient:
     ) -> AsyncSubscription:
         """Each record written to ``series`` (or every series of ``symbol``), as written.
 
-        With ``since_ms`` the records held from then are replayed first, oldest first
-        (``Change.replayed``). An iterator without end: it reconnects after UNAVAILABLE and
+        Returns once the server follows them (a write made after is given), an iterator
+        to close (or use as a context manager) to hang up. With ``since_ms`` the records
+        held from then are replayed first, oldest first (``Change.replayed``). An
+        iterator without end: it reconnects after UNAVAILABLE and
         resumes after the last change received (see :mod:`mdcache_client._live`); any other
         error (RESOURCE_EXHAUSTED for a subscriber that fell behind) is raised.
 
         >>> quotes = Series("600519", "quote", "tick")
-        >>> async for change in cache.subscribe([quotes]):  # doctest: +SKIP
-        ...     print(change.series, change.record.json())
+        >>> async with await cache.subscribe([quotes]) as live:  # doctest: +SKIP
+        ...     async for change in live:
+        ...         print(change.series, change.record.json())
         """
-        return AsyncSubscription(self._stub, self._metadata, series, symbol, since_ms)
+        subscription = AsyncSubscription(self._stub, self._metadata, series, symbol, since_ms)
+        await subscription.open()
+        return subscription
 
     async def purge(
         self,

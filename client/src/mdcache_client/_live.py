@@ -14,6 +14,7 @@ acknowledged record is lost, and none is given twice unless it was rewritten.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -115,13 +116,24 @@ class AsyncSubscription:
     async def __aenter__(self) -> AsyncSubscription:
         return self
 
+    async def open(self) -> None:
+        """Subscribes now, returning once the server follows the series: a write made
+        after this is given. (Iterating subscribes too, without waiting.)"""
+        if self._call is None:
+            self._call = self._stub.Subscribe(self.state.request(), metadata=self._metadata)
+        with contextlib.suppress(grpc.RpcError):  # raised again, or retried, when iterated
+            await self._call.initial_metadata()
+
     async def __aexit__(self, *exc: object) -> None:
         self.close()
 
     async def _changes(self) -> AsyncIterator[Change]:
         delay = BACKOFF[0]
         while not self._closed:
-            self._call = call = self._stub.Subscribe(self.state.request(), metadata=self._metadata)
+            call = self._call
+            if call is None or call.done():
+                call = self._stub.Subscribe(self.state.request(), metadata=self._metadata)
+                self._call = call
             try:
                 async for message in call:
                     delay = BACKOFF[0]
@@ -140,6 +152,7 @@ class AsyncSubscription:
                     raise from_rpc_error(exc) from None
             finally:
                 call.cancel()
+                self._call = None
             await asyncio.sleep(delay)
             delay = min(delay * 2, BACKOFF[1])
 
@@ -172,13 +185,24 @@ class Subscription:
     def __enter__(self) -> Subscription:
         return self
 
+    def open(self) -> None:
+        """Subscribes now, returning once the server follows the series: a write made
+        after this is given. (Iterating subscribes too, without waiting.)"""
+        if self._call is None:
+            self._call = self._stub.Subscribe(self.state.request(), metadata=self._metadata)
+        with contextlib.suppress(grpc.RpcError):  # raised again, or retried, when iterated
+            self._call.initial_metadata()
+
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _changes(self) -> Iterator[Change]:
         delay = BACKOFF[0]
         while not self._closed:
-            self._call = call = self._stub.Subscribe(self.state.request(), metadata=self._metadata)
+            call = self._call
+            if call is None or call.done():
+                call = self._stub.Subscribe(self.state.request(), metadata=self._metadata)
+                self._call = call
             try:
                 for message in call:
                     delay = BACKOFF[0]
@@ -193,5 +217,6 @@ class Subscription:
                     raise from_rpc_error(exc) from None
             finally:
                 call.cancel()
+                self._call = None
             time.sleep(delay)
             delay = min(delay * 2, BACKOFF[1])

@@ -336,16 +336,21 @@ class Client:
     ) -> Subscription:
         """Each record written to ``series`` (or every series of ``symbol``), as written.
 
-        With ``since_ms`` the records held from then are replayed first, oldest first
-        (``Change.replayed``). An iterator without end: it reconnects after UNAVAILABLE and
+        Returns once the server follows them (a write made after is given), an iterator
+        to close (or use as a context manager) to hang up. With ``since_ms`` the records
+        held from then are replayed first, oldest first (``Change.replayed``). An
+        iterator without end: it reconnects after UNAVAILABLE and
         resumes after the last change received (see :mod:`mdcache_client._live`); any other
         error (RESOURCE_EXHAUSTED for a subscriber that fell behind) is raised.
 
         >>> quotes = Series("600519", "quote", "tick")
-        >>> for change in cache.subscribe([quotes]):  # doctest: +SKIP
-        ...     print(change.series, change.record.json())
+        >>> with cache.subscribe([quotes]) as live:  # doctest: +SKIP
+        ...     for change in live:
+        ...         print(change.series, change.record.json())
         """
-        return Subscription(self._stub, self._metadata, series, symbol, since_ms)
+        subscription = Subscription(self._stub, self._metadata, series, symbol, since_ms)
+        subscription.open()
+        return subscription
 
     def purge(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from mdcache.v1 import cache_pb2 as pb
 from mdcache_server.cache.policy import CachePolicy
@@ -43,22 +43,31 @@ def parse(request: pb.SubscribeRequest, limits: Limits) -> tuple[list[SeriesKey]
 
 
 async def serve(
-    hub: Hub, cache: CachePolicy, request: pb.SubscribeRequest, limits: Limits
+    hub: Hub,
+    cache: CachePolicy,
+    request: pb.SubscribeRequest,
+    limits: Limits,
+    opened: Callable[[], Awaitable[None]],
 ) -> AsyncIterator[pb.SubscribeResponse]:
-    """The stream's messages: replayed ones first (``seq`` 0), then each change live."""
+    """The stream's messages: replayed ones first (``seq`` 0), then each change live.
+
+    ``opened`` is awaited once the stream follows its series (the servicer sends the
+    response headers then): a client that waits for them misses no later write.
+    """
     series, symbol = parse(request, limits)
     stream = hub.open(series, symbol)
     epoch = hub.epoch
     try:
+        missed = hub.since(stream, request.resume_after) if request.resume_stream else None
+        await opened()
         seen: dict[tuple[SeriesKey, int], str] = {}
         dedupe_through = 0
         if request.resume_stream:
             if request.resume_stream != epoch:
                 raise ResumeLost("resume_stream: another server process (restarted?)")
-            missed = hub.since(stream, request.resume_after)
             if missed is None:
                 raise ResumeLost(f"resume_after: change {request.resume_after} is no longer held")
-            for change in missed:  # no await since open(): the buffer starts right after
+            for change in missed:  # taken with open(): the buffer starts right after
                 yield _message(epoch, change.series, change.record, change.seq)
         elif request.HasField("since_ms"):
             results = await cache.read(series, Window(start_ms=request.since_ms))

@@ -244,7 +244,9 @@ class MarketDataCacheServicer:
         started = time.perf_counter()
         sent = 0
         try:
-            async for message in subscription.serve(self.hub, self.cache, request, self.limits):
+            opened = lambda: context.send_initial_metadata((("mdcache-stream", self.hub.epoch),))  # noqa: E731
+            stream = subscription.serve(self.hub, self.cache, request, self.limits, opened)
+            async for message in stream:
                 sent += 1
                 yield message
         except MdcacheError as exc:
