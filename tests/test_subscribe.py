@@ -417,3 +417,20 @@ async def test_grpcurl_subscribes_as_the_readme_shows(server: Server, client: As
         ("1262736000000", False),
     ]
     assert messages[1]["series"] == {"symbol": "600519", "data_type": "kline", "timeframe": "1d"}
+
+
+async def test_a_stopping_server_ends_streams_unavailable(store_url: str) -> None:
+    srv = Server(server_config(store_url, grace_seconds="30"), open_store(store_url))
+    await srv.start()
+    target = f"127.0.0.1:{srv.port}"
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = pb_grpc.MarketDataCacheStub(channel)
+        stream = stub.Subscribe(pb.SubscribeRequest(series=[pb.SeriesKey(**QUOTES._asdict())]))
+        await stream.initial_metadata()
+        started = time.monotonic()
+        await srv.stop(grace=30)
+        stopped = time.monotonic() - started
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await stream.read()
+    assert ended.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert stopped < 10  # not the whole grace: the stream ended at once

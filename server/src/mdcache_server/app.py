@@ -186,6 +186,7 @@ class Server:
         grace = self.config.grace_seconds if grace is None else grace
         log.info("stopping", grace_seconds=grace)
         await self.health.shutting_down()
+        self.servicer.hub.stop()  # open Subscribe streams end UNAVAILABLE: clients go elsewhere
         await self.grpc.stop(grace)
         for task in self._tasks:
             task.cancel()

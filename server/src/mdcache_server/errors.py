@@ -38,6 +38,10 @@ class Lagging(Overloaded):
     """A subscriber fell further behind than its stream's buffer: the stream is cut."""
 
 
+class Stopping(MdcacheError):
+    """The server is stopping: open streams end, for their clients to go elsewhere."""
+
+
 class ResumeLost(MdcacheError):
     """A stream cannot resume where asked: another process, or changes no longer held."""
 

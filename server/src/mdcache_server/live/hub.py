@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from mdcache_server.errors import Lagging
+from mdcache_server.errors import Lagging, Stopping
 from mdcache_server.model import Record, SeriesKey
 
 
@@ -41,6 +41,7 @@ class Stream:
     pending: deque[Change] = field(default_factory=deque)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     behind: int = 0  # changes dropped once full: the stream is cut
+    stopping: bool = False
 
     def wants(self, series: SeriesKey) -> bool:
         return series in self.series or series.symbol == self.symbol
@@ -64,6 +65,8 @@ class Stream:
         while not self.pending:
             if self.behind:
                 raise self.lagging()
+            if self.stopping:
+                raise Stopping("the server is stopping; subscribe again (resume_after)")
             self.ready.clear()
             await self.ready.wait()
         if self.behind:
@@ -119,6 +122,12 @@ class Hub:
         stream = Stream(frozenset(series), symbol, self.buffer)
         self._streams.add(stream)
         return stream
+
+    def stop(self) -> None:
+        """Ends every stream once it has sent what it holds (the server is stopping)."""
+        for stream in self._streams:
+            stream.stopping = True
+            stream.ready.set()
 
     def close(self, stream: Stream) -> None:
         self._streams.discard(stream)

@@ -243,6 +243,7 @@ class MarketDataCacheServicer:
         """Streams the series' records as they are written (``live.subscription``)."""
         started = time.perf_counter()
         sent = 0
+        self.calls["Subscribe"] += 1
         try:
             opened = lambda: context.send_initial_metadata((("mdcache-stream", self.hub.epoch),))  # noqa: E731
             stream = subscription.serve(self.hub, self.cache, request, self.limits, opened)
@@ -251,10 +252,13 @@ class MarketDataCacheServicer:
                 yield message
         except MdcacheError as exc:
             status = status_for(exc)
-            self.calls["Subscribe"] += 1
             self.errors["Subscribe"] += 1
             log.warning("rpc", method="Subscribe", status=status.name, sent=sent, error=str(exc))
             await context.abort(status, str(exc))
+        except Exception as exc:  # the boundary: nothing unexpected reaches the client
+            self.errors["Subscribe"] += 1
+            log.error("rpc", method="Subscribe", status="INTERNAL", sent=sent, exc_info=exc)
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
         finally:
             seconds = time.perf_counter() - started
             log.debug("subscribe_ended", sent=sent, duration_ms=round(seconds * 1000, 3))

@@ -11,6 +11,7 @@ from mdcache_server.errors import (
     MdcacheError,
     Overloaded,
     ResumeLost,
+    Stopping,
     StoreError,
     StoreUnavailable,
 )
@@ -19,6 +20,7 @@ STATUS: Final[dict[type[MdcacheError], grpc.StatusCode]] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ResumeLost: grpc.StatusCode.FAILED_PRECONDITION,
+    Stopping: grpc.StatusCode.UNAVAILABLE,
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
     StoreError: grpc.StatusCode.INTERNAL,
 }
