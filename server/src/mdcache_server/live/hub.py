@@ -5,7 +5,7 @@ process's sequence (``seq``) and goes into a ring of the most recent changes and
 bounded buffer of every stream that follows its series (or its symbol). Publishing never
 waits: a stream whose buffer is full is cut (it learns how far behind it was), so a slow
 subscriber holds up neither writers nor other subscribers, and memory stays bounded by
-``buffer`` changes a stream plus ``ring`` changes in all.
+``buffer`` changes a stream plus the ring (``ring`` changes, ``ring_bytes`` of payloads).
 
 The ring lets a client that lost its connection resume right after the last ``seq`` it
 received, with nothing lost and nothing twice, while this process still holds it; the
@@ -79,11 +79,15 @@ class Stream:
 class Hub:
     """Publishes changes to the streams that follow them."""
 
-    def __init__(self, *, buffer: int = 10_000, ring: int = 100_000) -> None:
+    def __init__(
+        self, *, buffer: int = 10_000, ring: int = 100_000, ring_bytes: int = 64 * 1024 * 1024
+    ) -> None:
         self.buffer = buffer
         self.epoch = secrets.token_hex(6)
         self.seq = 0
-        self._ring: deque[Change] = deque(maxlen=ring)
+        self._ring: deque[Change] = deque()
+        self._ring_size, self._ring_bytes = ring, ring_bytes
+        self._ring_held = 0  # payload characters in the ring
         self._streams: set[Stream] = set()
         # With a journal (live.journal), acknowledged changes go there, and come back
         # from it in the order of every replica's acknowledgements.
@@ -113,10 +117,17 @@ class Hub:
             for record in last.values():
                 self.seq += 1
                 change = Change(self.seq, series, record)
-                self._ring.append(change)
+                self._remember(change)
                 for stream in streams:
                     if stream.wants(series):
                         stream.offer(change)
+
+    def _remember(self, change: Change) -> None:
+        ring = self._ring
+        ring.append(change)
+        self._ring_held += len(change.record.payload)
+        while len(ring) > self._ring_size or self._ring_held > self._ring_bytes:
+            self._ring_held -= len(ring.popleft().record.payload)
 
     def open(self, series: Iterable[SeriesKey], symbol: str) -> Stream:
         stream = Stream(frozenset(series), symbol, self.buffer)
