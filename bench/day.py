@@ -1,15 +1,20 @@
 """Part 5, a day of the market-data service: cache-aside reads with a slow upstream.
 
 Every series of ../shared/data is replayed from ``STEPS`` bars before its end: each step
-(``STEP_SECONDS`` of wall time) an ingester writes every series' next bar in one
-``write_many``, as a feed would, and then "today" moves on. Meanwhile ``CALLERS``
+(``STEP_SECONDS`` of wall time) "today" moves on a bar. The replay runs twice, each on a
+fresh server. **Fed**: an ingester writes every series' next bar in one ``write_many``, as
+a feed would, before "today" moves on. **History**: no feed; the cache starts holding
+each series' 250 bars up to yesterday (as after yesterday's run) and learns each new bar
+only through ``get_or_load``: the service's "the last 250 daily bars, up to today", asked
+every day. Meanwhile ``CALLERS``
 backend callers ask ``get_or_load`` for a window ending today, looking back 0 to 250
 bars, series drawn Zipf-skewed (a few symbols are asked for most of the time). A miss
 goes to the loader, which sleeps 200 ms like a slow upstream and returns the true bars
 of the window, which the client writes back. The cache starts empty.
 
-Every answer is checked against the upstream (same number of bars, same last
-timestamp), so a hit rate bought with wrong answers would show.
+Every answer is checked against the upstream (the same records, byte for byte), so a hit
+rate bought with wrong answers would show. The upstream counts its calls and the records
+it returned: what a rate-limited, sometimes paid upstream is asked for.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class Upstream:
     bars: Bars
     stamps: dict[Series, list[int]] = field(init=False)
     loads: int = 0
+    fetched: int = 0  # records returned, over every load
 
     def __post_init__(self) -> None:
         self.stamps = {s: [r.ts_ms or 0 for r in recs] for s, recs in self.bars.items()}
@@ -54,7 +60,9 @@ class Upstream:
     async def load(self, series: Series, window: Window) -> Iterable[Record]:
         self.loads += 1
         await asyncio.sleep(LOADER_SECONDS)
-        return self.window(series, window)
+        records = self.window(series, window)
+        self.fetched += len(records)
+        return records
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +71,7 @@ class Outcome:
     seconds: float
     source: Source
     correct: bool
+    wrong: str = ""  # what differed, for a wrong answer
 
 
 async def run(
@@ -75,10 +84,31 @@ async def run(
     seed: int = 7,
     store: str | None = None,
 ) -> dict[str, Any]:
-    server = procs.mdcache("mdcache-day", workdir, store=store)
+    """The fed replay's figures, with the history replay's under ``"history"``."""
+    result = await _one(workdir, "fed", bars, steps, step_seconds, progress, seed, store)
+    result["history"] = await _one(
+        workdir, "history", bars, steps, step_seconds, progress, seed, store
+    )
+    return result
+
+
+async def _one(
+    workdir: Path,
+    kind: str,
+    bars: Bars,
+    steps: int,
+    step_seconds: float,
+    progress: Callable[[str], None],
+    seed: int,
+    store: str | None,
+) -> dict[str, Any]:
+    url = f"{store}_{kind}" if store else None  # a database of its own for each replay
+    server = procs.mdcache(f"mdcache-day-{kind}", workdir, store=url)
     try:
         async with AsyncClient(server.target, timeout=30) as client:
-            return await _replay(client, server.pid, bars, steps, step_seconds, progress, seed)
+            return await _replay(
+                client, server.pid, bars, steps, step_seconds, progress, seed, fed=kind == "fed"
+            )
     finally:
         server.stop()
 
@@ -91,6 +121,8 @@ async def _replay(
     step_seconds: float,
     progress: Callable[[str], None],
     seed: int,
+    *,
+    fed: bool,
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     needed = steps + 1 + max(LOOKBACKS)  # today's bar at step 0 has the longest look back
@@ -110,15 +142,21 @@ async def _replay(
 
     async def ingester() -> None:
         nonlocal step
-        # Today's bars of every series are in the cache before the first caller asks.
-        await client.write_many({s: [bars[s][start[s]]] for s in series})
+        # Fed: today's bars of every series are in the cache before the first caller asks.
+        # History: the bars up to yesterday are.
+        if fed:
+            await client.write_many({s: [bars[s][start[s]]] for s in series})
+        else:
+            back = max(LOOKBACKS)
+            await client.write_many({s: bars[s][start[s] - back : start[s]] for s in series})
         began = time.perf_counter()
         for next_step in range(1, steps + 1):
             await asyncio.sleep(max(began + next_step * step_seconds - time.perf_counter(), 0))
-            fresh = {s: [bars[s][start[s] + next_step]] for s in series}
-            t0 = time.perf_counter()
-            await client.write_many(fresh)
-            write_latencies.append(time.perf_counter() - t0)
+            if fed:
+                fresh = {s: [bars[s][start[s] + next_step]] for s in series}
+                t0 = time.perf_counter()
+                await client.write_many(fresh)
+                write_latencies.append(time.perf_counter() - t0)
             step = next_step
         done.set()
 
@@ -135,8 +173,9 @@ async def _replay(
             got = await client.get_or_load(s, window, upstream.load)
             seconds = time.perf_counter() - t0
             truth = upstream.window(s, window)
-            correct = len(got.records) == len(truth) and got.records[-1].ts_ms == truth[-1].ts_ms
-            outcomes.append(Outcome(now, seconds, got.source, correct))
+            correct = list(got.records) == truth
+            wrong = "" if correct else _difference(s, window, got.source, got.records, truth)
+            outcomes.append(Outcome(now, seconds, got.source, correct, wrong))
 
     cpu = process_cpu(pid)
     began = time.perf_counter()
@@ -146,6 +185,7 @@ async def _replay(
     stats = await client.stats()
     result = _summary(outcomes, wall, steps, write_latencies)
     result.update(
+        replay="fed" if fed else "history",
         series=len(series),
         series_too_short=left_out,
         callers=CALLERS,
@@ -153,6 +193,7 @@ async def _replay(
         step_seconds=step_seconds,
         loader_seconds=LOADER_SECONDS,
         loader_calls=upstream.loads,
+        loader_records=upstream.fetched,
         lookbacks=dict(zip(map(str, LOOKBACKS), LOOKBACK_WEIGHTS, strict=True)),
         zipf_s=ZIPF_S,
         top_series_share=round(weights[0] / sum(weights), 3),
@@ -161,12 +202,29 @@ async def _replay(
         server_hot_tier={"hits": stats.hot_tier.hits, "misses": stats.hot_tier.misses},
     )
     progress(
-        f"day: {result['calls']} calls, {result['calls_per_s']:.0f} calls/s, hit rate "
+        f"day ({result['replay']}): {result['calls']} calls, "
+        f"{result['calls_per_s']:.0f} calls/s, hit rate "
         f"{result['hit_rate']:.1%} (second half {result['hit_rate_second_half']:.1%}), "
         f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.1f} ms, "
-        f"wrong answers {result['wrong_answers']}"
+        f"wrong answers {result['wrong_answers']}; upstream: {upstream.loads} calls, "
+        f"{upstream.fetched} records"
     )
     return result
+
+
+def _difference(
+    series: Series, window: Window, source: Source, got: Iterable[Record], truth: list[Record]
+) -> str:
+    answered, true = {r.ts_ms: r for r in got}, {r.ts_ms: r for r in truth}
+    missing = sorted(set(true) - set(answered), key=lambda t: t or 0)
+    extra = sorted(set(answered) - set(true), key=lambda t: t or 0)
+    unlike = sorted(
+        (t for t in true if t in answered and answered[t] != true[t]), key=lambda t: t or 0
+    )
+    return (
+        f"{'/'.join(series)} {window.start_ms}..{window.end_ms} ({source.value}): "
+        f"missing {missing[:3]}, extra {extra[:3]}, unlike {unlike[:3]}"
+    )
 
 
 def _ms(values: list[float], q: float) -> float:
@@ -194,6 +252,7 @@ def _summary(
         "miss_p99_ms": _ms(misses, 99),
         "fallbacks": sum(o.source is Source.FALLBACK for o in outcomes),
         "wrong_answers": sum(not o.correct for o in outcomes),
+        "wrong_examples": [o.wrong for o in outcomes if not o.correct][:5],
         "ingest_writes": len(writes),
         "ingest_write_p50_ms": _ms(writes, 50),
     }

@@ -643,11 +643,29 @@ def _day_table(day: dict[str, Any], add: Any, store: str = "SQLite") -> None:
         f"loader {day['loader_seconds'] * 1000:.0f} ms |"
     )
     add(f"| loader calls | {day['loader_calls']:,} | |")
+    if "loader_records" in day:
+        add(f"| records the loader returned | {day['loader_records']:,} | |")
     add(f"| answers unlike the upstream's | {day['wrong_answers']} | 0 |")
     add(f"| fallbacks (cache unreachable) | {day['fallbacks']} | 0 |")
     add(f"| ingest write_many p50 ms | {day['ingest_write_p50_ms']:.2f} | |")
     add(f"| server CPU ms per call | {day['server_cpu_ms_per_call']:.3f} | |")
     add("")
+    history = day.get("history")
+    if history:
+        add(
+            "**History** (the same replay with no feed: the cache starts holding each series' "
+            "250 bars up to yesterday, and learns each new bar only through `get_or_load`):"
+        )
+        add("")
+        add("| figure | measured |")
+        add("|---|---:|")
+        add(f"| hit rate | {history['hit_rate']:.1%} |")
+        add(f"| calls | {history['calls']:,} |")
+        add(f"| loader calls | {history['loader_calls']:,} |")
+        add(f"| records the loader returned | {history['loader_records']:,} |")
+        add(f"| answers unlike the upstream's | {history['wrong_answers']} |")
+        add(f"| p50 / p99 ms, all calls | {history['p50_ms']:.2f} / {history['p99_ms']:.1f} |")
+        add("")
 
 
 def chart(growth: dict[str, Any], path: Path) -> None:

@@ -134,6 +134,9 @@ def test_every_error_class_has_a_status_other_than_unknown() -> None:
         "ConnectionLost": "UNAVAILABLE",
         "StoreDown": "UNAVAILABLE",
         "Unreachable": "UNAVAILABLE",  # TDengine's: no server answered
+        "Lagging": "RESOURCE_EXHAUSTED",  # a subscriber too far behind
+        "ResumeLost": "FAILED_PRECONDITION",  # a stream's resume point no longer held
+        "Stopping": "UNAVAILABLE",  # streams ended by a server stopping
     }
 
 

@@ -20,13 +20,17 @@ from mdcache_client._errors import (
     UnauthenticatedError,
     UnavailableError,
 )
+from mdcache_client._live import AsyncSubscription, Change, Subscription
 from mdcache_client._sync import Client
+from mdcache_client._topup import ranges_loader
 from mdcache_client._types import (
     AsyncLoader,
+    AsyncRangesLoader,
     HotTierStats,
     Loader,
     LoadResult,
     MethodCalls,
+    RangesLoader,
     ReadResult,
     Record,
     Series,
@@ -38,6 +42,9 @@ from mdcache_client._types import (
 __all__ = [
     "AsyncClient",
     "AsyncLoader",
+    "AsyncRangesLoader",
+    "AsyncSubscription",
+    "Change",
     "Client",
     "DeadlineExceededError",
     "HotTierStats",
@@ -47,14 +54,17 @@ __all__ = [
     "MdcacheError",
     "MethodCalls",
     "PermissionDeniedError",
+    "RangesLoader",
     "ReadResult",
     "Record",
     "ResourceExhaustedError",
     "Series",
     "Source",
     "Stats",
+    "Subscription",
     "UnauthenticatedError",
     "UnavailableError",
     "Window",
+    "ranges_loader",
 ]
 __version__ = "0.1.0"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 
@@ -19,9 +19,21 @@ from mdcache_client._errors import (
     from_rpc_error,
 )
 from mdcache_client._flight import AsyncSingleFlight
+from mdcache_client._live import AsyncSubscription
+from mdcache_client._topup import (
+    AsyncRangeFlight,
+    EmptyRanges,
+    Newest,
+    Seams,
+    answer,
+    coalesce,
+    missing,
+    takes_ranges,
+)
 from mdcache_client._transport import Transport
 from mdcache_client._types import (
     AsyncLoader,
+    AsyncRangesLoader,
     LoadResult,
     ReadResult,
     Record,
@@ -35,6 +47,7 @@ R = TypeVar("R")
 DEFAULT_TIMEOUT = 5.0
 DEFAULT_KEEPALIVE = 30.0
 DEFAULT_MAX_ATTEMPTS = 4
+DEFAULT_EMPTY_RANGE_SECONDS = 600.0
 log = logging.getLogger("mdcache_client")
 
 
@@ -55,7 +68,8 @@ class AsyncClient:
     others, ``client_certificate`` is ``(certificate chain PEM, private key PEM)`` for
     servers that ask for one; either implies TLS. ``token`` is sent as
     ``authorization: Bearer <token>``. ``keepalive`` is seconds between pings on an idle
-    connection (None: none). ``fallback`` is the default of :meth:`get_or_load`.
+    connection (None: none). ``fallback`` is the default of :meth:`get_or_load`;
+    ``empty_range_seconds`` how long it remembers a range the loader answered empty (0: not).
     ``options`` are extra gRPC channel options; ``channel`` replaces the client's own.
     """
 
@@ -72,6 +86,7 @@ class AsyncClient:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         load_balancing: str = "round_robin",
         fallback: bool = True,
+        empty_range_seconds: float = DEFAULT_EMPTY_RANGE_SECONDS,
         options: Sequence[tuple[str, Any]] = (),
         channel: grpc.aio.Channel | None = None,
     ) -> None:
@@ -101,6 +116,10 @@ class AsyncClient:
         self._channel = channel
         self._stub = pb_grpc.MarketDataCacheStub(channel)
         self._flight: AsyncSingleFlight[LoadResult] = AsyncSingleFlight()
+        self._ranges = AsyncRangeFlight()
+        self._empty = EmptyRanges(empty_range_seconds)
+        self._newest = Newest()
+        self._seams = Seams()
 
     @property
     def channel(self) -> grpc.aio.Channel:
@@ -188,34 +207,37 @@ class AsyncClient:
         self,
         series: Series,
         window: Window,
-        loader: AsyncLoader,
+        loader: AsyncLoader | AsyncRangesLoader,
         *,
         tolerance_ms: int = 0,
         fallback: bool | None = None,
         resample_from: str | None = None,
         timeout: float | None = None,
     ) -> LoadResult:
-        """The series' records in the window: from the cache, or from ``loader`` (cache-aside).
+        """The series' records in the window: from the cache, topped up by ``loader``.
 
-        The cache covers the window when it holds a record at or before
-        ``start_ms + tolerance_ms`` and one at or after ``end_ms - tolerance_ms``. Then its
-        records are the answer (``Source.CACHE``). Otherwise (a miss, or only part of the
-        window) ``loader(series, window)`` is called, everything it returns is written
-        back, and its records within the window are the answer (``Source.LOADER``); a
-        failed write-back is logged, and the answer stands. When the cache cannot be
-        reached (UNAVAILABLE or DEADLINE_EXCEEDED), the loader's records are the answer
+        The window is read from the cache, and the loader is asked only for the ranges the
+        cache lacks: at the edges (no record at or before ``start_ms + tolerance_ms``, or at
+        or after ``end_ms - tolerance_ms``), and, with a positive tolerance, between two
+        records further apart than twice ``tolerance_ms``; less the ranges it answered empty in
+        the last ``empty_range_seconds``. ``loader(series, range)`` is called once per
+        missing range, or ``loader(series, [range, ...])`` once when it is marked with
+        :func:`~mdcache_client.ranges_loader`. Everything it returns is written back, and
+        the answer is the window's records held and loaded merged (``Source.LOADER``), or
+        the held ones when nothing was missing (``Source.CACHE``); a failed write-back is
+        logged, and the answer stands. When the cache cannot be reached (UNAVAILABLE or
+        DEADLINE_EXCEEDED), the loader's records of the whole window are the answer
         (``Source.FALLBACK``), logged as a warning; with ``fallback=False`` the error is
         raised instead. Records are oldest first, one per timestamp.
 
         Concurrent calls with the same series, window, tolerance and fallback share one
-        execution, and so one load, in this process: the first caller's loader runs, and
-        its result, or its exception, is every caller's. A loader's exception propagates
-        as it is.
+        execution in this process; calls whose missing ranges overlap share the loads of
+        the overlap. A loader's exception propagates as it is, to every caller sharing it.
 
         ``resample_from`` names a finer timeframe (e.g. ``"1m"`` for ``series`` of
         ``"60m"``): when the cache holds the finer series over the window, its bars made
         into ``series``' timeframe by the server are the answer (``Source.CACHE``); else
-        the series itself is read or loaded, as above.
+        the series itself is read and topped up, as above.
         """
         if tolerance_ms < 0:
             raise ValueError("tolerance_ms must be 0 or more")
@@ -231,21 +253,21 @@ class AsyncClient:
         self,
         series: Series,
         window: Window,
-        loader: AsyncLoader,
+        loader: AsyncLoader | AsyncRangesLoader,
         tolerance_ms: int,
         fallback: bool,
         resample_from: str | None,
         timeout: float | None,
     ) -> LoadResult:
         try:
-            cached = None
             if resample_from is not None:
                 finer = Series(series.symbol, series.data_type, resample_from)
-                cached = await self._covering(
+                covered = await self._covering(
                     finer, window, tolerance_ms, timeout, resample=series.timeframe
                 )
-            if cached is None:
-                cached = await self._covering(series, window, tolerance_ms, timeout)
+                if covered is not None:
+                    return LoadResult(series, covered.records, Source.CACHE, covered.truncated)
+            held, newest = await self._held(series, window, timeout)
         except (UnavailableError, DeadlineExceededError) as exc:
             if not fallback:
                 raise
@@ -254,15 +276,48 @@ class AsyncClient:
                 "/".join(series),
                 exc,
             )
-            loaded = await loader(series, window)
+            loaded = await self._call_loader(loader, series, [window])
             return LoadResult(series, within(loaded, window), Source.FALLBACK)
-        if cached is not None:
-            return LoadResult(series, cached.records, Source.CACHE, cached.truncated)
-        records = list(await loader(series, window))
-        answer = within(records, window)
-        if records:
+        stamps = [stamp(r) for r in held.records]
+        self._newest.saw(series, stamps if newest is None else [newest])
+        gaps = self._newest.joined(series, window, missing(window, stamps, tolerance_ms, newest))
+        if gaps == [window]:  # nothing known around it: a hole may be left beside it
+            self._seams.opened(series, window)
+        suspects = self._seams.suspects(series, window, stamps)
+        if suspects:
+            gaps = coalesce(sorted([*gaps, *suspects], key=lambda w: w.start_ms), tolerance_ms)
+        gaps = self._empty.unknown(series, gaps)
+        if not gaps:
+            return LoadResult(series, held.records, Source.CACHE, held.truncated)
+        loaded = await self._ranges.load(
+            series,
+            gaps,
+            lambda ranges: self._top_up(series, ranges, loader, tolerance_ms, timeout),
+        )
+        through = stamps[-1] if held.truncated else None
+        records = answer(held.records, loaded, window, through)
+        return LoadResult(series, records, Source.LOADER, held.truncated)
+
+    async def _top_up(
+        self,
+        series: Series,
+        ranges: list[Window],
+        loader: AsyncLoader | AsyncRangesLoader,
+        tolerance_ms: int,
+        timeout: float | None,
+    ) -> list[Record]:
+        """Loads the missing ranges, writes back what came, remembers what came empty."""
+        records = await self._call_loader(loader, series, ranges)
+        stamps = [stamp(r) for r in records]
+        for asked in ranges:
+            self._empty.remember(series, asked, stamps, tolerance_ms)
+        if not records:
+            self._seams.closed(series, ranges)
+        else:
             try:
                 await self.write(series, records, timeout=timeout)
+                self._newest.saw(series, stamps)
+                self._seams.closed(series, ranges)
             except MdcacheError as exc:
                 log.warning(
                     "mdcache write-back of %d records to %s failed: %s",
@@ -270,7 +325,7 @@ class AsyncClient:
                     "/".join(series),
                     exc,
                 )
-        return LoadResult(series, answer, Source.LOADER)
+        return records
 
     async def _covering(
         self,
@@ -300,6 +355,55 @@ class AsyncClient:
             )
             last = newest.records[0]
         return result if covers(window, stamp(first), stamp(last), tolerance_ms) else None
+
+    @staticmethod
+    async def _call_loader(
+        loader: AsyncLoader | AsyncRangesLoader, series: Series, ranges: list[Window]
+    ) -> list[Record]:
+        if takes_ranges(loader):
+            return list(await cast(AsyncRangesLoader, loader)(series, ranges))
+        records: list[Record] = []
+        for window in ranges:
+            records.extend(await cast(AsyncLoader, loader)(series, window))
+        return records
+
+    async def _held(
+        self, series: Series, window: Window, timeout: float | None
+    ) -> tuple[ReadResult, int | None]:
+        """The cached records of the window, and its newest record's time when truncated."""
+        start_ms, end_ms = window.start_ms, window.end_ms
+        result = await self.read(series, start_ms=start_ms, end_ms=end_ms, timeout=timeout)
+        if not result.truncated:
+            return result, None
+        newest = await self.read(
+            series, start_ms=start_ms, end_ms=end_ms, limit=1, newest_first=True, timeout=timeout
+        )
+        return result, stamp(newest.records[0])
+
+    async def subscribe(
+        self,
+        series: Iterable[Series] = (),
+        *,
+        symbol: str = "",
+        since_ms: int | None = None,
+    ) -> AsyncSubscription:
+        """Each record written to ``series`` (or every series of ``symbol``), as written.
+
+        Returns once the server follows them (a write made after is given), an iterator
+        to close (or use as a context manager) to hang up. With ``since_ms`` the records
+        held from then are replayed first, oldest first (``Change.replayed``). An
+        iterator without end: it reconnects after UNAVAILABLE and
+        resumes after the last change received (see :mod:`mdcache_client._live`); any other
+        error (RESOURCE_EXHAUSTED for a subscriber that fell behind) is raised.
+
+        >>> quotes = Series("600519", "quote", "tick")
+        >>> async with await cache.subscribe([quotes]) as live:  # doctest: +SKIP
+        ...     async for change in live:
+        ...         print(change.series, change.record.json())
+        """
+        subscription = AsyncSubscription(self._stub, self._metadata, series, symbol, since_ms)
+        await subscription.open()
+        return subscription
 
     async def purge(
         self,

@@ -108,6 +108,14 @@ Loader: TypeAlias = Callable[[Series, Window], Iterable[Record]]
 AsyncLoader: TypeAlias = Callable[[Series, Window], Awaitable[Iterable[Record]]]
 """Fetches a series' records for a window from the upstream (``AsyncClient``)."""
 
+RangesLoader: TypeAlias = Callable[[Series, Sequence[Window]], Iterable[Record]]
+"""Fetches a series' records for several windows in one upstream call (``Client``);
+marked with :func:`~mdcache_client.ranges_loader`."""
+
+AsyncRangesLoader: TypeAlias = Callable[[Series, Sequence[Window]], Awaitable[Iterable[Record]]]
+"""Fetches a series' records for several windows in one upstream call (``AsyncClient``);
+marked with :func:`~mdcache_client.ranges_loader`."""
+
 
 @dataclass(frozen=True, slots=True)
 class HotTierStats:

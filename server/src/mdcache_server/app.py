@@ -8,6 +8,7 @@ import signal
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import structlog
@@ -23,6 +24,8 @@ from mdcache_server.cache.stats import HitStats
 from mdcache_server.config import Config
 from mdcache_server.errors import MdcacheError, StoreUnavailable
 from mdcache_server.health import HealthReporter
+from mdcache_server.live.hub import Hub
+from mdcache_server.live.journal import Journal
 from mdcache_server.metrics import Metrics, MetricsEndpoint
 from mdcache_server.pool import WorkerPool
 from mdcache_server.resample.rules import Resampling
@@ -42,6 +45,17 @@ ANSWERS_SHARE = 16  # remembered Read answers take up to 1/16 of the hot tier's 
 def _prepare(conn: StoreConnection) -> str:
     conn.ensure_schema()
     return conn.server_version()
+
+
+def live_journal(config: Config, store: Store, hub: Hub) -> Journal | None:
+    """The changes journal of replicas on one SQLite file, when configured."""
+    if not config.subscribe_poll_ms:
+        return None
+    path = getattr(store, "path", None)
+    if path is None:
+        log.warning("subscribe_relay_unsupported", store=store.name)
+        return None
+    return Journal(Path(f"{path}-changes"), hub.epoch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +138,7 @@ class Server:
             slow_call_ms=config.slow_call_ms,
             answers=Answers(config.hot_tier_bytes // ANSWERS_SHARE),
             resampling=Resampling(config.calendars, config.markets, config.summed_fields),
+            hub=Hub(buffer=config.subscribe_buffer),
         )
         methods.add_to_server(servicer, self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.grpc)
@@ -134,6 +149,7 @@ class Server:
         )
         reflection.enable_server_reflection(names, self.grpc)
         self.port = 0
+        self.journal = live_journal(config, store, servicer.hub)
 
     async def _prepare_store(self) -> str:
         """Creates the schema, retrying a store that is not ready until the start-up deadline."""
@@ -191,6 +207,10 @@ class Server:
         if config.max_records:
             check = lambda: capacity.enforce(cache, config.max_records)  # noqa: E731
             jobs.add("capacity", lambda: every(config.capacity_interval, "capacity", check))
+        journal = self.journal
+        if journal is not None:
+            poll = config.subscribe_poll_ms / 1000
+            jobs.add("subscribe-relay", lambda: journal.relay(self.servicer.hub, poll))
         await jobs.start()
 
     async def _retention(self) -> None:
@@ -208,6 +228,7 @@ class Server:
         grace = self.config.grace_seconds if grace is None else grace
         log.info("stopping", grace_seconds=grace)
         await self.health.shutting_down()
+        self.servicer.hub.stop()  # open Subscribe streams end UNAVAILABLE: clients go elsewhere
         await self.grpc.stop(grace)
         await self.supervisor.stop()
         await self.cache.close()
@@ -217,6 +238,8 @@ class Server:
             log.warning("usage_flush_failed", error=str(exc))
         await asyncio.to_thread(self.pool.close)
         await asyncio.to_thread(self.metrics_endpoint.close)
+        if self.journal is not None:
+            await asyncio.to_thread(self.journal.close)
         log.info("stopped")
 
 

@@ -291,6 +291,24 @@ SETTINGS: tuple[Setting, ...] = (
         "debug (0: every call at info); failed calls are always logged",
     ),
     Setting(
+        "subscribe_buffer",
+        "--subscribe-buffer",
+        "MDCACHE_SUBSCRIBE_BUFFER",
+        "10000",
+        _positive_int,
+        "changes a Subscribe stream may have unsent; a subscriber further behind is cut "
+        "(RESOURCE_EXHAUSTED) and resumes from its last seq",
+    ),
+    Setting(
+        "subscribe_poll_ms",
+        "--subscribe-poll-ms",
+        "MDCACHE_SUBSCRIBE_POLL_MS",
+        "0",
+        _non_negative_float,
+        "replicas sharing one SQLite file: how often each polls the changes journal beside "
+        "it for the others' writes, to push them to its subscribers (0: off, one server)",
+    ),
+    Setting(
         "hot_tier_bytes",
         "--hot-tier-bytes",
         "MDCACHE_HOT_TIER_BYTES",
@@ -432,6 +450,8 @@ class Config:
     log_level: str
     log_format: str
     slow_call_ms: float
+    subscribe_buffer: int
+    subscribe_poll_ms: float
     hot_tier_bytes: int
     hot_tier_max_age: float
     hot_tier_max_series_records: int

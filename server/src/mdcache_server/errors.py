@@ -34,6 +34,18 @@ class Overloaded(MdcacheError):
     """More calls are waiting for a worker than the queue admits."""
 
 
+class Lagging(Overloaded):
+    """A subscriber fell further behind than its stream's buffer: the stream is cut."""
+
+
+class Stopping(MdcacheError):
+    """The server is stopping: open streams end, for their clients to go elsewhere."""
+
+
+class ResumeLost(MdcacheError):
+    """A stream cannot resume where asked: another process, or changes no longer held."""
+
+
 class ConfigError(MdcacheError):
     """The configuration is invalid; raised before the server starts."""
 

@@ -558,3 +558,80 @@ class MethodCalls(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MethodCalls: _TypeAlias = MethodCalls  # noqa: Y015
+
+@_typing.final
+class SubscribeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERIES_FIELD_NUMBER: _builtins.int
+    SYMBOL_FIELD_NUMBER: _builtins.int
+    SINCE_MS_FIELD_NUMBER: _builtins.int
+    RESUME_STREAM_FIELD_NUMBER: _builtins.int
+    RESUME_AFTER_FIELD_NUMBER: _builtins.int
+    symbol: _builtins.str
+    since_ms: _builtins.int
+    """Replay first the records held with ts_ms >= since_ms, oldest first (series only)."""
+    resume_stream: _builtins.str
+    """Resume a stream: its `stream` id and the `seq` of the last change received.
+    The server continues right after it while it still has it (same process,
+    within its recent changes); otherwise FAILED_PRECONDITION.
+    """
+    resume_after: _builtins.int
+    @_builtins.property
+    def series(self) -> _containers.RepeatedCompositeFieldContainer[Global___SeriesKey]:
+        """The series to follow; or, instead, every series of `symbol`."""
+
+    def __init__(
+        self,
+        *,
+        series: _abc.Iterable[Global___SeriesKey] | None = ...,
+        symbol: _builtins.str = ...,
+        since_ms: _builtins.int | None = ...,
+        resume_stream: _builtins.str = ...,
+        resume_after: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_since_ms", b"_since_ms", "since_ms", b"since_ms"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_since_ms", b"_since_ms", "resume_after", b"resume_after", "resume_stream", b"resume_stream", "series", b"series", "since_ms", b"since_ms", "symbol", b"symbol"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__since_ms: _TypeAlias = _typing.Literal["since_ms"]  # noqa: Y015
+    _WhichOneofArgType__since_ms: _TypeAlias = _typing.Literal["_since_ms", b"_since_ms"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__since_ms) -> _WhichOneofReturnType__since_ms | None: ...
+
+Global___SubscribeRequest: _TypeAlias = SubscribeRequest  # noqa: Y015
+
+@_typing.final
+class SubscribeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERIES_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    STREAM_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    seq: _builtins.int
+    """The change's place in this server process's sequence of writes (0: replayed
+    from the store). With `stream`, the resume point.
+    """
+    stream: _builtins.str
+    replayed: _builtins.bool
+    @_builtins.property
+    def series(self) -> Global___SeriesKey: ...
+    @_builtins.property
+    def record(self) -> Global___Record: ...
+    def __init__(
+        self,
+        *,
+        series: Global___SeriesKey | None = ...,
+        record: Global___Record | None = ...,
+        seq: _builtins.int = ...,
+        stream: _builtins.str = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record", "series", b"series"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record", b"record", "replayed", b"replayed", "seq", b"seq", "series", b"series", "stream", b"stream"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscribeResponse: _TypeAlias = SubscribeResponse  # noqa: Y015

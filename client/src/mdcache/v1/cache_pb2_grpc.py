@@ -55,6 +55,11 @@ class MarketDataCacheStub:
                 request_serializer=mdcache_dot_v1_dot_cache__pb2.StatsRequest.SerializeToString,
                 response_deserializer=mdcache_dot_v1_dot_cache__pb2.StatsResponse.FromString,
                 _registered_method=True)
+        self.Subscribe = channel.unary_stream(
+                '/mdcache.v1.MarketDataCache/Subscribe',
+                request_serializer=mdcache_dot_v1_dot_cache__pb2.SubscribeRequest.SerializeToString,
+                response_deserializer=mdcache_dot_v1_dot_cache__pb2.SubscribeResponse.FromString,
+                _registered_method=True)
 
 
 class MarketDataCacheServicer:
@@ -91,6 +96,14 @@ class MarketDataCacheServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Subscribe(self, request, context):
+        """Streams each record written to the series, as its Write is acknowledged
+        (per series in acknowledgement order), after a replay of what is held.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MarketDataCacheServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +126,11 @@ def add_MarketDataCacheServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=mdcache_dot_v1_dot_cache__pb2.StatsRequest.FromString,
                     response_serializer=mdcache_dot_v1_dot_cache__pb2.StatsResponse.SerializeToString,
+            ),
+            'Subscribe': grpc.unary_stream_rpc_method_handler(
+                    servicer.Subscribe,
+                    request_deserializer=mdcache_dot_v1_dot_cache__pb2.SubscribeRequest.FromString,
+                    response_serializer=mdcache_dot_v1_dot_cache__pb2.SubscribeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +242,33 @@ class MarketDataCache:
             '/mdcache.v1.MarketDataCache/Stats',
             mdcache_dot_v1_dot_cache__pb2.StatsRequest.SerializeToString,
             mdcache_dot_v1_dot_cache__pb2.StatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Subscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mdcache.v1.MarketDataCache/Subscribe',
+            mdcache_dot_v1_dot_cache__pb2.SubscribeRequest.SerializeToString,
+            mdcache_dot_v1_dot_cache__pb2.SubscribeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,10 @@ class MarketDataCacheStub:
     """Deletes records older than a cutoff, optionally for one symbol or data_type."""
     Stats: _grpc.UnaryUnaryMultiCallable[_cache_pb2.StatsRequest, _cache_pb2.StatsResponse]
     """Counts what is stored and how the cache is used."""
+    Subscribe: _grpc.UnaryStreamMultiCallable[_cache_pb2.SubscribeRequest, _cache_pb2.SubscribeResponse]
+    """Streams each record written to the series, as its Write is acknowledged
+    (per series in acknowledgement order), after a replay of what is held.
+    """
 
 @_typing.type_check_only
 class MarketDataCacheAsyncStub(MarketDataCacheStub):
@@ -68,6 +72,10 @@ class MarketDataCacheAsyncStub(MarketDataCacheStub):
     """Deletes records older than a cutoff, optionally for one symbol or data_type."""
     Stats: _aio.UnaryUnaryMultiCallable[_cache_pb2.StatsRequest, _cache_pb2.StatsResponse]  # type: ignore[assignment]
     """Counts what is stored and how the cache is used."""
+    Subscribe: _aio.UnaryStreamMultiCallable[_cache_pb2.SubscribeRequest, _cache_pb2.SubscribeResponse]  # type: ignore[assignment]
+    """Streams each record written to the series, as its Write is acknowledged
+    (per series in acknowledgement order), after a replay of what is held.
+    """
 
 class MarketDataCacheServicer(metaclass=_abc_1.ABCMeta):
     """The cache. Every call is answered only after the store holds what it changed."""
@@ -107,5 +115,15 @@ class MarketDataCacheServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_cache_pb2.StatsResponse, _abc.Awaitable[_cache_pb2.StatsResponse]]:
         """Counts what is stored and how the cache is used."""
+
+    @_abc_1.abstractmethod
+    def Subscribe(
+        self,
+        request: _cache_pb2.SubscribeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_cache_pb2.SubscribeResponse], _abc.AsyncIterator[_cache_pb2.SubscribeResponse]]:
+        """Streams each record written to the series, as its Write is acknowledged
+        (per series in acknowledgement order), after a replay of what is held.
+        """
 
 def add_MarketDataCacheServicer_to_server(servicer: MarketDataCacheServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -21,7 +21,9 @@ from mdcache_server.tokens import Role, Tokens
 log = structlog.get_logger("mdcache.auth")
 OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.v1.", "/grpc.reflection.v1alpha.")
 STATS = "/mdcache.v1.MarketDataCache/Stats"
-READ_ONLY = frozenset({"/mdcache.v1.MarketDataCache/Read", STATS})
+READ_ONLY = frozenset(
+    {"/mdcache.v1.MarketDataCache/Read", "/mdcache.v1.MarketDataCache/Subscribe", STATS}
+)
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 

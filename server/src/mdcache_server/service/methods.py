@@ -28,5 +28,10 @@ def add_to_server(servicer: object, server: grpc.aio.Server) -> None:
         )
         for name in ("Write", "Read", "Purge", "Stats")
     }
+    handlers["Subscribe"] = grpc.unary_stream_rpc_method_handler(
+        servicer.Subscribe,  # type: ignore[attr-defined]
+        request_deserializer=None,  # bytes through, as the others
+        response_serializer=pb.SubscribeResponse.SerializeToString,
+    )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
     server.add_registered_method_handlers(SERVICE, handlers)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -24,6 +24,8 @@ from mdcache_server.cache import usage
 from mdcache_server.cache.policy import CachePolicy, CacheStats
 from mdcache_server.config import setting
 from mdcache_server.errors import InvalidArgument, MdcacheError, StoreError, StoreUnavailable
+from mdcache_server.live import subscription
+from mdcache_server.live.hub import Hub
 from mdcache_server.metrics import Metrics
 from mdcache_server.model import Limits, SeriesKey
 from mdcache_server.resample import reads as resampled
@@ -139,6 +141,7 @@ class MarketDataCacheServicer:
         slow_call_ms: float = SLOW_CALL_MS,
         answers: Answers | None = None,
         resampling: Resampling | None = None,
+        hub: Hub | None = None,
     ) -> None:
         self.cache = cache
         self.limits = limits
@@ -147,6 +150,7 @@ class MarketDataCacheServicer:
         self.slow_seconds = slow_call_ms / 1000
         self.log_every_call = log.is_enabled_for(logging.DEBUG)  # logging is set up by now
         self.answers = answers if answers is not None else Answers(0)
+        self.hub = hub if hub is not None else Hub()
         self.calls: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.resampling = resampling if resampling is not None else Resampling.default()
@@ -229,6 +233,7 @@ class MarketDataCacheServicer:
             batches = validation.write_request(message, self.limits, self.now_ms)
             fields["series"] = _describe([key for key, _ in batches])
             fields["rows"] = written = await self.cache.write(batches)
+            await self.hub.acknowledged(batches)  # pushed to subscribers
             return pb.WriteResponse(written=written)
 
         return await self._serve("Write", context, handle)
@@ -275,6 +280,33 @@ class MarketDataCacheServicer:
             return response
 
         return await self._serve("Read", context, handle)
+
+    async def Subscribe(
+        self, request: bytes | pb.SubscribeRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.SubscribeResponse]:
+        """Streams the series' records as they are written (``live.subscription``)."""
+        started = time.perf_counter()
+        sent = 0
+        self.calls["Subscribe"] += 1
+        try:
+            request = parsed(pb.SubscribeRequest, request)
+            opened = lambda: context.send_initial_metadata((("mdcache-stream", self.hub.epoch),))  # noqa: E731
+            stream = subscription.serve(self.hub, self.cache, request, self.limits, opened)
+            async for message in stream:
+                sent += 1
+                yield message
+        except MdcacheError as exc:
+            status = status_for(exc)
+            self.errors["Subscribe"] += 1
+            log.warning("rpc", method="Subscribe", status=status.name, sent=sent, error=str(exc))
+            await context.abort(status, str(exc))
+        except Exception as exc:  # the boundary: nothing unexpected reaches the client
+            self.errors["Subscribe"] += 1
+            log.error("rpc", method="Subscribe", status="INTERNAL", sent=sent, exc_info=exc)
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+        finally:
+            seconds = time.perf_counter() - started
+            log.debug("subscribe_ended", sent=sent, duration_ms=round(seconds * 1000, 3))
 
     async def Purge(
         self, request: bytes | pb.PurgeRequest, context: grpc.aio.ServicerContext[Any, Any]

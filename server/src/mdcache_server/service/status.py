@@ -10,6 +10,8 @@ from mdcache_server.errors import (
     InvalidArgument,
     MdcacheError,
     Overloaded,
+    ResumeLost,
+    Stopping,
     StoreError,
     StoreUnavailable,
 )
@@ -17,6 +19,8 @@ from mdcache_server.errors import (
 STATUS: Final[dict[type[MdcacheError], grpc.StatusCode]] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ResumeLost: grpc.StatusCode.FAILED_PRECONDITION,
+    Stopping: grpc.StatusCode.UNAVAILABLE,
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
     StoreError: grpc.StatusCode.INTERNAL,
 }

@@ -1,0 +1,43 @@
+"""The subscription hub alone: what it keeps for resuming, and for how long."""
+
+from __future__ import annotations
+
+import pytest
+
+from mdcache_server.live import hub as hub_module
+from mdcache_server.live.hub import Hub
+from mdcache_server.model import Record, SeriesKey
+
+KEY = SeriesKey("600519", "quote", "tick")
+
+
+def test_changes_are_kept_for_resuming_while_streams_come_and_go() -> None:
+    hub = Hub(ring=3)
+    stream = hub.open([KEY], "")
+    hub.close(stream)
+    hub.publish([(KEY, [Record(1, "1"), Record(2, "2")])])
+    again = hub.open([KEY], "")
+    assert [c.record.ts_ms for c in hub.since(again, 0) or []] == [1, 2]
+    hub.publish([(KEY, [Record(3, "3"), Record(4, "4")])])
+    assert hub.since(again, 0) is None  # seq 1 fell out of the ring of 3
+    assert [c.seq for c in hub.since(again, 1) or []] == [2, 3, 4]
+
+
+def test_with_no_stream_for_a_while_nothing_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = Hub()
+    stream = hub.open([KEY], "")
+    hub.close(stream)
+    monkeypatch.setattr(hub_module, "RESUME_SECONDS", 0.0)
+    hub.publish([(KEY, [Record(1, "1"), Record(1, "again"), Record(2, "2")])])
+    assert hub.seq == 2  # numbered all the same (a timestamp twice counts once)
+    later = hub.open([KEY], "")
+    assert hub.since(later, 0) is None  # a resume from before: FAILED_PRECONDITION
+    assert hub.since(later, 2) == []
+
+
+def test_the_ring_is_bounded_by_payload_bytes() -> None:
+    hub = Hub(ring_bytes=10)
+    stream = hub.open([KEY], "")
+    hub.publish([(KEY, [Record(i, "12345") for i in range(5)])])
+    assert [c.seq for c in hub.since(stream, 3) or []] == [4, 5]
+    assert hub.since(stream, 2) is None
