@@ -7,8 +7,10 @@ import asyncio
 import signal
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import structlog
@@ -38,6 +40,7 @@ from mdcache_server.supervisor import Supervisor
 from mdcache_server.transport import add_port, options
 from mdcache_server.wire import codec
 
+T = TypeVar("T")
 log = structlog.get_logger(__name__)
 ANSWERS_SHARE = 16  # remembered Read answers take up to 1/16 of the hot tier's bytes, on top
 
@@ -151,14 +154,14 @@ class Server:
         self.port = 0
         self.journal = live_journal(config, store, servicer.hub)
 
-    async def _prepare_store(self) -> str:
-        """Creates the schema, retrying a store that is not ready until the start-up deadline."""
-        deadline = time.monotonic() + self.config.startup_timeout
+    async def _when_ready(self, deadline: float, step: Callable[[], Awaitable[T]]) -> T:
+        """Runs a start-up step, retrying a store that is not ready until the start-up
+        deadline (a cluster still electing leaders fails each step for seconds)."""
         delay, attempt = 0.25, 0
         while True:
             attempt += 1
             try:
-                return await self.pool.run(_prepare)
+                return await step()
             except StoreUnavailable as exc:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -171,13 +174,14 @@ class Server:
                 delay = min(delay * 2, 5.0)
 
     async def start(self) -> int:
-        version = await self._prepare_store()
+        deadline = time.monotonic() + self.config.startup_timeout
+        version = await self._when_ready(deadline, lambda: self.pool.run(_prepare))
         self.port = add_port(self.grpc, self.config)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.config.listen}")
         self.cache.store_prepared(version, replica=f"{socket.gethostname()}:{self.port}")
-        await usage.load(self.cache)
-        await warming.warm(self.cache, self.config.warm_seconds)
+        await self._when_ready(deadline, lambda: usage.load(self.cache))
+        await self._when_ready(deadline, lambda: warming.warm(self.cache, self.config.warm_seconds))
         self.metrics_endpoint.start()
         await self.grpc.start()
         await self.health.set(True)
