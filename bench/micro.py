@@ -123,10 +123,10 @@ async def handlers(quick: bool) -> dict[str, float]:
     first, last = data.year_window(bars)
     out: dict[str, float] = {}
     stderr = sys.stderr
-    with (
-        tempfile.TemporaryDirectory(prefix="mdcache-micro-") as tmp,
-        open(os.devnull, "w") as null,  # noqa: ASYNC230 (opening /dev/null does not block)
-    ):
+    # Left open: loggers cached while it is standard error keep writing to it after (a
+    # later part of the same run, the TDengine growth build, logs through them).
+    null = open(os.devnull, "w")  # noqa: ASYNC230, SIM115 (opening /dev/null does not block)
+    with tempfile.TemporaryDirectory(prefix="mdcache-micro-") as tmp:
         sys.stderr = null  # the server logs what it logs when serving (errors, slow calls)
         servers = []
         try:

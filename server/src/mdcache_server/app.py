@@ -173,9 +173,15 @@ class Server:
                 await asyncio.sleep(min(delay, remaining))
                 delay = min(delay * 2, 5.0)
 
+    async def _prepare_store(self, deadline: float | None = None) -> str:
+        """Creates the schema, retrying a store that is not ready until the deadline."""
+        if deadline is None:
+            deadline = time.monotonic() + self.config.startup_timeout
+        return await self._when_ready(deadline, lambda: self.pool.run(_prepare))
+
     async def start(self) -> int:
         deadline = time.monotonic() + self.config.startup_timeout
-        version = await self._when_ready(deadline, lambda: self.pool.run(_prepare))
+        version = await self._prepare_store(deadline)
         self.port = add_port(self.grpc, self.config)
         if self.port == 0:
             raise OSError(f"cannot listen on {self.config.listen}")

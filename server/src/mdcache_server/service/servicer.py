@@ -167,7 +167,7 @@ class MarketDataCacheServicer:
         fields: dict[str, Any] = {}
         started = time.perf_counter()
         error: Exception
-        remaining = context.time_remaining()
+        remaining = None if context is None else context.time_remaining()  # None: in process
         try:
             if remaining is None:
                 response = await handle(fields)
