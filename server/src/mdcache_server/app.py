@@ -72,6 +72,7 @@ def compose(config: Config, store: Store) -> Parts:
             max_age=config.hot_tier_max_age,
             max_series_records=config.hot_tier_max_series_records,
             encode=codec.fields_of,
+            counted_versions=store.counted_versions,
         ),
         stats=HitStats(replica=config.replica_id),
         retention=config.retention,
