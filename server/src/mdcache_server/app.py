@@ -188,7 +188,13 @@ class Server:
         )
         jobs.add("retention", self._retention)
         if config.max_records:
-            check = lambda: capacity.enforce(cache, config.max_records)  # noqa: E731
+            # Without transactions one replica at a time checks (``cache/capacity.py``).
+            leadership = (
+                None
+                if self.store.atomic_evictions
+                else capacity.Leadership(lifetime_ms=int(3000 * config.capacity_interval) + 1000)
+            )
+            check = lambda: capacity.enforce(cache, config.max_records, leadership)  # noqa: E731
             jobs.add("capacity", lambda: every(config.capacity_interval, "capacity", check))
         await jobs.start()
 
