@@ -171,6 +171,7 @@ class Server:
             port=self.port,
             store=self.store.name,
             store_version=version,
+            replica=self.cache.stats.replica,
             workers=self.config.workers,
             version=__version__,
             tls=self.config.tls_cert is not None,

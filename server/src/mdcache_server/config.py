@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,11 @@ def _retention(text: str) -> RetentionRules:
 def _workers(text: str) -> int:
     """A positive number, or ``auto`` (0 here, chosen by store once the URL is known)."""
     return 0 if text == "auto" else _positive_int(text)
+
+
+def _processes(text: str) -> int:
+    """A positive number, or ``auto``: the cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if text == "auto" else _positive_int(text)
 
 
 def _choice(*options: str) -> Callable[[str], str]:
@@ -369,6 +375,15 @@ SETTINGS: tuple[Setting, ...] = (
         "this process's name among replicas sharing a store (default: host:port)",
     ),
     Setting(
+        "processes",
+        "--processes",
+        "MDCACHE_PROCESSES",
+        "1",
+        _processes,
+        "server processes sharing the port (SO_REUSEPORT), each a replica of the store; "
+        "auto: one per core available",
+    ),
+    Setting(
         "metrics_listen",
         "--metrics-listen",
         "MDCACHE_METRICS_LISTEN",
@@ -415,6 +430,7 @@ class Config:
     usage_flush_interval: float
     warm_seconds: float
     replica_id: str
+    processes: int
     metrics_listen: str
     limits: Limits
 
