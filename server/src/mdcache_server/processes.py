@@ -16,6 +16,7 @@ their counters in the store add up), and serves metrics on the metrics port plus
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import signal
 import socket
 import sys
@@ -30,6 +31,13 @@ log = structlog.get_logger(__name__)
 FIRST_DELAY = 0.5
 MAX_DELAY = 30.0
 CHILD = [sys.executable, "-m", "mdcache_server", "serve"]
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent() -> None:
+    """In the child before it runs: SIGTERM when the parent dies, even killed (Linux), so
+    that no child outlives it and holds the port."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def reserve(listen: str) -> tuple[socket.socket, str]:
@@ -85,7 +93,7 @@ class Parent:
         while not self.stopping.is_set():
             began = time.monotonic()
             proc = await asyncio.create_subprocess_exec(
-                *child_args(self.config, self.argv, listen, index)
+                *child_args(self.config, self.argv, listen, index), preexec_fn=_die_with_parent
             )
             log.info("child_started", child=index, pid=proc.pid)
             stop = asyncio.ensure_future(self.stopping.wait())
