@@ -41,8 +41,8 @@ async def hot(tmp_path: Path) -> AsyncIterator[tuple[Server, AsyncClient]]:
 
 
 async def test_a_hot_read_reads_no_records_from_the_store(tmp_path: Path) -> None:
-    """A held series answers from memory: the store is asked only whether it changed (one
-    versions query, ``cache/freshness.py``), never for its records."""
+    """A held series answers from memory: the store is asked only whether it changed
+    (``cache/freshness.py``), never for its records."""
     url = f"sqlite:///{tmp_path / 'cache.sqlite3'}"
     faulty = FaultyStore(open_store(url), {"read", "read_answer"}, RuntimeError)
     server = Server(server_config(url, hot_tier_max_age="600"), faulty.as_store())
@@ -54,13 +54,13 @@ async def test_a_hot_read_reads_no_records_from_the_store(tmp_path: Path) -> Non
             first = await client.read(series, start_ms=bars[10].ts_ms, end_ms=bars[19].ts_ms)
             assert (await client.stats()).hot_tier.series == 1
             faulty.broken.set()  # from here on, any read of records fails
-            checks = server.cache.freshness.rounds
+            hits = server.cache.hot.hits
             again = await client.read(series, start_ms=bars[10].ts_ms, end_ms=bars[19].ts_ms)
             assert again.records == first.records
             latest = await client.read(series, newest_first=True, limit=2)
             assert [r.ts_ms for r in latest.records] == [bars[-1].ts_ms, bars[-2].ts_ms]
             assert latest.truncated
-            assert server.cache.freshness.rounds == checks + 2
+            assert server.cache.hot.hits == hits + 2
             with pytest.raises(MdcacheError):
                 await client.read(Series("AAPL", "kline", "1d"))  # cold: needs the store
     finally:

@@ -271,6 +271,18 @@ class HotTier:
                 dropped += 1
         return dropped
 
+    def current_since(self, keys: Sequence[SeriesKey], since: float, now: float) -> bool:
+        """When every key's copy was known current at ``since`` or later (and the store
+        has changed nothing since), counts them current at ``now``; else changes nothing
+        and returns False."""
+        copies = [self._held.get(key) for key in keys]
+        if any(c is None or c.loaded_at < since or c.merged for c in copies):
+            return False
+        for copy in copies:
+            assert copy is not None
+            copy.loaded_at = now
+        return True
+
     def forget(self, matches: Callable[[SeriesKey], bool]) -> int:
         """After a Purge or an eviction: drop every held series it may touch, void all fills."""
         self._epoch += 1

@@ -96,7 +96,7 @@ class CachePolicy:
         self.pool = pool
         self.writer = GroupWriter(pool, max_records=max_group_records)
         self.hot = hot
-        self.freshness = Freshness(pool, hot)
+        self.freshness = Freshness(pool, hot, pool.store.change_stamp())
         self.stats = stats
         self.retention = retention
         # Changed only through the methods below (the usage, capacity and start-up code).

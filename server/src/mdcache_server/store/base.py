@@ -123,5 +123,10 @@ class Store(Protocol):
         """Whether a write advances each of its series' versions by exactly one (so a
         replica tells its own writes from others')."""
 
+    def change_stamp(self) -> Callable[[], int] | None:
+        """A reading, cheap enough for the event loop and never waiting on a lock, that
+        changes whenever any connection commits a change (None: the store has none).
+        Called once; the reading is called from the event loop thread only."""
+
     def connect(self) -> StoreConnection:
         """Opens a new connection (raises StoreUnavailable when it cannot)."""

@@ -108,6 +108,28 @@ class SqliteStore:
             busy_timeout_ms=busy_timeout_ms,
         )
 
+    def change_stamp(self) -> Callable[[], int] | None:
+        """``PRAGMA data_version`` on a connection of its own, which never writes: it
+        changes when any other connection (a worker here, another process) commits. It
+        reads the WAL index in shared memory; a busy file (no waiting: timeout 0) reads as
+        a change."""
+        opened: list[sqlite3.Connection] = []  # at the first reading: the file exists by then
+        busy = itertools.count(-1, -1)
+
+        def stamp() -> int:
+            try:
+                if not opened:
+                    opened.append(
+                        sqlite3.connect(
+                            self.path, isolation_level=None, check_same_thread=False, timeout=0
+                        )
+                    )
+                return int(opened[0].execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                return next(busy)  # never seen before: check the versions
+
+        return stamp
+
     def connect(self) -> SqliteConnection:
         with translated("connect"):
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -83,6 +83,10 @@ class TDengineStore:
         """``taos://user:password@host:6030/db`` or ``taosws://user:password@host:6041/db``."""
         return cls(parse_url(url))
 
+    def change_stamp(self) -> Callable[[], int] | None:
+        """None: every check asks for the versions (a query is a network round trip)."""
+        return None
+
     def connect(self) -> TDengineConnection:
         return TDengineConnection(self.options, self._opener)
 
