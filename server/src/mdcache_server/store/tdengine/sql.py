@@ -71,11 +71,6 @@ def create_tables(db: str) -> list[str]:
     tag = f"VARCHAR({IDENTIFIER_BYTES})"
     series_tags = f"symbol {tag}, data_type {tag}, timeframe {tag}"
     return [
-        f"CREATE STABLE IF NOT EXISTS {table(db, VERSIONS)} "
-        f"(ts TIMESTAMP, version BIGINT) TAGS ({series_tags})",
-        f"CREATE STABLE IF NOT EXISTS {table(db, REPLICAS)} "
-        f"(ts TIMESTAMP, first_ms BIGINT, seen_ms BIGINT) "
-        f"TAGS (replica_name VARCHAR({REPLICA_BYTES}))",
         f"CREATE STABLE IF NOT EXISTS {table(db, RECORDS)} "
         f"(ts TIMESTAMP, payload VARCHAR({PAYLOAD_BYTES})) TAGS ({series_tags})",
         f"CREATE STABLE IF NOT EXISTS {table(db, USAGE_TOTALS)} "
@@ -84,6 +79,11 @@ def create_tables(db: str) -> list[str]:
         f"CREATE STABLE IF NOT EXISTS {table(db, USAGE_SERIES)} "
         f"(ts TIMESTAMP, reads BIGINT, last_read_ms BIGINT) "
         f"TAGS (replica_name VARCHAR({REPLICA_BYTES}), {series_tags})",
+        f"CREATE STABLE IF NOT EXISTS {table(db, VERSIONS)} "
+        f"(ts TIMESTAMP, version BIGINT) TAGS ({series_tags})",
+        f"CREATE STABLE IF NOT EXISTS {table(db, REPLICAS)} "
+        f"(ts TIMESTAMP, first_ms BIGINT, seen_ms BIGINT) "
+        f"TAGS (replica_name VARCHAR({REPLICA_BYTES}))",
     ]
 
 
