@@ -92,16 +92,16 @@ def cluster_database(tdengine_cluster: Any) -> Iterator[str]:
 
 
 def emptied(url: str) -> str:
-    """The cluster's database as a new one: its super tables dropped (with every series and
-    counter), made again by the server's own ensure_schema."""
+    """The cluster's database as a new one: every super table dropped (with every series,
+    counter and version), made again by the server's own ensure_schema."""
     from mdcache_server.store.tdengine import parse_url
     from mdcache_server.store.tdengine.connector import open_session
 
     options = parse_url(url)
     session = open_session(options)
     try:
-        for name in ("records", "usage_totals", "usage_series"):
-            session.execute(f"DROP STABLE IF EXISTS {options.database}.{name}")
+        for (name,) in session.query(f"SHOW {options.database}.STABLES"):
+            session.execute(f"DROP STABLE IF EXISTS {options.database}.`{name}`")
     finally:
         session.close()
     return url

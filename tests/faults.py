@@ -19,6 +19,9 @@ class FaultyStore:
         self.broken = threading.Event()
         self.name = store.name
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)  # what the store says of itself
+
     def connect(self) -> StoreConnection:
         conn, fault = self.store.connect(), self
 

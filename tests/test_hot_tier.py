@@ -18,6 +18,7 @@ from mdcache_server.model import SeriesKey
 from mdcache_server.store.base import Store, StoreConnection
 from mdcache_server.store.url import open_store
 
+from .faults import FaultyStore
 from .market_data import aapl_daily_2017, sse_daily_2019, sse_minutes_20190201
 from .support import server_config
 
@@ -39,20 +40,31 @@ async def hot(tmp_path: Path) -> AsyncIterator[tuple[Server, AsyncClient]]:
         await server.stop(grace=1)
 
 
-async def test_a_hot_read_touches_no_worker_and_no_store(hot: tuple[Server, AsyncClient]) -> None:
-    server, client = hot
-    series, bars = sse_daily_2019()
-    await client.write(series, bars)
-    first = await client.read(series, start_ms=bars[10].ts_ms, end_ms=bars[19].ts_ms)
-    assert (await client.stats()).hot_tier.series == 1
-    server.pool.close()  # from here on, any store call fails
-    again = await client.read(series, start_ms=bars[10].ts_ms, end_ms=bars[19].ts_ms)
-    assert again.records == first.records
-    latest = await client.read(series, newest_first=True, limit=2)
-    assert [r.ts_ms for r in latest.records] == [bars[-1].ts_ms, bars[-2].ts_ms]
-    assert latest.truncated
-    with pytest.raises(MdcacheError):
-        await client.read(Series("AAPL", "kline", "1d"))  # cold: needs the store
+async def test_a_hot_read_reads_no_records_from_the_store(tmp_path: Path) -> None:
+    """A held series answers from memory: the store is asked only whether it changed
+    (``cache/freshness.py``), never for its records."""
+    url = f"sqlite:///{tmp_path / 'cache.sqlite3'}"
+    faulty = FaultyStore(open_store(url), {"read", "read_answer"}, RuntimeError)
+    server = Server(server_config(url, hot_tier_max_age="600"), faulty.as_store())
+    await server.start()
+    try:
+        async with AsyncClient(f"127.0.0.1:{server.port}") as client:
+            series, bars = sse_daily_2019()
+            await client.write(series, bars)
+            first = await client.read(series, start_ms=bars[10].ts_ms, end_ms=bars[19].ts_ms)
+            assert (await client.stats()).hot_tier.series == 1
+            faulty.broken.set()  # from here on, any read of records fails
+            hits = server.cache.hot.hits
+            again = await client.read(series, start_ms=bars[10].ts_ms, end_ms=bars[19].ts_ms)
+            assert again.records == first.records
+            latest = await client.read(series, newest_first=True, limit=2)
+            assert [r.ts_ms for r in latest.records] == [bars[-1].ts_ms, bars[-2].ts_ms]
+            assert latest.truncated
+            assert server.cache.hot.hits == hits + 2
+            with pytest.raises(MdcacheError):
+                await client.read(Series("AAPL", "kline", "1d"))  # cold: needs the store
+    finally:
+        await server.stop(grace=1)
 
 
 async def test_writes_merge_into_held_series(hot: tuple[Server, AsyncClient]) -> None:
@@ -230,26 +242,29 @@ async def test_a_reader_after_a_write_never_joins_an_older_shared_read(
         assert len((await client.read(series)).records) == len(bars)  # nothing stale held
 
 
-async def test_a_series_read_all_the_time_is_refreshed_ahead(tmp_path: Path) -> None:
-    """Past half its max age a held series is read again in the background: readers keep
-    being served from memory, and a change made behind the server's back shows within the
-    max age."""
-    server = await serve(tmp_path, hot_tier_max_age="1")
+async def test_another_replicas_write_shows_at_once_and_unchanged_series_stay(
+    tmp_path: Path,
+) -> None:
+    """A held series is checked against the store's change version before each read: a
+    write made behind the server's back (another replica) shows in the very next read, and
+    a series that does not change is never read again, however long past its max age."""
+    server = await serve(tmp_path, hot_tier_max_age="0.5")
     try:
         async with AsyncClient(f"127.0.0.1:{server.port}") as client:
             series, bars = sse_daily_2019()
             await client.write(series, bars[:100])
             await client.read(series)  # held from here on
+            until = time.monotonic() + 1.2
+            while time.monotonic() < until:
+                assert len((await client.read(series)).records) == 100
+                await asyncio.sleep(0.05)
+            assert (await client.stats()).hot_tier.misses == 1  # never read again
             other = open_store(f"sqlite:///{tmp_path / 'cache.sqlite3'}")  # another replica
             conn = other.connect()
             key = SeriesKey(*series)
             conn.write([(key, [StoreRecord(b.ts_ms, b.payload) for b in bars[100:]])])
-            written = time.monotonic()
-            while len((await client.read(series)).records) < len(bars):
-                assert time.monotonic() - written < 1.5, "the other replica's write never showed"
-                await asyncio.sleep(0.02)
             conn.close()
-            tier = (await client.stats()).hot_tier
-            assert tier.misses == 1  # only the very first read: every refresh came ahead
+            assert len((await client.read(series)).records) == len(bars)
+            assert (await client.stats()).hot_tier.misses == 2  # read again, once
     finally:
         await server.stop(grace=1)

@@ -1,74 +1,103 @@
-"""Two real server processes on one SQLite file: writes cross over within the bound, and
-Stats adds up both replicas' counters."""
+"""Replicas sharing one store, on every store: capacity evictions they agree on, and a
+write through one replica read through each other at once (issue 15)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import pytest
 
-from mdcache_client import Client, Series
+from mdcache_client import AsyncClient, Record, Series
+from mdcache_server.app import Server
 
-from .market_data import sse_daily_2019
-from .process import ServerProcess
+from .support import running
 
-MAX_AGE = 0.5
+MINUTE = 60_000
+START = 1_700_000_000_000
 
 
-@pytest.fixture
-def replicas(tmp_path: Path) -> Iterator[tuple[Client, Client]]:
-    settings = [
-        "--data-dir",
-        str(tmp_path),
-        "--hot-tier-max-age",
-        str(MAX_AGE),
-        "--usage-flush-interval",
-        "0.2",
+def kline(symbol: str, n: int = 600) -> tuple[Series, list[Record]]:
+    """``n`` one-minute bars of a symbol."""
+    series = Series(symbol, "kline", "1m")
+    bars = [
+        Record(START + i * MINUTE, json.dumps({"close": 10 + i / 100, "volume": i}))
+        for i in range(n)
     ]
-    a = ServerProcess(*settings, "--replica-id", "a")
-    b = ServerProcess(*settings, "--replica-id", "b")
-    try:
-        a.wait_serving()
-        b.wait_serving()
-        with Client(a.target) as client_a, Client(b.target) as client_b:
-            yield client_a, client_b
-    finally:
-        a.kill()
-        b.kill()
+    return series, bars
 
 
-def test_a_write_through_one_is_seen_through_the_other_within_the_bound(
-    replicas: tuple[Client, Client],
+@asynccontextmanager
+async def replicas(
+    store_url: str, n: int, **settings: str
+) -> AsyncIterator[list[tuple[Server, AsyncClient]]]:
+    """``n`` servers on the one store, each with a client; all stopped on the way out."""
+    async with AsyncExitStack() as stack:
+        started = await asyncio.gather(
+            *(stack.enter_async_context(running(store_url, **settings)) for _ in range(n))
+        )
+        yield list(started)
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not await check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("count", [2, 3])
+async def test_replicas_evict_exactly_the_never_read_series(store_url: str, count: int) -> None:
+    """Fault 1 of issue 15: 3 x 600 bars under a bound of 1,500, two series read, one never.
+    Every replica checks capacity at the same moments; together they evict the one series
+    never read, and nothing else."""
+    settings = {"max_records": "1500", "capacity_interval": "0.5", "usage_flush_interval": "0.3"}
+    async with replicas(store_url, count, **settings) as group:
+        writer = group[0][1]
+        read_a, read_b, never = kline("600001.SH"), kline("600002.SH"), kline("600003.SH")
+        await writer.write_many(dict([read_a, read_b]))
+        for _ in range(3):
+            for i, (_, client) in enumerate(group):
+                await client.read((read_a, read_b)[i % 2][0], limit=10)
+        await asyncio.sleep(0.4)  # the reads flushed by their replicas
+        await writer.write(*never)  # 1,800 records: over the bound by 300
+
+        async def evicted() -> bool:
+            return (await writer.stats()).records <= 1500
+
+        await wait_for(evicted, 15)
+        await asyncio.sleep(1.2)  # two more rounds of checks by every replica
+        stats = await writer.stats()
+        assert stats.records == 1200
+        each = [await client.stats() for _, client in group]
+        assert sum(s.evicted_series for s in each) == 1
+        assert sum(s.evicted_records for s in each) == 600
+        assert not (await writer.read(never[0])).hit
+        for series, _ in (read_a, read_b):
+            assert len((await writer.read(series)).records) == 600
+
+
+@pytest.mark.parametrize("count", [2, 3])
+async def test_a_write_through_one_replica_is_read_through_every_other_at_once(
+    store_url: str, count: int
 ) -> None:
-    a, b = replicas
-    series, bars = sse_daily_2019()
-    a.write(series, bars[:100])
-    assert len(b.read(series).records) == 100  # b now holds the series in its hot tier
-    a.write(series, bars[100:])
-    written = time.monotonic()
-    while len(b.read(series).records) != len(bars):
-        assert time.monotonic() - written < MAX_AGE + 1, "b never saw a's write"
-        time.sleep(0.02)
-    seen_after = time.monotonic() - written
-    assert seen_after <= MAX_AGE + 0.2
-    assert b.stats().hot_tier.hits > 0  # b answered from memory until its copy aged out
-    assert len(a.read(series).records) == len(bars)  # a's own write: at once
-
-
-def test_stats_add_up_both_replicas(replicas: tuple[Client, Client]) -> None:
-    a, b = replicas
-    series, bars = sse_daily_2019()
-    a.write(series, bars)
-    a.read(series, limit=1)
-    for _ in range(3):
-        b.read(series, limit=1)
-    b.read(Series("NOPE", "kline", "1d"))
-    for client in (a, b):  # each sees the other's counters as of their last flush
-        deadline = time.monotonic() + 10
-        while (stats := client.stats()) and (stats.replicas, stats.hits, stats.misses) != (2, 4, 1):
-            assert time.monotonic() < deadline, stats
-            time.sleep(0.05)
-        assert stats.hot_symbols == {"000001.SH": 4, "NOPE": 1}
-        assert stats.records == len(bars)
+    """Read-your-writes across replicas: each replica holds the series in its hot tier, and
+    a write acknowledged by one is in the very next read through any other."""
+    async with replicas(store_url, count, hot_tier_max_age="600") as group:
+        series, bars = kline("600519.SH", 50)
+        await group[0][1].write(series, bars)
+        for _, client in group:
+            assert len((await client.read(series)).records) == 50  # held by each
+        stamp = START + 50 * MINUTE
+        for step in range(3 * count):
+            _, writer = group[step % count]
+            record = Record(stamp + step * MINUTE, json.dumps({"close": step}))
+            await writer.write(series, [record])
+            for _, reader in group:
+                latest = await reader.read(series, newest_first=True, limit=1)
+                assert latest.records == [record], (step, reader)
+        for server, _ in group:
+            assert series in server.cache.hot  # re-read only as it changed, held still

@@ -53,6 +53,7 @@ from mdcache_server.store.tdengine.naming import (
     series_table,
     series_usage_table,
     totals_table,
+    version_table,
 )
 from mdcache_server.store.tdengine.options import TDengineOptions
 from mdcache_server.store.url import open_store
@@ -283,6 +284,10 @@ def test_schema_sql() -> None:
         "(ts TIMESTAMP, reads BIGINT, last_read_ms BIGINT) "
         "TAGS (replica_name VARCHAR(256), symbol VARCHAR(64), data_type VARCHAR(64), "
         "timeframe VARCHAR(64))",
+        "CREATE STABLE IF NOT EXISTS mdcache_test.series_versions (ts TIMESTAMP, version BIGINT) "
+        "TAGS (symbol VARCHAR(64), data_type VARCHAR(64), timeframe VARCHAR(64))",
+        "CREATE STABLE IF NOT EXISTS mdcache_test.replicas "
+        "(ts TIMESTAMP, first_ms BIGINT, seen_ms BIGINT) TAGS (replica_name VARCHAR(256))",
     ]
     assert sql.drop_database(DB) == "DROP DATABASE IF EXISTS mdcache_test"
     assert sql.server_version() == "SELECT SERVER_VERSION()"
@@ -481,7 +486,13 @@ def test_write_binds_one_batch_per_series_in_timestamp_order() -> None:
         ]
     )
     assert written == 4
-    [(kind, statement, plan)] = session.calls
+    [(kind, statement, plan), (_, changed, versions)] = session.calls
+    assert changed == sql.insert_version(DB)  # each series written gets a new version
+    assert [(b.table, b.tags, b.columns[0].values) for b in versions] == [
+        (f"{DB}.{version_table(KEY)}", ("600519", "kline", "1d"), [sql.USAGE_TS_MS]),
+        (f"{DB}.{version_table(hostile)}", (HOSTILE, BACKSLASHES, "1d"), [sql.USAGE_TS_MS]),
+    ]
+    assert len({b.columns[1].values[0] for b in versions}) == 2
     assert (kind, statement) == ("insert", sql.insert_records(DB))
     assert plan == [
         Batch(
@@ -549,7 +560,9 @@ def test_purge_all_is_one_delete_on_the_super_table() -> None:
     assert conn.purge(PurgeFilter(before_ms=2**63 - 1)) == 7
     assert _statements(session) == [
         "DELETE FROM mdcache_test.records WHERE ts < 1700000000000",
+        sql.versions(DB),  # every series gets a new version (none here)
         "DELETE FROM mdcache_test.records WHERE ts < 4102444800000",
+        sql.versions(DB),
     ]
 
 
@@ -583,6 +596,7 @@ def test_filtered_purge_deletes_per_matching_subtable(
     assert _statements(session) == [
         sql.series_counts(DB, 1000),
         *(f"DELETE FROM mdcache_test.r_{t * 32} WHERE ts < 1000" for t in tables),
+        *([sql.insert_version(DB)] if tables else []),  # the series purged get new versions
     ]
     assert not any(HOSTILE in s or "kline" in s for s in _statements(session))
 
@@ -613,6 +627,7 @@ def test_drop_series_deletes_each_subtable_and_counts_missing_as_zero() -> None:
     assert _statements(session) == [
         f"DELETE FROM mdcache_test.{KEY_TABLE}",
         f"DELETE FROM mdcache_test.{series_table(other)}",
+        sql.insert_version(DB),  # both get new versions
     ]
 
 

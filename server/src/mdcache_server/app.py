@@ -90,6 +90,7 @@ def compose(config: Config, store: Store) -> Parts:
             max_age=config.hot_tier_max_age,
             max_series_records=config.hot_tier_max_series_records,
             encode=codec.fields_of,
+            counted_versions=store.counted_versions,
         ),
         stats=HitStats(replica=config.replica_id),
         retention=config.retention,
@@ -198,6 +199,7 @@ class Server:
             port=self.port,
             store=self.store.name,
             store_version=version,
+            replica=self.cache.stats.replica,
             workers=self.config.workers,
             version=__version__,
             tls=self.config.tls_cert is not None,
@@ -215,7 +217,13 @@ class Server:
         )
         jobs.add("retention", self._retention)
         if config.max_records:
-            check = lambda: capacity.enforce(cache, config.max_records)  # noqa: E731
+            # Without transactions one replica at a time checks (``cache/capacity.py``).
+            leadership = (
+                None
+                if self.store.atomic_evictions
+                else capacity.Leadership(lifetime_ms=int(3000 * config.capacity_interval) + 1000)
+            )
+            check = lambda: capacity.enforce(cache, config.max_records, leadership)  # noqa: E731
             jobs.add("capacity", lambda: every(config.capacity_interval, "capacity", check))
         journal = self.journal
         if journal is not None:

@@ -16,6 +16,7 @@ from mdcache_server.config import Config, add_arguments
 from mdcache_server.errors import ConfigError, StoreUnavailable
 from mdcache_server.ops import health, load, monitor, purge, stats, verify
 from mdcache_server.ops.command import Command, UsageError
+from mdcache_server.processes import Parent
 from mdcache_server.store.url import open_store
 
 OPERATIONS: tuple[Command, ...] = (
@@ -51,6 +52,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Entry point: ``mdcache serve --listen [::]:50051``. Returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     environ = os.environ if environ is None else environ
     operation = next((c for c in OPERATIONS if c.name == args.command), None)
@@ -69,6 +71,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         sys.stderr.write(f"mdcache: configuration error: {exc}\n")
         return 2
     log = structlog.get_logger("mdcache")
+    if config.processes > 1:  # a parent of replicas on one port (``processes.py``)
+        rest = list(argv)
+        rest.remove("serve")
+        try:
+            return asyncio.run(Parent(config, rest).run())
+        except OSError as exc:
+            log.error("cannot_serve", error=str(exc))
+            return 1
     try:
         asyncio.run(serve(config, store))
     except StoreUnavailable as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,11 @@ def _retention(text: str) -> RetentionRules:
 def _workers(text: str) -> int:
     """A positive number, or ``auto`` (0 here, chosen by store once the URL is known)."""
     return 0 if text == "auto" else _positive_int(text)
+
+
+def _processes(text: str) -> int:
+    """A positive number, or ``auto``: the cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if text == "auto" else _positive_int(text)
 
 
 def _choice(*options: str) -> Callable[[str], str]:
@@ -414,6 +420,15 @@ SETTINGS: tuple[Setting, ...] = (
         "payload fields added up when bars are resampled (any case)",
     ),
     Setting(
+        "processes",
+        "--processes",
+        "MDCACHE_PROCESSES",
+        "1",
+        _processes,
+        "server processes sharing the port (SO_REUSEPORT), each a replica of the store; "
+        "auto: one per core available",
+    ),
+    Setting(
         "metrics_listen",
         "--metrics-listen",
         "MDCACHE_METRICS_LISTEN",
@@ -462,6 +477,7 @@ class Config:
     usage_flush_interval: float
     warm_seconds: float
     replica_id: str
+    processes: int
     metrics_listen: str
     calendars: Mapping[str, trading.Calendar]
     markets: trading.MarketRules

@@ -1,15 +1,32 @@
 """Capacity: when the store holds more records than allowed, evict whole series,
-least recently read first (across every replica's counters, as last flushed)."""
+never read first, then least recently read, by every replica's counters.
+
+Replicas sharing a store must not together evict more than the bound asks, nor a series
+read more recently than one they keep. Each check first stores this replica's counters
+(so the decision sees them), then counts, reads every replica's counters from the store
+and evicts in one store call (``StoreConnection.evict``):
+
+- on SQLite that call is one write transaction: replicas check one after another, each
+  from the count the one before left, so a second replica finds nothing left to do;
+- TDengine has no transactions, so one replica at a time checks: the *leader*, the
+  replica of smallest name among those whose heartbeat is fresh and that have been up
+  for a heartbeat's lifetime (:class:`Leadership`). Every replica writes its heartbeat
+  at each check, so all agree on the leader; one that stops leads no more once its
+  heartbeat is stale, and the next takes over.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import structlog
 
 from mdcache_server.cache.policy import CachePolicy
-from mdcache_server.cache.stats import ClusterUsage
-from mdcache_server.model import SeriesKey
+from mdcache_server.cache.stats import ClusterUsage, split_stored, wall_ms
+from mdcache_server.cache.usage import flush
+from mdcache_server.model import SeriesKey, Usage
+from mdcache_server.store.base import Eviction, StoreConnection
 
 log = structlog.get_logger(__name__)
 
@@ -34,22 +51,61 @@ def victims(
     return chosen
 
 
-async def enforce(policy: CachePolicy, max_records: int) -> int:
-    """Evicts until the store is under ``max_records``; returns records evicted."""
-    started = time.perf_counter()
-    listed = await policy.pool.run(lambda conn: conn.list_series())
-    chosen = victims(listed, policy.usage(), max_records)
-    if not chosen:
+@dataclass
+class Leadership:
+    """Which replica may check capacity on a store without transactions: each call to
+    :meth:`leads` stores this replica's heartbeat and reads every replica's."""
+
+    lifetime_ms: int  # a heartbeat older than this is stale
+    first_ms: int = 0  # when this replica first beat
+
+    async def leads(self, policy: CachePolicy) -> bool:
+        replica = policy.stats.replica
+        now = wall_ms()
+        self.first_ms = self.first_ms or now
+        first = self.first_ms
+        seen = await policy.pool.run(lambda conn: conn.heartbeat(replica, first, now))
+        settled = [
+            name
+            for name, (since, beat) in seen.items()
+            if now - beat <= self.lifetime_ms and now - since >= self.lifetime_ms
+        ]
+        return bool(settled) and min(settled) == replica
+
+
+async def enforce(
+    policy: CachePolicy, max_records: int, leadership: Leadership | None = None
+) -> int:
+    """Evicts until the store is under ``max_records``; returns records evicted. With
+    ``leadership`` (a store without transactions) only while this replica leads."""
+    if leadership is not None and not await leadership.leads(policy):
         return 0
-    dropped = await policy.drop(chosen)
-    policy.evicted(len(chosen), dropped)
+    started = time.perf_counter()
+    await flush(policy)  # this replica's reads count in the decision
+    mine = policy.stats.as_usage()
+
+    def choose(
+        listed: list[tuple[SeriesKey, int]], stored: list[Usage], bound: int
+    ) -> list[SeriesKey]:
+        _, others, _ = split_stored(stored, mine.replica)
+        return victims(listed, ClusterUsage.combine(mine, others), bound)
+
+    def evict(conn: StoreConnection) -> Eviction:
+        return conn.evict(max_records, choose)
+
+    done = await policy.pool.run(evict)  # a failed one: the versions tell the hot tier
+    if not done.chosen:
+        return 0
+    dropped = set(done.chosen)
+    policy.hot.forget(dropped.__contains__)
+    policy.evicted(len(done.chosen), done.dropped)
     log.info(
         "capacity_evicted",
-        series=len(chosen),
-        records=dropped,
+        series=len(done.chosen),
+        records=done.dropped,
         max_records=max_records,
-        stored_before=sum(n for _, n in listed),
-        first="/".join(chosen[0]),
+        stored_before=sum(n for _, n in done.listed),
+        first="/".join(done.chosen[0]),
         seconds=round(time.perf_counter() - started, 3),
     )
-    return dropped
+    return done.dropped

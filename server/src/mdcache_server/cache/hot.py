@@ -8,10 +8,13 @@ event loop thread. It is kept correct by the cache policy:
 - a Purge or an eviction drops the series it touches;
 - a fill (a store read of a whole series) started before a change to that series is
   discarded when it lands (per-series generations, and one epoch for purges);
-- an entry older than ``max_age`` is read again from the store, which bounds how long
-  a Write through another replica can stay unseen here. An entry read past half its
-  age is refreshed in the background while it keeps answering, so a series read all
-  the time never goes cold.
+- a held copy remembers the store's change version it was read at (``stored``), and
+  the cache policy checks it before each Read (``cache/freshness.py``): a copy found
+  changed is dropped, one found unchanged counts as loaded at the check
+  (:meth:`HotTier.revalidated`), so a Write through another replica is seen by the next
+  Read here, and a series that does not change is never read again;
+- an entry not checked for ``max_age`` is read again from the store (a bound for
+  what is not read through the policy).
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ class HeldSeries:
     refreshing: bool = False  # a refresh of this entry was started (at most one)
     serial: int = 0  # set when the tier holds it: unique among every copy it ever held
     version: int = 0  # changes with every merge
+    stored: int = -1  # the store's change version it was read at
+    merged: int = 0  # writes of this replica merged into it since (see HotTier.revalidated)
 
     @classmethod
     def of(
@@ -116,6 +121,7 @@ class HeldSeries:
     def merge(self, records: Sequence[Record], fragments: Fragments | None) -> None:
         """Upserts records (distinct timestamps), keeping the order; ``fragments`` are theirs."""
         self.version += 1
+        self.merged += 1
         ts, payloads, held = self.ts, self.payloads, self.fragments
         if held is not None and fragments is None:
             self.size -= sum(len(f) for f in held)
@@ -145,6 +151,10 @@ class HotTier:
     max_age: float
     max_series_records: int
     encode: Encoder | None = None
+    # The store advances a version by exactly one per series of a write (SQLite): a copy
+    # read at v with n of this replica's writes merged since is unchanged at v + n. Else
+    # (TDengine) a copy written through here is read again at its next check.
+    counted_versions: bool = False
     clock: Callable[[], float] = time.monotonic
     hits: int = 0
     misses: int = 0
@@ -247,6 +257,42 @@ class HotTier:
             self._drop(key)
             self.found_too_large(key)
         self._shrink()
+
+    def revalidated(self, versions: dict[SeriesKey, int], at: float) -> int:
+        """The store's change versions, checked at ``at``: a held copy read at another
+        version is dropped (and fills in flight voided); one unchanged counts as loaded at
+        ``at``. Returns how many were dropped."""
+        dropped = 0
+        for key, version in versions.items():
+            held = self._held.get(key)
+            if held is None:
+                continue
+            same = (
+                held.stored == version
+                if not held.merged
+                else (self.counted_versions and held.stored + held.merged == version)
+            )
+            if same:
+                held.stored, held.merged = version, 0
+                held.loaded_at = max(held.loaded_at, at)
+                held.refreshing = False
+            else:
+                self._generations[key] = self._generations.get(key, 0) + 1
+                self._drop(key)
+                dropped += 1
+        return dropped
+
+    def current_since(self, keys: Sequence[SeriesKey], since: float, now: float) -> bool:
+        """When every key's copy was known current at ``since`` or later (and the store
+        has changed nothing since), counts them current at ``now``; else changes nothing
+        and returns False."""
+        copies = [self._held.get(key) for key in keys]
+        if any(c is None or c.loaded_at < since or c.merged for c in copies):
+            return False
+        for copy in copies:
+            assert copy is not None
+            copy.loaded_at = now
+        return True
 
     def forget(self, matches: Callable[[SeriesKey], bool]) -> int:
         """After a Purge or an eviction: drop every held series it may touch, void all fills."""

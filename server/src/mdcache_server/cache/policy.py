@@ -3,8 +3,9 @@
 Reads go to the hot tier first; what it does not hold is read from the store on a
 worker, whole series at once when they fit the tier (so that the next read of any
 window of them is served from memory), else just the window asked. Concurrent reads of
-a series that is not held share one store read of it (single flight), and a held series
-read past half its max age is read again in the background while it keeps answering.
+a series that is not held share one store read of it (single flight) when it started
+after they arrived. A held copy answers only after its change version was checked in
+the store since the Read arrived (``freshness.py``): read-your-writes across replicas.
 Writes and purges go to the store, then keep the hot tier correct. Every series read is
 counted.
 """
@@ -18,10 +19,12 @@ from dataclasses import dataclass
 
 import structlog
 
+from mdcache_server.cache.freshness import Freshness
 from mdcache_server.cache.hot import Encoder, HeldSeries, HotTier
 from mdcache_server.cache.retention import RetentionRules
 from mdcache_server.cache.stats import ClusterUsage, HitStats, wall_ms
 from mdcache_server.cache.writes import GroupWriter
+from mdcache_server.errors import MdcacheError
 from mdcache_server.model import (
     PurgeFilter,
     Record,
@@ -93,6 +96,7 @@ class CachePolicy:
         self.pool = pool
         self.writer = GroupWriter(pool, max_records=max_group_records)
         self.hot = hot
+        self.freshness = Freshness(pool, hot, pool.store.change_stamp())
         self.stats = stats
         self.retention = retention
         # Changed only through the methods below (the usage, capacity and start-up code).
@@ -121,7 +125,8 @@ class CachePolicy:
         self._evicted_records += records
 
     async def close(self) -> None:
-        """Cancels the fills in flight (before the pool closes)."""
+        """Cancels the fills and checks in flight (before the pool closes)."""
+        await self.freshness.close()
         for task in list(self._fill_tasks):
             task.cancel()
         await asyncio.gather(*self._fill_tasks, return_exceptions=True)
@@ -136,10 +141,14 @@ class CachePolicy:
         results: list[SeriesRead | None] = [None] * len(series)
         cold: list[int] = []
         hot = self.hot
+        arrived = hot.clock()
         if hot.enabled:
+            held_keys = [key for key in series if key in hot]
+            if held_keys:
+                await self.freshness.check(held_keys)
             for i, key in enumerate(series):
                 held = hot.get(key)
-                if held is None:
+                if held is None or held.loaded_at < arrived:  # not checked since it arrived
                     cold.append(i)
                     continue
                 results[i] = held.window(window)
@@ -148,7 +157,7 @@ class CachePolicy:
         else:
             cold = list(range(len(series)))
         if cold:
-            found = await self._read_cold([series[i] for i in cold], window)
+            found = await self._read_cold([series[i] for i in cold], window, arrived)
             for i, result in zip(cold, found, strict=True):
                 results[i] = result
         now = wall_ms()
@@ -158,20 +167,31 @@ class CachePolicy:
             self.stats.record(key, hit=bool(result.records), now_ms=now)
         return done
 
-    def read_again(
+    async def read_again(
         self,
         series: Sequence[SeriesKey],
         held: Sequence[tuple[int, int]],
         hits: Sequence[bool],
     ) -> bool:
         """A read answered before from held copies (``held``: their serials and versions),
-        made again: when every copy is still held, fresh and unchanged, counts the read as
-        :meth:`read` would and returns True; else counts nothing and returns False."""
+        made again: when every copy is still held, unchanged here and in the store (checked
+        since the call), counts the read as :meth:`read` would and returns True; else
+        counts nothing and returns False (a check that fails too: the read proper reports)."""
         hot = self.hot
+        arrived = hot.clock()
+        try:
+            await self.freshness.check(series)
+        except MdcacheError:
+            return False
         copies = []
         for key, (serial, version) in zip(series, held, strict=True):
             copy = hot.peek(key)
-            if copy is None or copy.serial != serial or copy.version != version:
+            if (
+                copy is None
+                or copy.serial != serial
+                or copy.version != version
+                or copy.loaded_at < arrived
+            ):
                 return False
             copies.append(copy)
         now = wall_ms()
@@ -182,17 +202,22 @@ class CachePolicy:
             self.stats.record(key, hit=hit, now_ms=now)
         return True
 
-    async def _read_cold(self, keys: list[SeriesKey], window: Window) -> list[SeriesRead]:
+    async def _read_cold(
+        self, keys: list[SeriesKey], window: Window, arrived: float
+    ) -> list[SeriesRead]:
         """Series the hot tier does not hold: whole (shared with concurrent readers) when
-        they may fit it, else the window from the store."""
+        they may fit it, else the window from the store. A shared whole read known current
+        only from before the call ``arrived`` (see :meth:`fetch_whole`) is not used: the
+        window is read from the store instead."""
         hot = self.hot
         if not hot.enabled or all(map(hot.too_large, keys)):
             return await self.pool.run(lambda conn: conn.read_answer(keys, window))
         found: dict[SeriesKey, SeriesRead] = {}
-        for key, future in self._fills_of([k for k in keys if not hot.too_large(k)]).items():
+        wanted = [k for k in keys if not hot.too_large(k)]
+        for key, future in self._fills_of(wanted).items():
             # Shielded: a caller that goes away does not cancel a read others wait for.
             held = await asyncio.shield(future)
-            if held is not None:
+            if held is not None and held.loaded_at >= arrived:
                 found[key] = held.window(window)
         rest = [key for key in dict.fromkeys(keys) if key not in found]
         if rest:
@@ -202,7 +227,7 @@ class CachePolicy:
 
     def _fills_of(self, keys: list[SeriesKey]) -> dict[SeriesKey, Pending]:
         """A whole-series read of each key: the one in flight if nothing changed the series
-        since it started, else a new one (one worker call for all the new ones)."""
+        here since it started, else a new one (one worker call for all the new ones)."""
         futures = {}
         new = []
         for key in dict.fromkeys(keys):
@@ -232,7 +257,7 @@ class CachePolicy:
         """Reads whole series, holds those that fit, and answers everyone waiting."""
         keys = list(fills)
         try:
-            held = await self.fetch_whole(keys, loaded_at=min(f.ticket[2] for f in fills.values()))
+            held = await self.fetch_whole(keys)
         except BaseException as exc:
             for key, fill in fills.items():
                 if self._filling.get(key) is fill:
@@ -256,19 +281,35 @@ class CachePolicy:
                 self.hot.fill(key, series, fill.ticket)
             fill.future.set_result(series)
 
-    async def fetch_whole(self, keys: list[SeriesKey], loaded_at: float) -> list[HeldSeries | None]:
+    async def fetch_whole(self, keys: list[SeriesKey]) -> list[HeldSeries | None]:
         """Whole series from the store, made ready to hold (records encoded) in one worker
-        call, off the event loop; None for a series too large to hold."""
+        call, off the event loop; None for a series too large to hold.
+
+        Each copy's ``loaded_at`` is the time from which it is known current: the start of
+        a versions query after its records were read that found them unchanged since the
+        one before (a Write acknowledged earlier shows in both), else of the one before.
+        A Read that arrived by then may be answered from it (``cache/freshness.py``)."""
         whole = Window(limit=self.hot.max_series_records)
-        encode = self.hot.encode
+        encode, clock = self.hot.encode, self.hot.clock
 
         def fetch(conn: StoreConnection) -> list[HeldSeries | None]:
-            return [
-                None
-                if read.truncated
-                else HeldSeries.of(read.records, loaded_at, _fields(read, encode))
-                for read in conn.read(keys, whole)
-            ]
+            before_at = clock()
+            before = conn.versions(keys)
+            reads = conn.read(keys, whole)
+            after_at = clock()
+            after = conn.versions(keys)
+            held: list[HeldSeries | None] = []
+            for key, read in zip(keys, reads, strict=True):
+                if read.truncated:
+                    held.append(None)
+                    continue
+                same = before[key] == after[key]
+                copy = HeldSeries.of(
+                    read.records, after_at if same else before_at, _fields(read, encode)
+                )
+                copy.stored = before[key]
+                held.append(copy)
+            return held
 
         return await self.pool.run(fetch)
 

@@ -28,7 +28,7 @@ async def warm(policy: CachePolicy, seconds: float) -> int:
             break
         keys = order[i : i + BATCH]
         tickets = [hot.ticket(key) for key in keys]
-        got = await policy.fetch_whole(keys, loaded_at=tickets[0][2])
+        got = await policy.fetch_whole(keys)
         for key, ticket, held in zip(keys, tickets, got, strict=True):
             if held is not None and held.ts and hot.bytes + held.size < hot.capacity_bytes:
                 warmed += hot.fill(key, held, ticket)

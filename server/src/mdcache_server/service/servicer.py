@@ -243,7 +243,7 @@ class MarketDataCacheServicer:
         held series, whose copies are unchanged, gets the same answer again."""
         started = time.perf_counter()
         again = self.answers.get(request)
-        if again is not None and self.cache.read_again(again.series, again.held, again.hits):
+        if again is not None and await self.cache.read_again(again.series, again.held, again.hits):
             if self.metrics is not None:
                 self.metrics.reads(again.hits)
             self._count_resampled(again.resampled)

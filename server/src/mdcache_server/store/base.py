@@ -9,7 +9,8 @@ errors into :mod:`mdcache_server.errors` where the driver is called.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from mdcache_server.model import (
@@ -21,6 +22,19 @@ from mdcache_server.model import (
     Usage,
     Window,
 )
+
+# Picks the series to evict: from every series with its record count, every replica's
+# stored read counters and the bound (``cache/capacity.py``'s ``victims``).
+Chooser = Callable[[list[tuple[SeriesKey, int]], list[Usage], int], list[SeriesKey]]
+
+
+@dataclass(frozen=True, slots=True)
+class Eviction:
+    """What one capacity check found and did."""
+
+    listed: list[tuple[SeriesKey, int]]  # every series and its records, before
+    chosen: list[SeriesKey]
+    dropped: int  # records deleted
 
 
 class StoreConnection(Protocol):
@@ -61,6 +75,21 @@ class StoreConnection(Protocol):
     def drop_series(self, series: Sequence[SeriesKey]) -> int:
         """Deletes every record of these series; returns exactly how many."""
 
+    def versions(self, series: Sequence[SeriesKey]) -> dict[SeriesKey, int]:
+        """Each series' change version, in one round trip: a value that every write,
+        purge and eviction of the series replaces with one it never had before (0 for a
+        series never written). Read before a series' records, it tells whether a copy of
+        them is still what the store holds."""
+
+    def evict(self, max_records: int, choose: Chooser) -> Eviction:
+        """Lists the series, loads every replica's counters, and drops what ``choose``
+        picks from them. Atomic where the store has transactions
+        (:attr:`Store.atomic_evictions`); else replicas take turns (``cache/capacity.py``)."""
+
+    def heartbeat(self, replica: str, first_ms: int, now_ms: int) -> dict[str, tuple[int, int]]:
+        """Stores that ``replica`` (serving since ``first_ms``) is alive at ``now_ms``;
+        returns every replica's (first_ms, seen_ms), its own included."""
+
     def save_usage(self, usage: Usage) -> None:
         """Stores a replica's counters: its totals, and the series given (absolute values).
 
@@ -83,6 +112,21 @@ class Store(Protocol):
     @property
     def name(self) -> str:
         """Short name shown in Stats and logs: ``sqlite``, ``tdengine``."""
+
+    @property
+    def atomic_evictions(self) -> bool:
+        """Whether :meth:`StoreConnection.evict` is one transaction, so that replicas
+        sharing the store may all run capacity checks."""
+
+    @property
+    def counted_versions(self) -> bool:
+        """Whether a write advances each of its series' versions by exactly one (so a
+        replica tells its own writes from others')."""
+
+    def change_stamp(self) -> Callable[[], int] | None:
+        """A reading, cheap enough for the event loop and never waiting on a lock, that
+        changes whenever any connection commits a change (None: the store has none).
+        Called once; the reading is called from the event loop thread only."""
 
     def connect(self) -> StoreConnection:
         """Opens a new connection (raises StoreUnavailable when it cannot)."""

@@ -11,6 +11,7 @@ CREATE TABLE IF NOT EXISTS series (
     data_type TEXT NOT NULL,
     timeframe TEXT NOT NULL,
     records   INTEGER NOT NULL DEFAULT 0,
+    version   INTEGER NOT NULL DEFAULT 0,
     UNIQUE (symbol, data_type, timeframe)
 );
 CREATE TABLE IF NOT EXISTS records (
@@ -32,16 +33,28 @@ CREATE TABLE IF NOT EXISTS series_usage (
     last_read_ms INTEGER NOT NULL,
     PRIMARY KEY (replica, series_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS replicas (
+    replica  TEXT PRIMARY KEY,
+    first_ms INTEGER NOT NULL,
+    seen_ms  INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS heartbeat (
     id    INTEGER PRIMARY KEY CHECK (id = 1),
     at_ms INTEGER NOT NULL
 );
 DROP TRIGGER IF EXISTS records_inserted;
-CREATE TRIGGER IF NOT EXISTS records_deleted AFTER DELETE ON records BEGIN
-    UPDATE series SET records = records - 1 WHERE id = OLD.series_id;
+DROP TRIGGER IF EXISTS records_deleted;
+CREATE TRIGGER IF NOT EXISTS records_deleted_changed AFTER DELETE ON records BEGIN
+    UPDATE series SET records = records - 1, version = version + 1 WHERE id = OLD.series_id;
 END;
 """
 
+# A file of mdcache before change versions (issue 15): its series rows get a version.
+NO_VERSION: Final = (
+    "SELECT COUNT(*) FROM pragma_table_info('series') WHERE name = 'records' "
+    "AND NOT EXISTS (SELECT 1 FROM pragma_table_info('series') WHERE name = 'version')"
+)
+ADD_VERSION: Final = "ALTER TABLE series ADD COLUMN version INTEGER NOT NULL DEFAULT 0"
 OLD_LAYOUT: Final = "SELECT COUNT(*) FROM pragma_table_info('records') WHERE name = 'payload'"
 MIGRATE: Final = (
     "CREATE TABLE records_as_sent (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, "

@@ -10,7 +10,13 @@ from mdcache_server.model import PurgeFilter
 from mdcache_server.wire.encoding import MAX_VARINT_BYTES, RECORD_TAGS, TAG_BYTES, varint_limit
 
 COUNT_RANGE: Final = "SELECT COUNT(*) FROM records WHERE series_id = ? AND ts >= ? AND ts <= ?"
-ADD_RECORDS: Final = "UPDATE series SET records = records + ? WHERE id = ?"
+# Every write advances the series' change version (deletes do, by the schema's trigger).
+ADD_RECORDS: Final = "UPDATE series SET records = records + ?, version = version + 1 WHERE id = ?"
+VERSIONS_MAX: Final = 256  # series ids a versions query names
+VERSIONS: Final = {
+    n: f"SELECT id, version FROM series WHERE id IN ({', '.join(['?'] * n)})"  # noqa: S608
+    for n in range(1, VERSIONS_MAX + 1)
+}
 SERIES_ID: Final = "SELECT id FROM series WHERE symbol = ? AND data_type = ? AND timeframe = ?"
 ADD_SERIES: Final = (
     "INSERT INTO series (symbol, data_type, timeframe) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
@@ -132,3 +138,10 @@ def purge_sql(purge: PurgeFilter) -> tuple[str, tuple[object, ...]]:
     values = (purge.symbol, purge.data_type, purge.timeframe)
     given = tuple(v is not None for v in values)
     return PURGE[given], (*(v for v in values if v is not None), purge.before_ms)
+
+
+SAVE_REPLICA: Final = (
+    "INSERT INTO replicas (replica, first_ms, seen_ms) VALUES (?, ?, ?) "
+    "ON CONFLICT (replica) DO UPDATE SET first_ms = excluded.first_ms, seen_ms = excluded.seen_ms"
+)
+LOAD_REPLICAS: Final = "SELECT replica, first_ms, seen_ms FROM replicas"

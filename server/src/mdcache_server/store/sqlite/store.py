@@ -25,7 +25,8 @@ from mdcache_server.model import (
     Usage,
     Window,
 )
-from mdcache_server.store.sqlite.schema import MIGRATE, OLD_LAYOUT, SCHEMA
+from mdcache_server.store.base import Chooser, Eviction
+from mdcache_server.store.sqlite.schema import ADD_VERSION, MIGRATE, NO_VERSION, OLD_LAYOUT, SCHEMA
 from mdcache_server.store.sqlite.sql import (
     ADD_RECORDS,
     ADD_SERIES,
@@ -35,14 +36,18 @@ from mdcache_server.store.sqlite.sql import (
     DROP_SERIES,
     HEARTBEAT,
     LIST_SERIES,
+    LOAD_REPLICAS,
     LOAD_SERIES_USAGE,
     LOAD_USAGE,
     READ,
+    SAVE_REPLICA,
     SAVE_SERIES_USAGE,
     SAVE_USAGE,
     SERIES_ID,
     UPSERT,
     UPSERT_ROWS,
+    VERSIONS,
+    VERSIONS_MAX,
     purge_sql,
 )
 from mdcache_server.wire import codec
@@ -69,6 +74,8 @@ class SqliteStore:
     """SQLite in one file; with ``synchronous=FULL`` an answered Write survives power loss."""
 
     name = "sqlite"
+    atomic_evictions = True  # count and evict in one write transaction
+    counted_versions = True  # ADD_RECORDS: version + 1 for each series of a write
 
     def __init__(
         self, path: Path, *, synchronous: str = "FULL", busy_timeout_ms: int = 5000
@@ -101,6 +108,28 @@ class SqliteStore:
             busy_timeout_ms=busy_timeout_ms,
         )
 
+    def change_stamp(self) -> Callable[[], int] | None:
+        """``PRAGMA data_version`` on a connection of its own, which never writes: it
+        changes when any other connection (a worker here, another process) commits. It
+        reads the WAL index in shared memory; a busy file (no waiting: timeout 0) reads as
+        a change."""
+        opened: list[sqlite3.Connection] = []  # at the first reading: the file exists by then
+        busy = itertools.count(-1, -1)
+
+        def stamp() -> int:
+            try:
+                if not opened:
+                    opened.append(
+                        sqlite3.connect(
+                            self.path, isolation_level=None, check_same_thread=False, timeout=0
+                        )
+                    )
+                return int(opened[0].execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error:
+                return next(busy)  # never seen before: check the versions
+
+        return stamp
+
     def connect(self) -> SqliteConnection:
         with translated("connect"):
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,6 +158,9 @@ class SqliteConnection:
         with self._schema_lock, translated("schema"):
             if self._conn.execute(OLD_LAYOUT).fetchone()[0]:
                 self._migrate()
+            with self._transaction():  # before the trigger that uses it; once among processes
+                if self._conn.execute(NO_VERSION).fetchone()[0]:
+                    self._conn.execute(ADD_VERSION)
             self._conn.executescript(SCHEMA)
 
     def _migrate(self) -> None:
@@ -279,6 +311,45 @@ class SqliteConnection:
                 if sid is not None:
                     dropped += self._conn.execute(DROP_SERIES, (sid,)).rowcount
         return dropped
+
+    def versions(self, series: Sequence[SeriesKey]) -> dict[SeriesKey, int]:
+        """Each series' change version (one query; 0 for a series never written)."""
+        found: dict[SeriesKey, int] = {}
+        with translated("versions"):
+            ids = {}
+            for key in dict.fromkeys(series):
+                sid = self._series_id(key, create=False)
+                if sid is None:
+                    found[key] = 0
+                else:
+                    ids[sid] = key
+            keys = list(ids)
+            for at in range(0, len(keys), VERSIONS_MAX):
+                chunk = keys[at : at + VERSIONS_MAX]
+                for sid, version in self._conn.execute(VERSIONS[len(chunk)], chunk):
+                    found[ids[sid]] = int(version)
+        return found
+
+    def evict(self, max_records: int, choose: Chooser) -> Eviction:
+        """Counts, reads every replica's counters and drops what ``choose`` picks, in one
+        write transaction: replicas sharing the file evict one after another, each from
+        the count the one before left."""
+        with translated("evict"), self._transaction():
+            listed = self.list_series()
+            chosen = choose(listed, self.load_usage(), max_records)
+            dropped = 0
+            for key in chosen:
+                sid = self._series_id(key, create=False)
+                if sid is not None:
+                    dropped += self._conn.execute(DROP_SERIES, (sid,)).rowcount
+        return Eviction(listed, chosen, dropped)
+
+    def heartbeat(self, replica: str, first_ms: int, now_ms: int) -> dict[str, tuple[int, int]]:
+        with translated("heartbeat"):
+            with self._transaction():
+                self._conn.execute(SAVE_REPLICA, (replica, first_ms, now_ms))
+            rows = self._conn.execute(LOAD_REPLICAS).fetchall()
+        return {str(r): (int(first), int(seen)) for r, first, seen in rows}
 
     def save_usage(self, usage: Usage) -> None:
         with translated("save usage"), self._transaction():

@@ -14,7 +14,13 @@ from typing import Final
 from mdcache_server.model import Record, SeriesKey, Usage
 from mdcache_server.store.tdengine import sql
 from mdcache_server.store.tdengine.connector import Batch, Column, ColumnType
-from mdcache_server.store.tdengine.naming import series_table, series_usage_table, totals_table
+from mdcache_server.store.tdengine.naming import (
+    replica_table,
+    series_table,
+    series_usage_table,
+    totals_table,
+    version_table,
+)
 
 BIND_BUDGET_BYTES: Final = 16 * 1024 * 1024
 
@@ -84,3 +90,31 @@ def series_usage_batches(db: str, usage: Usage) -> list[Batch]:
         )
         for key, u in usage.series.items()
     ]
+
+
+def version_batches(db: str, series: Sequence[SeriesKey], versions: Sequence[int]) -> list[Batch]:
+    """For ``sql.insert_version``: each series' new change version, in its own subtable."""
+    return [
+        Batch(
+            sql.table(db, version_table(key)),
+            (key.symbol, key.data_type, key.timeframe),
+            (
+                Column(ColumnType.TIMESTAMP, [sql.USAGE_TS_MS]),
+                Column(ColumnType.BIGINT, [version]),
+            ),
+        )
+        for key, version in zip(series, versions, strict=True)
+    ]
+
+
+def replica_batch(db: str, replica: str, first_ms: int, seen_ms: int) -> Batch:
+    """For ``sql.insert_replica``: the replica's heartbeat row."""
+    return Batch(
+        sql.table(db, replica_table(replica)),
+        (replica,),
+        (
+            Column(ColumnType.TIMESTAMP, [sql.USAGE_TS_MS]),
+            Column(ColumnType.BIGINT, [first_ms]),
+            Column(ColumnType.BIGINT, [seen_ms]),
+        ),
+    )

@@ -46,6 +46,7 @@ TRANSIENT: Final = frozenset(
         0x012B,  # NO_DISKSPACE: out of disk space (as a full SQLite disk)
         0x0130,  # APP_IS_STARTING: database is starting up
         0x0131,  # APP_IS_STOPPING: database is closing down
+        0x032C,  # MND_OBJ_CREATING: replicas starting together create the same table
         0x0334,  # MND: out of dnodes (a fresh server, for some seconds)
         0x0386,  # MND_DB_IN_DROPPING
         0x0396,  # MND_DB_IN_CREATING

@@ -18,6 +18,8 @@ IDENTIFIER: Final = re.compile(r"[a-z_][a-z0-9_]{0,191}")
 RECORDS_PREFIX: Final = "r_"  # a subtable of the records super table: one series
 TOTALS_PREFIX: Final = "u_"  # a subtable of usage_totals: one replica's totals
 SERIES_USAGE_PREFIX: Final = "s_"  # a subtable of usage_series: one replica's reads of one series
+VERSION_PREFIX: Final = "v_"  # a subtable of series_versions: one series' change version
+REPLICA_PREFIX: Final = "h_"  # a subtable of replicas: one replica's heartbeat
 DIGEST_HEX: Final = 32
 
 
@@ -33,6 +35,16 @@ def _digest(kind: str, *parts: str) -> str:
 def series_table(key: SeriesKey) -> str:
     """The subtable holding a series' records: ``r_`` and 32 hex digits."""
     return RECORDS_PREFIX + _digest("series", *key)
+
+
+def version_table(key: SeriesKey) -> str:
+    """The subtable holding a series' change version."""
+    return VERSION_PREFIX + _digest("series", *key)
+
+
+def replica_table(replica: str) -> str:
+    """The subtable holding one replica's heartbeat."""
+    return REPLICA_PREFIX + _digest("replica", replica)
 
 
 def totals_table(replica: str) -> str:

@@ -22,6 +22,8 @@ from mdcache_server.store.tdengine.options import DATABASE_NAME
 RECORDS: Final = "records"
 USAGE_TOTALS: Final = "usage_totals"
 USAGE_SERIES: Final = "usage_series"
+VERSIONS: Final = "series_versions"
+REPLICAS: Final = "replicas"
 PAYLOAD_BYTES: Final = 65_517  # TDengine's largest VARCHAR column; a row stays under 64 KB
 IDENTIFIER_BYTES: Final = 64
 REPLICA_BYTES: Final = 256
@@ -107,6 +109,11 @@ def create_tables(db: str) -> list[str]:
         f"CREATE STABLE IF NOT EXISTS {table(db, USAGE_SERIES)} "
         f"(ts TIMESTAMP, reads BIGINT, last_read_ms BIGINT) "
         f"TAGS (replica_name VARCHAR({REPLICA_BYTES}), {series_tags})",
+        f"CREATE STABLE IF NOT EXISTS {table(db, VERSIONS)} "
+        f"(ts TIMESTAMP, version BIGINT) TAGS ({series_tags})",
+        f"CREATE STABLE IF NOT EXISTS {table(db, REPLICAS)} "
+        f"(ts TIMESTAMP, first_ms BIGINT, seen_ms BIGINT) "
+        f"TAGS (replica_name VARCHAR({REPLICA_BYTES}))",
     ]
 
 
@@ -137,6 +144,31 @@ def insert_totals(db: str) -> str:
 
 def insert_series_usage(db: str) -> str:
     return f"INSERT INTO ? USING {table(db, USAGE_SERIES)} TAGS (?, ?, ?, ?) VALUES (?, ?, ?)"
+
+
+def insert_version(db: str) -> str:
+    """A series' change version: one row at ``USAGE_TS_MS``, overwritten by each change."""
+    return f"INSERT INTO ? USING {table(db, VERSIONS)} TAGS (?, ?, ?) VALUES (?, ?)"
+
+
+def versions(db: str, subtables: list[str] | None = None) -> str:
+    """The version of each series named (by subtable), or of every series."""
+    sql = f"SELECT symbol, data_type, timeframe, version FROM {table(db, VERSIONS)}"
+    if subtables is not None:
+        for name in subtables:
+            if not is_identifier(name):
+                raise ValueError(f"not a plain TDengine table name: {name!r}")
+        sql += " WHERE tbname IN (" + ", ".join(f"'{name}'" for name in subtables) + ")"
+    return sql
+
+
+def insert_replica(db: str) -> str:
+    """A replica's heartbeat: one row at ``USAGE_TS_MS``, when it started and last flushed."""
+    return f"INSERT INTO ? USING {table(db, REPLICAS)} TAGS (?) VALUES (?, ?, ?)"
+
+
+def load_replicas(db: str) -> str:
+    return f"SELECT replica_name, first_ms, seen_ms FROM {table(db, REPLICAS)}"
 
 
 def time_bounds(start_ms: int | None, end_ms: int | None) -> tuple[int | None, int | None] | None:

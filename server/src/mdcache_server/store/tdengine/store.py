@@ -15,6 +15,7 @@ and listings cover series that hold records.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -31,18 +32,27 @@ from mdcache_server.model import (
     Usage,
     Window,
 )
+from mdcache_server.store.base import Chooser, Eviction
 from mdcache_server.store.tdengine import sql
 from mdcache_server.store.tdengine.batches import (
     record_batches,
+    replica_batch,
     series_usage_batches,
     totals_batch,
+    version_batches,
 )
 from mdcache_server.store.tdengine.connector import Session, open_session
 from mdcache_server.store.tdengine.failures import ConnectionLost, TableMissing, Unreachable
-from mdcache_server.store.tdengine.naming import is_identifier, series_table, totals_table
+from mdcache_server.store.tdengine.naming import (
+    is_identifier,
+    series_table,
+    totals_table,
+    version_table,
+)
 from mdcache_server.store.tdengine.options import TDengineOptions, parse_url
 
 T = TypeVar("T")
+VERSIONS_MAX = 256  # subtables a versions query names
 Opener = Callable[[TDengineOptions], Session]
 log = structlog.get_logger(__name__)
 
@@ -62,6 +72,8 @@ class TDengineStore:
     """
 
     name = "tdengine"
+    atomic_evictions = False  # no transactions: one replica at a time (cache/capacity.py)
+    counted_versions = False  # random versions (store.py: _changed)
 
     def __init__(self, options: TDengineOptions, *, opener: Opener = open_session) -> None:
         self.options = options
@@ -72,6 +84,10 @@ class TDengineStore:
     def from_url(cls, url: str) -> TDengineStore:
         """``taos://user:password@host:6030/db`` or ``taosws://user:password@host:6041/db``."""
         return cls(parse_url(url))
+
+    def change_stamp(self) -> Callable[[], int] | None:
+        """None: every check asks for the versions (a query is a network round trip)."""
+        return None
 
     def connect(self) -> TDengineConnection:
         return TDengineConnection(self.options, self._open)
@@ -200,7 +216,55 @@ class TDengineConnection:
                 "write", lambda session: session.insert(statement, plan), idempotent=True
             )
             log.debug("tdengine_write", records=given, affected=affected, subtables=len(plan))
+            self._changed([key for key, records in batches if records])
         return given
+
+    def _changed(self, series: Sequence[SeriesKey]) -> None:
+        """Gives each series a new change version, after its records changed (a reader
+        that reads the version before the records sees any change made after them)."""
+        if not series:
+            return
+        keys = list(dict.fromkeys(series))
+        # Random, not counted: TDengine cannot increment atomically, and a version only
+        # needs to be one the series never had (63 random bits).
+        plan = version_batches(self._db, keys, [secrets.randbits(63) | 1 for _ in keys])
+        statement = sql.insert_version(self._db)
+        self._call("version", lambda session: session.insert(statement, plan), idempotent=True)
+
+    def versions(self, series: Sequence[SeriesKey]) -> dict[SeriesKey, int]:
+        keys = list(dict.fromkeys(series))
+        found = dict.fromkeys(keys, 0)
+
+        def run(session: Session) -> list[tuple[Any, ...]]:
+            rows: list[tuple[Any, ...]] = []
+            for at in range(0, len(keys), VERSIONS_MAX):
+                names = [version_table(key) for key in keys[at : at + VERSIONS_MAX]]
+                rows += session.query(sql.versions(self._db, names))
+            return rows
+
+        for sym, dt, tf, version in self._call("versions", run, idempotent=True):
+            key = SeriesKey(str(sym), str(dt), str(tf))
+            if key in found:
+                found[key] = int(version)
+        return found
+
+    def evict(self, max_records: int, choose: Chooser) -> Eviction:
+        """Not atomic: ``cache/capacity.py`` lets one replica at a time call it."""
+        listed = self.list_series()
+        chosen = choose(listed, self.load_usage(), max_records)
+        return Eviction(listed, chosen, self.drop_series(chosen) if chosen else 0)
+
+    def heartbeat(self, replica: str, first_ms: int, now_ms: int) -> dict[str, tuple[int, int]]:
+        if len(replica.encode()) > sql.REPLICA_BYTES:
+            raise StoreError(f"tdengine heartbeat: replica name over {sql.REPLICA_BYTES} bytes")
+        batch = replica_batch(self._db, replica, first_ms, now_ms)
+
+        def run(session: Session) -> list[tuple[Any, ...]]:
+            session.insert(sql.insert_replica(self._db), [batch])
+            return session.query(sql.load_replicas(self._db))
+
+        rows = self._call("heartbeat", run, idempotent=True)
+        return {str(r): (int(first), int(seen)) for r, first, seen in rows}
 
     def read(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
         bounds = sql.time_bounds(window.start_ms, window.end_ms)
@@ -249,13 +313,24 @@ class TDengineConnection:
         before = min(purge.before_ms, sql.MAX_TS_MS + 1)
         if purge.symbol is None and purge.data_type is None and purge.timeframe is None:
             statement = sql.purge_all(self._db, before)
-            return self._call("purge", lambda session: session.execute(statement), idempotent=False)
+            deleted = self._call(
+                "purge", lambda session: session.execute(statement), idempotent=False
+            )
+            if deleted:
+                every = self._call(
+                    "purge", lambda session: session.query(sql.versions(self._db)), idempotent=True
+                )
+                self._changed([SeriesKey(str(s), str(d), str(t)) for s, d, t, _ in every])
+            return deleted
 
         def run(session: Session) -> int:
             # DELETE filters on ts only: find the subtables that match and hold older rows,
             # comparing tags here so that no tag value is ever written into SQL.
             rows = _live_series(session.query(sql.series_counts(self._db, before)))
-            targets = [t for t, sym, dt, tf, _ in rows if purge.matches(SeriesKey(sym, dt, tf))]
+            matched = [(t, SeriesKey(sym, dt, tf)) for t, sym, dt, tf, _ in rows]
+            matched = [(t, key) for t, key in matched if purge.matches(key)]
+            changed.extend(key for _, key in matched)
+            targets = [t for t, _ in matched]
             for table in targets:
                 if not is_identifier(table):
                     raise StoreError(f"tdengine purge: unexpected subtable name {table!r}")
@@ -266,7 +341,11 @@ class TDengineConnection:
             log.debug("tdengine_purge", subtables=len(targets), deleted=deleted)
             return deleted
 
-        return self._call("purge", run, idempotent=False)
+        changed: list[SeriesKey] = []
+        try:
+            return self._call("purge", run, idempotent=False)
+        finally:
+            self._changed(changed)
 
     def _series_counts(self, action: str) -> list[tuple[str, str, str, str, int]]:
         rows = self._call(
@@ -292,7 +371,10 @@ class TDengineConnection:
         def run(session: Session) -> int:
             return sum(self._delete(session, statement) for statement in statements)
 
-        return self._call("drop series", run, idempotent=False)
+        try:
+            return self._call("drop series", run, idempotent=False)
+        finally:
+            self._changed(series)
 
     def save_usage(self, usage: Usage) -> None:
         if len(usage.replica.encode()) > sql.REPLICA_BYTES:
