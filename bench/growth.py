@@ -28,6 +28,7 @@ from mdcache_client import Record, Series
 from mdcache_server.model import Record as StoreRecord
 from mdcache_server.model import SeriesKey
 from mdcache_server.store import sqlite as sqlite_store
+from mdcache_server.store.base import StoreConnection
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 GENERATOR_VERSION = "1"
@@ -51,6 +52,25 @@ def _digest(bars: Bars) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _fill(conn: StoreConnection, bars: Bars, rows: int, said: Callable[[int], None]) -> int:
+    """Writes the synthetic rows through the store's own ``write()``, WRITE_ROWS a call."""
+    pending: list[tuple[SeriesKey, list[StoreRecord]]] = []
+    size = done = 0
+    for series, records in synthetic(bars, rows):
+        pending.append(
+            (SeriesKey(*series), [StoreRecord(r.ts_ms or 0, r.payload) for r in records])
+        )
+        size += len(records)
+        if size >= WRITE_ROWS:
+            done += conn.write(pending)
+            pending, size = [], 0
+            if done % 1_000_000 < WRITE_ROWS:
+                said(done)
+    if pending:
+        done += conn.write(pending)
+    return done
+
+
 def store_file(bars: Bars, rows: int, progress: Callable[[str], None]) -> tuple[Path, float]:
     """The SQLite file with ``rows`` rows, built unless cached; and the seconds building took."""
     CACHE.mkdir(exist_ok=True)
@@ -66,20 +86,9 @@ def store_file(bars: Bars, rows: int, progress: Callable[[str], None]) -> tuple[
     store = sqlite_store.SqliteStore(building, synchronous="OFF")
     conn = store.connect()
     conn.ensure_schema()
-    pending: list[tuple[SeriesKey, list[StoreRecord]]] = []
-    size = done = 0
-    for series, records in synthetic(bars, rows):
-        pending.append(
-            (SeriesKey(*series), [StoreRecord(r.ts_ms or 0, r.payload) for r in records])
-        )
-        size += len(records)
-        if size >= WRITE_ROWS:
-            done += conn.write(pending)
-            pending, size = [], 0
-            if done % 1_000_000 < WRITE_ROWS:
-                progress(f"growth: building {rows:,} rows: {done:,} written")
-    if pending:
-        done += conn.write(pending)
+    done = _fill(
+        conn, bars, rows, lambda n: progress(f"growth: building {rows:,} rows: {n:,} written")
+    )
     conn.close()
     db = sqlite3.connect(building)  # fold the WAL into the file before it is renamed
     try:
@@ -105,20 +114,7 @@ def tdengine_database(
     conn = TDengineStore.from_url(url).connect()
     try:
         conn.ensure_schema()
-        pending: list[tuple[SeriesKey, list[StoreRecord]]] = []
-        size = done = 0
-        for series, records in synthetic(bars, rows):
-            pending.append(
-                (SeriesKey(*series), [StoreRecord(r.ts_ms or 0, r.payload) for r in records])
-            )
-            size += len(records)
-            if size >= WRITE_ROWS:
-                done += conn.write(pending)
-                pending, size = [], 0
-                if done % 1_000_000 < WRITE_ROWS:
-                    progress(f"growth: building {rows:,} rows in TDengine: {done:,} written")
-        if pending:
-            done += conn.write(pending)
+        _fill(conn, bars, rows, lambda n: progress(f"growth: building {rows:,} in TDengine: {n:,}"))
     finally:
         conn.close()
     seconds = time.perf_counter() - started

@@ -114,20 +114,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "ok": best > SEED_WRITES_PER_S[1],
             }
         )
-    growth = results.get("growth")
-    if growth and len(growth["sizes"]) >= 2:
-        sizes = sorted(growth["sizes"], key=int)
-        small = growth["sizes"][sizes[0]]["reads"]["250 records"]["1"]["p50_ms"]
-        large = growth["sizes"][sizes[-1]]["reads"]["250 records"]["1"]["p50_ms"]
-        factor = _ratio(large, small)
-        out.append(
-            {
-                "target": f"Read p50 (250 records, c=1) with {int(sizes[-1]):,} rows within "
-                f"{GROWTH_P50_FACTOR} x of {int(sizes[0]):,} rows",
-                "measured": round(factor, 3),
-                "ok": factor <= GROWTH_P50_FACTOR,
-            }
-        )
+    out.extend(_growth_target(results.get("growth")))
     day = results.get("day")
     if day:
         out.append(
@@ -141,6 +128,24 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         out += resample.targets(results["resample"])
     out.extend(_tdengine_targets(results))
     return out
+
+
+def _growth_target(growth: dict[str, Any] | None, prefix: str = "") -> list[dict[str, Any]]:
+    """Read p50 with the most rows stored against the fewest."""
+    if not growth or len(growth["sizes"]) < 2:
+        return []
+    sizes = sorted(growth["sizes"], key=int)
+    small = growth["sizes"][sizes[0]]["reads"]["250 records"]["1"]["p50_ms"]
+    large = growth["sizes"][sizes[-1]]["reads"]["250 records"]["1"]["p50_ms"]
+    factor = _ratio(large, small)
+    return [
+        {
+            "target": f"{prefix}Read p50 (250 records, c=1) with {int(sizes[-1]):,} rows within "
+            f"{GROWTH_P50_FACTOR} x of {int(sizes[0]):,} rows",
+            "measured": round(factor, 3),
+            "ok": factor <= GROWTH_P50_FACTOR,
+        }
+    ]
 
 
 def _best_ingest(service: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -221,20 +226,7 @@ def _tdengine_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                             "ok": ratio <= TD_HOT_CPU_VS_SQLITE,
                         }
                     )
-    growth = td.get("growth")
-    if growth and len(growth["sizes"]) >= 2:
-        sizes = sorted(growth["sizes"], key=int)
-        small = growth["sizes"][sizes[0]]["reads"]["250 records"]["1"]["p50_ms"]
-        large = growth["sizes"][sizes[-1]]["reads"]["250 records"]["1"]["p50_ms"]
-        factor = _ratio(large, small)
-        out.append(
-            {
-                "target": f"TDengine: Read p50 (250 records, c=1) with {int(sizes[-1]):,} rows "
-                f"within {GROWTH_P50_FACTOR} x of {int(sizes[0]):,} rows",
-                "measured": round(factor, 3),
-                "ok": factor <= GROWTH_P50_FACTOR,
-            }
-        )
+    out.extend(_growth_target(td.get("growth"), "TDengine: "))
     day = td.get("day")
     if day:
         out.append(

@@ -72,17 +72,22 @@ def server(workdir: Path, url: str | None) -> Iterator[str]:
         )
 
 
-def version(base: str) -> str:
-    """The server's version, through taospy."""
+def connect(base: str) -> Any:
+    """taospy connected to the first endpoint of a base URL (``taos://user:password@host:port``)."""
     import taos
 
-    parts = urlsplit(base)
-    conn = taos.connect(
+    parts = urlsplit(base.split(",")[0])
+    return taos.connect(
         host=parts.hostname,
         port=parts.port or 6030,
         user=parts.username or "root",
         password=parts.password or "taosdata",
     )
+
+
+def version(base: str) -> str:
+    """The server's version, through taospy."""
+    conn = connect(base)
     try:
         return str(conn.query("SELECT SERVER_VERSION()").fetch_all()[0][0])
     finally:

@@ -13,21 +13,13 @@ from __future__ import annotations
 
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
+from bench import taosd
 from bench.data import YEAR, Bars
+from bench.storefloor import _timed
 from bench.writes import batches
 from mdcache_server.model import SeriesKey
 from mdcache_server.store.tdengine.naming import series_table
-
-
-def _timed(fn: Any, seconds: float) -> tuple[int, float]:
-    calls = 0
-    started = time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds:
-        fn()
-        calls += 1
-    return calls, elapsed
 
 
 def _quoted(text: str) -> str:
@@ -39,13 +31,7 @@ def run(
 ) -> dict[str, Any]:
     import taos
 
-    parts = urlsplit(base)
-    conn = taos.connect(
-        host=parts.hostname,
-        port=parts.port or 6030,
-        user=parts.username or "root",
-        password=parts.password or "taosdata",
-    )
+    conn: Any = taosd.connect(base)
     db = "bench_floor"
     try:
         conn.execute(f"DROP DATABASE IF EXISTS {db}")
