@@ -71,7 +71,7 @@ def tdengine_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         cluster.start()
         yield cluster
     finally:
-        cluster.stop()
+        cluster.discard()
 
 
 @pytest.fixture(scope="session")

@@ -76,6 +76,11 @@ class Taosd:
             timeout=90,
         )
 
+    def discard(self) -> None:
+        """Ends taosd at once (SIGKILL) when its data is thrown away anyway (a test's end)."""
+        if self.pid and self.alive():
+            self.kill(signal.SIGKILL)
+
 
 class Cluster:
     """Three taosd on one machine, one cluster (the bundle README's recipe): the second and
@@ -143,6 +148,6 @@ class Cluster:
         self._wait("3 dnodes ready", lambda: self._ready("ins_dnodes") == 3)
         self._wait("3 mnodes ready", lambda: self._ready("ins_mnodes") == 3)
 
-    def stop(self) -> None:
+    def discard(self) -> None:
         for node in self.nodes:
-            node.stop()
+            node.discard()

@@ -74,7 +74,7 @@ def taosd(tmp_path: Path) -> Iterator[Taosd]:
     try:
         yield server
     finally:
-        server.stop()
+        server.discard()
 
 
 def test_nothing_acknowledged_is_lost_when_mdcache_is_killed_under_load(url: str) -> None:
@@ -159,7 +159,7 @@ def test_a_server_started_before_taosd_waits_for_it(tmp_path: Path) -> None:
             assert len(client.read(series).records) == 1
     finally:
         server.kill()
-        taosd.stop()
+        taosd.discard()
 
 
 def test_a_server_gives_up_on_a_missing_taosd_after_its_startup_timeout(tmp_path: Path) -> None:
