@@ -123,9 +123,7 @@ async def handlers(quick: bool) -> dict[str, float]:
     first, last = data.year_window(bars)
     out: dict[str, float] = {}
     stderr = sys.stderr
-    # Left open: loggers cached while it is standard error keep writing to it after (a
-    # later part of the same run, the TDengine growth build, logs through them).
-    null = open(os.devnull, "w")  # noqa: ASYNC230, SIM115 (opening /dev/null does not block)
+    null = _DEVNULL
     with tempfile.TemporaryDirectory(prefix="mdcache-micro-") as tmp:
         sys.stderr = null  # the server logs what it logs when serving (errors, slow calls)
         servers = []
@@ -180,6 +178,11 @@ async def handlers(quick: bool) -> dict[str, float]:
             for server in servers:
                 await asyncio.to_thread(server.pool.close)
     return out
+
+
+# Kept open for the process: loggers cached while it is standard error write to it after
+# (a later part of the same run, the TDengine growth build, logs through them).
+_DEVNULL = open(os.devnull, "w")  # noqa: SIM115
 
 
 async def run(quick: bool = False) -> tuple[dict[str, float], list[str]]:
