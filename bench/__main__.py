@@ -388,7 +388,8 @@ def main() -> None:
         written.append(png)
     say("")
     for t in results["targets"]:
-        say(f"{'MET   ' if t['ok'] else 'MISSED'} {t['target']}: {t['measured']}")
+        verdict = "REPORT" if t["ok"] is None else ("MET   " if t["ok"] else "MISSED")
+        say(f"{verdict} {t['target']}: {t['measured']}")
     say(f"done in {results['seconds']:.0f} s; wrote " + ", ".join(map(str, written)))
 
 

@@ -1,20 +1,30 @@
-"""Replicas sharing one store, on every store: capacity evictions they agree on, and a
-write through one replica read through each other at once (issue 15)."""
+"""Replicas sharing one store, on every store (and on a REPLICA 3 database of a three-node
+TDengine cluster): capacity evictions they agree on, and a write through one replica read
+through each other at once (issue 15)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 
 import pytest
 
 from mdcache_client import AsyncClient, Record, Series
 from mdcache_server.app import Server
 
+from .conftest import CLUSTER, STORES, store_url_of
 from .support import running
+
+
+@pytest.fixture(params=[*STORES, CLUSTER])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every store of conftest's, and a REPLICA 3 database on a three-node cluster."""
+    yield from store_url_of(request.param, request, tmp_path)
+
 
 MINUTE = 60_000
 START = 1_700_000_000_000
