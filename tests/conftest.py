@@ -21,6 +21,10 @@ TDENGINE_URL = os.environ.get("MDCACHE_TEST_TDENGINE_URL", "")
 # Set by scripts/with-tdengine when it started a server (CI does): a TDengine test that
 # skips is then a failure, not a quiet gap.
 REQUIRE_TDENGINE = os.environ.get("MDCACHE_TEST_REQUIRE_TDENGINE") == "1"
+NO_TDENGINE = (
+    "MDCACHE_TEST_TDENGINE_URL is not set (e.g. "
+    "taos://root:taosdata@localhost:6030/mdcache_test): TDengine store not tested"
+)
 STORES = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param(
@@ -28,11 +32,7 @@ STORES = [
         id="tdengine",
         marks=[
             pytest.mark.tdengine,
-            pytest.mark.skipif(
-                not TDENGINE_URL,
-                reason="MDCACHE_TEST_TDENGINE_URL is not set (e.g. "
-                "taos://root:taosdata@localhost:6030/mdcache_test): TDengine store not tested",
-            ),
+            pytest.mark.skipif(not TDENGINE_URL, reason=NO_TDENGINE),
         ],
     ),
 ]
@@ -51,6 +51,8 @@ def tdengine_test_url() -> Iterator[str]:
     """A database of its own under MDCACHE_TEST_TDENGINE_URL, dropped afterwards."""
     from mdcache_server.store.tdengine import drop_database
 
+    if not TDENGINE_URL:
+        pytest.skip(NO_TDENGINE)
     parts = urlsplit(TDENGINE_URL)
     base = parts.path.strip("/") or "mdcache_test"
     url = parts._replace(path=f"/{base}_{uuid.uuid4().hex[:12]}").geturl()
