@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,8 +48,17 @@ def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestR
     return report
 
 
+# Databases whose topic a consumer still followed when their test ended (a server's
+# Subscribe relay leaves TDengine's consumer group in about 4 s, in the background):
+# dropped on a thread of their own while the next tests run, two at most pending (each
+# holds vnodes, which a small server has few of).
+DROPPING = ThreadPoolExecutor(1, thread_name_prefix="drop-followed")
+FOLLOWED: list[Future[None]] = []
+
+
 def tdengine_test_url() -> Iterator[str]:
     """A database of its own under MDCACHE_TEST_TDENGINE_URL, dropped afterwards."""
+    from mdcache_server.errors import StoreError
     from mdcache_server.store.tdengine import drop_database
 
     if not TDENGINE_URL:
@@ -59,7 +69,21 @@ def tdengine_test_url() -> Iterator[str]:
     try:
         yield url
     finally:
-        drop_database(url)
+        try:
+            drop_database(url, wait=0)
+        except StoreError as exc:
+            if "subscribed" not in str(exc):
+                raise
+            while len(FOLLOWED) >= 2:
+                FOLLOWED.pop(0).result()
+            FOLLOWED.append(DROPPING.submit(drop_database, url, wait=30))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drop_followed_databases() -> Iterator[None]:
+    yield
+    while FOLLOWED:
+        FOLLOWED.pop(0).result()
 
 
 @pytest.fixture(scope="session")
@@ -96,9 +120,10 @@ def cluster_database(tdengine_cluster: Any) -> Iterator[str]:
 def emptied(url: str) -> str:
     """The cluster's database as a new one: every super table dropped (with every series,
     counter and version), made again by the server's own ensure_schema."""
-    from mdcache_server.store.tdengine import parse_url
+    from mdcache_server.store.tdengine import drop_topic, parse_url
     from mdcache_server.store.tdengine.connector import open_session
 
+    drop_topic(url)  # which holds the super tables (a Subscribe relay made it)
     options = parse_url(url)
     session = open_session(options)
     try:

@@ -33,6 +33,7 @@ from mdcache_client import (
 from mdcache_server.app import Server
 from mdcache_server.store.url import open_store
 
+from .conftest import CLUSTER, STORES
 from .support import server_config
 
 QUOTES = Series("600519", "quote", "tick")
@@ -228,7 +229,7 @@ async def test_resume_after_a_seq_gives_exactly_what_was_missed(
         stub = pb_grpc.MarketDataCacheStub(channel)
         keys = [pb.SeriesKey(**QUOTES._asdict())]
         first = stub.Subscribe(pb.SubscribeRequest(series=keys))
-        await until(lambda: server.servicer.hub.streams == 1)
+        await first.initial_metadata()  # the stream follows every write from here on
         await client.write(QUOTES, [quote(1)])
         message = await first.read()
         first.cancel()
@@ -263,7 +264,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 async def test_the_client_reconnects_and_resumes_across_a_server_restart(
     store_url: str,
 ) -> None:
@@ -350,10 +350,10 @@ async def test_the_blocking_client_subscribes(server: Server, client: AsyncClien
     await until(lambda: server.servicer.hub.streams == 0)
 
 
-@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-async def test_replicas_on_one_sqlite_file_push_each_others_writes(store_url: str) -> None:
+@pytest.mark.parametrize("store_url", [*STORES, CLUSTER], indirect=True)
+async def test_replicas_push_each_others_writes_in_one_order(store_url: str) -> None:
     servers = [
-        Server(server_config(store_url, subscribe_poll_ms="10"), open_store(store_url))
+        Server(server_config(store_url, subscribe_relay="on"), open_store(store_url))
         for _ in range(2)
     ]
     for srv in servers:

@@ -9,7 +9,6 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar
 
 import grpc
@@ -27,7 +26,7 @@ from mdcache_server.config import Config
 from mdcache_server.errors import MdcacheError, StoreUnavailable
 from mdcache_server.health import HealthReporter
 from mdcache_server.live.hub import Hub
-from mdcache_server.live.journal import Journal
+from mdcache_server.live.relay import Relay
 from mdcache_server.metrics import Metrics, MetricsEndpoint
 from mdcache_server.pool import WorkerPool
 from mdcache_server.resample.rules import Resampling
@@ -50,15 +49,16 @@ def _prepare(conn: StoreConnection) -> str:
     return conn.server_version()
 
 
-def live_journal(config: Config, store: Store, hub: Hub) -> Journal | None:
-    """The changes journal of replicas on one SQLite file, when configured."""
-    if not config.subscribe_poll_ms:
+def live_relay(config: Config, store: Store, hub: Hub) -> Relay | None:
+    """The relay of every replica's writes to this server's subscribers, when on."""
+    relay = config.subscribe_relay
+    if relay == "off" or (relay == "auto" and store.name == "sqlite" and config.processes < 2):
         return None
-    path = getattr(store, "path", None)
-    if path is None:
+    feed = store.change_feed(hub.epoch, config.subscribe_poll_ms / 1000)
+    if feed is None:
         log.warning("subscribe_relay_unsupported", store=store.name)
         return None
-    return Journal(Path(f"{path}-changes"), hub.epoch)
+    return Relay(feed, hub)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +153,7 @@ class Server:
         )
         reflection.enable_server_reflection(names, self.grpc)
         self.port = 0
-        self.journal = live_journal(config, store, servicer.hub)
+        self.relay = live_relay(config, store, servicer.hub)
 
     async def _when_ready(self, deadline: float, step: Callable[[], Awaitable[T]]) -> T:
         """Runs a start-up step, retrying a store that is not ready until the start-up
@@ -225,10 +225,9 @@ class Server:
             )
             check = lambda: capacity.enforce(cache, config.max_records, leadership)  # noqa: E731
             jobs.add("capacity", lambda: every(config.capacity_interval, "capacity", check))
-        journal = self.journal
-        if journal is not None:
-            poll = config.subscribe_poll_ms / 1000
-            jobs.add("subscribe-relay", lambda: journal.relay(self.servicer.hub, poll))
+        relay = self.relay
+        if relay is not None:
+            jobs.add("subscribe-relay", relay.run)
         await jobs.start()
 
     async def _retention(self) -> None:
@@ -256,8 +255,8 @@ class Server:
             log.warning("usage_flush_failed", error=str(exc))
         await asyncio.to_thread(self.pool.close)
         await asyncio.to_thread(self.metrics_endpoint.close)
-        if self.journal is not None:
-            await asyncio.to_thread(self.journal.close)
+        if self.relay is not None:
+            await asyncio.to_thread(self.relay.close)
         log.info("stopped")
 
 

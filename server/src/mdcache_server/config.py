@@ -306,13 +306,23 @@ SETTINGS: tuple[Setting, ...] = (
         "(RESOURCE_EXHAUSTED) and resumes from its last seq",
     ),
     Setting(
+        "subscribe_relay",
+        "--subscribe-relay",
+        "MDCACHE_SUBSCRIBE_RELAY",
+        "auto",
+        _choice("auto", "on", "off"),
+        "push every replica's writes to this server's subscribers through the store's "
+        "change feed (TDengine: its subscriptions; SQLite: a journal beside the file); "
+        "auto: on for TDengine and for --processes above 1, off for one SQLite server",
+    ),
+    Setting(
         "subscribe_poll_ms",
         "--subscribe-poll-ms",
         "MDCACHE_SUBSCRIBE_POLL_MS",
-        "0",
-        _non_negative_float,
-        "replicas sharing one SQLite file: how often each polls the changes journal beside "
-        "it for the others' writes, to push them to its subscribers (0: off, one server)",
+        "10",
+        _positive_float,
+        "with the relay on SQLite: how often each replica looks in the journal for the "
+        "others' writes (its own are pushed at once)",
     ),
     Setting(
         "hot_tier_bytes",
@@ -466,6 +476,7 @@ class Config:
     log_format: str
     slow_call_ms: float
     subscribe_buffer: int
+    subscribe_relay: str
     subscribe_poll_ms: float
     hot_tier_bytes: int
     hot_tier_max_age: float

@@ -59,6 +59,8 @@ def child_args(config: Config, argv: Sequence[str], listen: str, index: int) -> 
     """The child's command line: the parent's, with one process, the port, a name."""
     replica = f"{config.replica_id or socket.gethostname() + ':' + listen.rsplit(':', 1)[1]}"
     extra = ["--processes", "1", "--listen", listen, "--replica-id", f"{replica}#{index}"]
+    if config.subscribe_relay == "auto":
+        extra += ["--subscribe-relay", "on"]  # the children are replicas of one store
     if config.metrics_listen:
         host, port = split_host_port(config.metrics_listen)
         extra += ["--metrics-listen", f"{host}:{port + index if port else 0}"]

@@ -5,7 +5,8 @@ process's sequence (``seq``) and goes into a ring of the most recent changes and
 bounded buffer of every stream that follows its series (or its symbol). Publishing never
 waits: a stream whose buffer is full is cut (it learns how far behind it was), so a slow
 subscriber holds up neither writers nor other subscribers, and memory stays bounded by
-``buffer`` changes a stream plus the ring (``ring`` changes, ``ring_bytes`` of payloads).
+``buffer`` changes a stream (plus one publish that began below it: one Write, or one batch
+of the relay's) and the ring (``ring`` changes, ``ring_bytes`` of payloads).
 
 The ring lets a client that lost its connection resume right after the last ``seq`` it
 received, with nothing lost and nothing twice, while this process still holds it; the
@@ -20,11 +21,15 @@ import math
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mdcache_server.errors import Lagging, Stopping
 from mdcache_server.model import Record, SeriesKey
+
+if TYPE_CHECKING:
+    from mdcache_server.live.relay import Relay
 
 RESUME_SECONDS = 300.0  # the ring is kept this long after the last stream closed
 
@@ -46,13 +51,15 @@ class Stream:
     pending: deque[Change] = field(default_factory=deque)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     behind: int = 0  # changes dropped once full: the stream is cut
-    stopping: bool = False
+    stopping: str = ""  # why the stream ends, once it is to
 
     def wants(self, series: SeriesKey) -> bool:
         return series in self.series or series.symbol == self.symbol
 
-    def offer(self, change: Change) -> None:
-        if self.behind or len(self.pending) >= self.capacity:
+    def offer(self, change: Change, full: bool) -> None:
+        """``full``: the buffer held ``capacity`` changes before this publish began (a
+        publish, one Write or one batch of the relay, is taken whole otherwise)."""
+        if self.behind or full:
             self.behind += 1
             self.pending.clear()  # frees the memory at once; the stream is cut
         else:
@@ -65,20 +72,19 @@ class Stream:
             f"{self.capacity}); resume after the last seq received"
         )
 
-    async def next_batch(self) -> list[Change]:
-        """The changes buffered so far (waiting for one); raises Lagging once cut."""
+    async def next(self) -> Change:
+        """The oldest change not sent (waiting for one); raises Lagging once cut. It
+        stays counted in the buffer until taken, so the buffer is what is unsent."""
         while not self.pending:
             if self.behind:
                 raise self.lagging()
             if self.stopping:
-                raise Stopping("the server is stopping; subscribe again (resume_after)")
+                raise Stopping(self.stopping)
             self.ready.clear()
             await self.ready.wait()
         if self.behind:
             raise self.lagging()
-        batch = list(self.pending)
-        self.pending.clear()
-        return batch
+        return self.pending.popleft()
 
 
 class Hub:
@@ -95,17 +101,18 @@ class Hub:
         self._ring_held = 0  # payload characters in the ring
         self._last_open = -math.inf  # when a stream was last open
         self._streams: set[Stream] = set()
-        # With a journal (live.journal), acknowledged changes go there, and come back
-        # from it in the order of every replica's acknowledgements.
-        self.journal: Callable[[list[tuple[SeriesKey, Record]]], Awaitable[None]] | None = None
+        # With a relay (live.relay), acknowledged changes go to the store's change feed,
+        # and come back from it in the store's order, with every other replica's.
+        self.relay: Relay | None = None
 
     @property
     def streams(self) -> int:
         return len(self._streams)
 
     async def acknowledged(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> None:
-        """Records a Write stored, before it is answered: pushed now, or journalled."""
-        if self.journal is None:
+        """Records a Write stored, before it is answered: pushed now, or handed to the
+        relay (which pushes every replica's writes in the store's order)."""
+        if self.relay is None:
             self.publish(batches)
             return
         changes = [
@@ -113,7 +120,38 @@ class Hub:
             for series, records in batches
             for r in {r.ts_ms: r for r in records}.values()
         ]
-        await self.journal(changes)
+        await self.relay.acknowledged(changes)
+
+    @property
+    def wanted(self) -> bool:
+        """Whether a stream is open, or one closed recently enough to resume."""
+        return bool(self._streams) or time.monotonic() - self._last_open <= RESUME_SECONDS
+
+    async def ready(self) -> None:
+        """Returns once every write acknowledged from now on will reach the streams."""
+        if self.relay is not None:
+            await self.relay.ready()
+
+    def horizon(self) -> asyncio.Future[int]:
+        """The ``seq`` by which every change acknowledged before this call is published."""
+        if self.relay is not None:
+            return self.relay.horizon()
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        done.set_result(self.seq)
+        return done
+
+    def skip(self) -> None:
+        """Changes went by unread (nobody followed): no resume may cross them."""
+        self.seq += 1
+        self._ring.clear()
+        self._ring_held = 0
+
+    def interrupt(self) -> None:
+        """Changes may have been missed: a new ``epoch`` (so no resume crosses the gap),
+        and every open stream ends for its client to subscribe again."""
+        self.epoch = secrets.token_hex(6)
+        self.skip()
+        self.stop("the changes of other replicas were interrupted; subscribe again")
 
     def publish(self, batches: Iterable[tuple[SeriesKey, Sequence[Record]]]) -> None:
         """Pushes acknowledged records to the streams that follow them."""
@@ -125,6 +163,7 @@ class Hub:
             self._ring.clear()
             self._ring_held = 0
             return
+        full = {stream for stream in streams if len(stream.pending) >= stream.capacity}
         for series, records in batches:
             last = {r.ts_ms: r for r in records}  # a timestamp given twice: the last
             for record in last.values():
@@ -133,7 +172,7 @@ class Hub:
                 self._remember(change)
                 for stream in streams:
                     if stream.wants(series):
-                        stream.offer(change)
+                        stream.offer(change, stream in full)
 
     def _remember(self, change: Change) -> None:
         ring = self._ring
@@ -147,10 +186,10 @@ class Hub:
         self._streams.add(stream)
         return stream
 
-    def stop(self) -> None:
-        """Ends every stream once it has sent what it holds (the server is stopping)."""
+    def stop(self, why: str = "the server is stopping; subscribe again (resume_after)") -> None:
+        """Ends every stream (UNAVAILABLE) once it has sent what it holds."""
         for stream in self._streams:
-            stream.stopping = True
+            stream.stopping = why
             stream.ready.set()
 
     def close(self, stream: Stream) -> None:

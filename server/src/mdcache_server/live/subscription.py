@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from mdcache.v1 import cache_pb2 as pb
@@ -59,9 +60,10 @@ async def serve(
     epoch = hub.epoch
     try:
         missed = hub.since(stream, request.resume_after) if request.resume_stream else None
+        await hub.ready()  # every replica's writes from here on reach the stream
         await opened()
         seen: dict[tuple[SeriesKey, int], str] = {}
-        dedupe_through = 0
+        horizon: asyncio.Future[int] | None = None
         if request.resume_stream:
             if request.resume_stream != epoch:
                 raise ResumeLost("resume_stream: another server process (restarted?)")
@@ -71,7 +73,7 @@ async def serve(
                 yield _message(epoch, change.series, change.record, change.seq)
         elif request.HasField("since_ms"):
             results = await cache.read(series, Window(start_ms=request.since_ms))
-            dedupe_through = hub.seq  # changes up to here may be in what was read
+            horizon = hub.horizon()  # changes up to it may be in what was read
             held = sorted(
                 ((r.ts_ms, i, r) for i, result in enumerate(results) for r in result.records),
                 key=lambda t: (t[0], t[1]),
@@ -80,12 +82,17 @@ async def serve(
                 seen[(series[i], record.ts_ms)] = record.payload
                 yield _message(epoch, series[i], record, 0)
         while True:
-            for change in await stream.next_batch():
-                if change.seq <= dedupe_through and _already(seen, change):
-                    continue
-                yield _message(epoch, change.series, change.record, change.seq)
+            change = await stream.next()
+            if horizon is not None and _early(horizon, change) and _already(seen, change):
+                continue
+            yield _message(epoch, change.series, change.record, change.seq)
     finally:
         hub.close(stream)
+
+
+def _early(horizon: asyncio.Future[int], change: Change) -> bool:
+    """Whether the change may have been acknowledged before the replay's read."""
+    return not horizon.done() or change.seq <= horizon.result()
 
 
 def _already(seen: dict[tuple[SeriesKey, int], str], change: Change) -> bool:

@@ -106,6 +106,36 @@ class StoreConnection(Protocol):
         """Releases the connection; never raises."""
 
 
+Change = tuple[SeriesKey, Record]
+
+
+class ChangeFeed(Protocol):
+    """Every replica's acknowledged writes to one store, in the order the store took them
+    (per series at least), for ``live/relay.py`` to push to this process's subscribers.
+
+    Blocking; ``poll`` is called from one thread, ``record`` from another."""
+
+    @property
+    def journals(self) -> bool:
+        """Whether a Write's records must be handed to :meth:`record` before it is
+        answered (False: the store's own log carries them)."""
+
+    def record(self, changes: Sequence[Change]) -> None:
+        """Adds a Write's records, stored and not yet answered, to the feed."""
+
+    def start(self) -> None:
+        """Positions the feed after everything acknowledged so far: each write
+        acknowledged after this returns comes out of :meth:`poll`."""
+
+    def poll(self, wait: float, *, decode: bool = True) -> tuple[int, list[Change]]:
+        """The next changes (how many, and each when ``decode``), waiting up to ``wait``
+        seconds for some. ``(0, [])`` means every change acknowledged before the call
+        was returned by an earlier one."""
+
+    def close(self) -> None:
+        """Releases the feed; never raises."""
+
+
 class Store(Protocol):
     """A place to keep series, chosen by URL (``store/url.py``)."""
 
@@ -130,3 +160,8 @@ class Store(Protocol):
 
     def connect(self) -> StoreConnection:
         """Opens a new connection (raises StoreUnavailable when it cannot)."""
+
+    def change_feed(self, replica: str, poll: float) -> ChangeFeed | None:
+        """The feed of every replica's writes (``replica`` names this one; ``poll``: how
+        often a feed that polls looks for changes when idle), None where the store has
+        none. Opens nothing yet."""

@@ -26,6 +26,7 @@ from mdcache_server.model import (
     Window,
 )
 from mdcache_server.store.base import Chooser, Eviction
+from mdcache_server.store.sqlite.changes import JournalFeed
 from mdcache_server.store.sqlite.schema import ADD_VERSION, MIGRATE, NO_VERSION, OLD_LAYOUT, SCHEMA
 from mdcache_server.store.sqlite.sql import (
     ADD_RECORDS,
@@ -129,6 +130,10 @@ class SqliteStore:
                 return next(busy)  # never seen before: check the versions
 
         return stamp
+
+    def change_feed(self, replica: str, poll: float) -> JournalFeed:
+        """A journal beside the file (``<file>-changes``), shared by its replicas."""
+        return JournalFeed(Path(f"{self.path}-changes"), replica, poll)
 
     def connect(self) -> SqliteConnection:
         with translated("connect"):

@@ -5,6 +5,18 @@ package imports anywhere, with or without libtaos.so.
 """
 
 from mdcache_server.store.tdengine.options import TDengineOptions, parse_url
-from mdcache_server.store.tdengine.store import TDengineConnection, TDengineStore, drop_database
+from mdcache_server.store.tdengine.store import (
+    TDengineConnection,
+    TDengineStore,
+    drop_database,
+    drop_topic,
+)
 
-__all__ = ["TDengineConnection", "TDengineOptions", "TDengineStore", "drop_database", "parse_url"]
+__all__ = [
+    "TDengineConnection",
+    "TDengineOptions",
+    "TDengineStore",
+    "drop_database",
+    "drop_topic",
+    "parse_url",
+]

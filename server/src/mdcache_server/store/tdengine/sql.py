@@ -117,6 +117,25 @@ def create_tables(db: str) -> list[str]:
     ]
 
 
+def topic(db: str) -> str:
+    """The name of the database's topic (a topic's name is the cluster's, not the
+    database's)."""
+    return f"mdcache_{database(db)}"
+
+
+def create_topic(db: str) -> str:
+    """The topic every replica's change feed consumes: each record as it is written
+    (TMQ delivers a vnode's writes in the order it took them)."""
+    return (
+        f"CREATE TOPIC IF NOT EXISTS {topic(db)} AS SELECT CAST(ts AS BIGINT) AS ts_ms, "
+        f"payload, symbol, data_type, timeframe FROM {table(db, RECORDS)}"
+    )
+
+
+def drop_topic(db: str) -> str:
+    return f"DROP TOPIC IF EXISTS {topic(db)}"
+
+
 def drop_database(db: str) -> str:
     return f"DROP DATABASE IF EXISTS {database(db)}"
 

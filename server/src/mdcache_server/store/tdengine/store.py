@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -41,6 +42,7 @@ from mdcache_server.store.tdengine.batches import (
     totals_batch,
     version_batches,
 )
+from mdcache_server.store.tdengine.changes import TopicFeed
 from mdcache_server.store.tdengine.connector import Session, open_session
 from mdcache_server.store.tdengine.failures import ConnectionLost, TableMissing, Unreachable
 from mdcache_server.store.tdengine.naming import (
@@ -49,10 +51,11 @@ from mdcache_server.store.tdengine.naming import (
     totals_table,
     version_table,
 )
-from mdcache_server.store.tdengine.options import TDengineOptions, parse_url
+from mdcache_server.store.tdengine.options import NATIVE, TDengineOptions, parse_url
 
 T = TypeVar("T")
 VERSIONS_MAX = 256  # subtables a versions query names
+TOPIC_SUBSCRIBED = "0x03eb"  # DROP TOPIC while a consumer follows it
 Opener = Callable[[TDengineOptions], Session]
 log = structlog.get_logger(__name__)
 
@@ -91,6 +94,13 @@ class TDengineStore:
 
     def connect(self) -> TDengineConnection:
         return TDengineConnection(self.options, self._open)
+
+    def change_feed(self, replica: str, poll: float) -> TopicFeed | None:
+        """TDengine's subscriptions (``changes.py``), in a consumer group of this process
+        (``replica``: hex, unique to it); None on WebSocket (not built: see README)."""
+        if self.options.scheme != NATIVE:
+            return None
+        return TopicFeed(self.options, f"mdcache_{replica}")
 
     def _open(self, options: TDengineOptions) -> Session:
         """A session, trying first the endpoint that answered last: while the first node
@@ -433,8 +443,29 @@ class TDengineConnection:
             self._session = None
 
 
-def drop_database(url: str) -> None:
-    """Drops the URL's database if it exists (test teardown): ``DROP DATABASE IF EXISTS``."""
+def drop_topic(url: str, *, wait: float = 30.0) -> None:
+    """Drops the database's topic if it exists (``changes.py``), which TDengine refuses
+    while a consumer still follows it: retried for up to ``wait`` seconds, as consumers
+    leave (about 4 s) or are dropped as lost (about 10 s)."""
+    options = parse_url(url)
+    session = open_session(options)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                session.execute(sql.drop_topic(options.database))
+                return
+            except StoreError as exc:
+                if TOPIC_SUBSCRIBED not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
+        session.close()
+
+
+def drop_database(url: str, *, wait: float = 30.0) -> None:
+    """Drops the URL's database if it exists (test teardown), its topic first."""
+    drop_topic(url, wait=wait)
     options = parse_url(url)
     session = open_session(options)
     try:

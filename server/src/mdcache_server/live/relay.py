@@ -1,0 +1,122 @@
+"""Every replica's writes to this process's subscribers, through the store's change feed.
+
+Replicas of one store (servers on one SQLite file, ``--processes``, servers on one
+TDengine database) each take writes; a subscriber connected to any of them must see them
+all. With a relay, a Write's records are not pushed by the replica that took them but
+handed to the store's feed (``store.base.ChangeFeed``: a journal beside a SQLite file,
+TDengine's own subscriptions), and every replica pushes what comes out of the feed, in
+its order: one order per series for every subscriber, whichever replica it is on.
+
+The feed is followed from the first Subscribe stream on (a stream's headers are sent
+once it is, so no write acknowledged after them is missed) until the server stops. If
+following fails (the store is down), every open stream ends UNAVAILABLE and the hub
+starts a new ``stream`` id: clients subscribe again and, their resume point unknown to
+the new id, replay from the store (``client/_live.py``), so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import structlog
+
+from mdcache_server.errors import StoreUnavailable
+from mdcache_server.live.hub import Hub
+from mdcache_server.store.base import Change, ChangeFeed
+
+log = structlog.get_logger(__name__)
+WAIT = 0.1  # seconds a poll waits for changes (the stop and the marks need it back)
+HORIZON_CAP = 2.0  # a mark resolves after this long even if the feed was never idle
+
+
+class Relay:
+    def __init__(self, feed: ChangeFeed, hub: Hub) -> None:
+        self.feed, self.hub = feed, hub
+        self._poller = ThreadPoolExecutor(1, thread_name_prefix="mdcache-relay")
+        self._recorder = ThreadPoolExecutor(1, thread_name_prefix="mdcache-relay-record")
+        self._wanted = asyncio.Event()
+        self._ready: asyncio.Future[None] | None = None
+        self._marks: list[tuple[float, asyncio.Future[int]]] = []
+        self.delivered = 0
+        hub.relay = self
+
+    async def _run(self, pool: ThreadPoolExecutor, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(pool, lambda: fn(*args, **kwargs))
+
+    async def acknowledged(self, changes: Sequence[Change]) -> None:
+        """A Write's records, stored and not yet answered: into the feed if it journals."""
+        if self.feed.journals:
+            await self._run(self._recorder, self.feed.record, changes)
+
+    async def ready(self) -> None:
+        """Returns once the feed is followed (started by the first stream)."""
+        if self._ready is None or (self._ready.done() and self._ready.exception()):
+            self._ready = asyncio.get_running_loop().create_future()
+            self._wanted.set()
+        await asyncio.shield(self._ready)
+
+    def horizon(self) -> asyncio.Future[int]:
+        """The hub's ``seq`` once every change acknowledged before this call is
+        published (a poll begun after it found nothing more), or after HORIZON_CAP."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._marks.append((time.monotonic(), future))
+        return future
+
+    def _resolve(self, started: float) -> None:
+        now, kept = time.monotonic(), []
+        for at, future in self._marks:
+            if future.done():
+                continue
+            if at <= started or now - at > HORIZON_CAP:
+                future.set_result(self.hub.seq)
+            else:
+                kept.append((at, future))
+        self._marks = kept
+
+    async def run(self) -> None:
+        """Follows the feed whenever a stream wants it, until cancelled (a server job)."""
+        while True:
+            await self._wanted.wait()
+            ready = self._ready
+            try:
+                await self._run(self._poller, self.feed.start)
+                if ready is not None and not ready.done():
+                    ready.set_result(None)
+                log.info("subscribe_relay_following", journals=self.feed.journals)
+                await self._follow()
+            except StoreUnavailable as exc:
+                log.warning("subscribe_relay_interrupted", error=str(exc))
+                self._wanted.clear()
+                if ready is not None and not ready.done():
+                    ready.set_exception(exc)
+                    ready.exception()  # retrieved: a stream that awaited it has it
+                self._ready = None
+                self.hub.interrupt()  # streams end UNAVAILABLE; clients replay
+                await self._run(self._poller, self.feed.close)
+                await asyncio.sleep(1.0)
+
+    async def _follow(self) -> None:
+        while True:
+            started = time.monotonic()
+            decode = self.hub.wanted
+            count, changes = await self._run(self._poller, self.feed.poll, WAIT, decode=decode)
+            if changes:
+                self.delivered += len(changes)
+                self.hub.publish([(series, [record]) for series, record in changes])
+            elif count and not decode:
+                self.hub.skip()
+            elif not count:
+                self._resolve(started)
+            if self._marks:
+                self._resolve(-1.0)  # the cap
+
+    def close(self) -> None:
+        """Blocking: releases the feed and the threads."""
+        self._poller.submit(self.feed.close).result()
+        self._poller.shutdown()
+        self._recorder.shutdown()

@@ -1,0 +1,159 @@
+"""The Subscribe relay: every replica's writes, through the store's change feed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from mdcache_client import AsyncClient, Change, Record, Series
+from mdcache_server.app import Server, live_relay
+from mdcache_server.errors import StoreUnavailable
+from mdcache_server.live.hub import Hub
+from mdcache_server.live.relay import Relay
+from mdcache_server.model import SeriesKey
+from mdcache_server.processes import child_args
+from mdcache_server.store import base
+from mdcache_server.store.sqlite import SqliteStore
+from mdcache_server.store.url import open_store
+
+from .conftest import STORES
+from .support import server_config
+
+QUOTES = Series("600519", "quote", "tick")
+T0 = 1_700_000_000_000
+
+
+def relay_of(store_url: str, **settings: str) -> Relay | None:
+    config = server_config(store_url, **settings)
+    return live_relay(config, open_store(store_url), Hub())
+
+
+def test_the_relay_is_on_where_replicas_share_the_store(tmp_path: Path) -> None:
+    sqlite = f"sqlite:///{tmp_path / 'cache.sqlite3'}"
+    assert relay_of(sqlite) is None  # one server on its file: pushed directly
+    assert relay_of(sqlite, subscribe_relay="on") is not None
+    assert relay_of(sqlite, processes="2") is not None
+    tdengine = "taos://root:taosdata@localhost:6030/market"
+    assert relay_of(tdengine) is not None  # any server may have replicas: always
+    assert relay_of(tdengine, subscribe_relay="off") is None
+    assert relay_of("taosws://root:taosdata@localhost:6041/market") is None  # not built
+    parent = server_config(sqlite, processes="2")
+    args = child_args(parent, ["serve"], "127.0.0.1:50051", 0)
+    assert args[args.index("--subscribe-relay") + 1] == "on"
+
+
+async def take(changes: object, n: int, seconds: float = 20) -> list[Change]:
+    got: list[Change] = []
+
+    async def collect() -> None:
+        async for change in changes:  # type: ignore[attr-defined]
+            got.append(change)
+            if len(got) == n:
+                return
+
+    await asyncio.wait_for(collect(), seconds)
+    return got
+
+
+@pytest.mark.parametrize("store_url", STORES, indirect=True)
+async def test_replay_then_live_across_replicas_with_no_gap_or_duplicate(store_url: str) -> None:
+    """A writer on one replica never pauses while a subscriber on the other replays from
+    the store and goes live: every record once, in order (writes the read saw and the
+    relay brings again are left out)."""
+    servers = [
+        Server(server_config(store_url, subscribe_relay="on"), open_store(store_url))
+        for _ in range(2)
+    ]
+    for srv in servers:
+        await srv.start()
+    a, b = (f"127.0.0.1:{srv.port}" for srv in servers)
+    got: list[Change] = []
+    try:
+        async with AsyncClient(a) as writer, AsyncClient(b) as reader:
+            written = asyncio.Event()
+
+            async def write() -> None:
+                for i in range(100_000):
+                    await writer.write(QUOTES, [Record.of(T0 + i, {"price": 1688.0 + i})])
+                    if i == 30:
+                        written.set()
+
+            writing = asyncio.ensure_future(write())
+            await written.wait()  # some written; more land during the replay, and after
+            async with await reader.subscribe([QUOTES], since_ms=T0) as sub:
+
+                async def collect() -> None:
+                    async for change in sub:
+                        got.append(change)
+                        if sum(not c.replayed for c in got) == 30:
+                            return
+
+                await asyncio.wait_for(collect(), 30)
+            writing.cancel()
+            await asyncio.gather(writing, return_exceptions=True)
+    finally:
+        for srv in servers:
+            await srv.stop(grace=1)
+    assert [c.record.ts_ms for c in got] == [T0 + i for i in range(len(got))]
+    assert got[0].replayed
+    assert sum(c.replayed for c in got) > 30
+
+
+class Failing:
+    """A real SQLite journal whose polls fail while ``down`` is set (a store outage)."""
+
+    def __init__(self, feed: base.ChangeFeed) -> None:
+        self.feed, self.down, self.starts = feed, False, 0
+        self.journals = feed.journals
+
+    def record(self, changes: Sequence[base.Change]) -> None:
+        self.feed.record(changes)
+
+    def start(self) -> None:
+        self.starts += 1
+        self.feed.start()
+
+    def poll(self, wait: float, *, decode: bool = True) -> tuple[int, list[base.Change]]:
+        if self.down:
+            raise StoreUnavailable("changes journal: disk I/O error")
+        return self.feed.poll(wait, decode=decode)
+
+    def close(self) -> None:
+        self.feed.close()
+
+
+async def test_an_interrupted_relay_ends_streams_and_starts_a_new_stream_id(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "cache.sqlite3")
+    hub = Hub()
+    feed = Failing(store.change_feed("replica", 0.01))
+    relay = Relay(feed, hub)
+    running = asyncio.ensure_future(relay.run())
+    try:
+        stream = hub.open([SeriesKey(*QUOTES)], "")
+        await asyncio.wait_for(hub.ready(), 5)
+        epoch = hub.epoch
+        change = (SeriesKey(*QUOTES), Record(T0, "{}"))
+        await hub.acknowledged([(change[0], [change[1]])])
+        pushed = await asyncio.wait_for(stream.next(), 5)
+        assert pushed.record.ts_ms == T0
+        feed.down = True
+        with pytest.raises(Exception, match="interrupted; subscribe again"):
+            await asyncio.wait_for(stream.next(), 5)
+        assert hub.epoch != epoch  # no resume may cross what was missed
+        hub.close(stream)
+        feed.down = False
+        again = hub.open([SeriesKey(*QUOTES)], "")
+        await asyncio.wait_for(hub.ready(), 5)  # the next stream follows the feed again
+        assert feed.starts == 2
+        await hub.acknowledged([(change[0], [change[1]])])
+        pushed = await asyncio.wait_for(again.next(), 5)
+        assert pushed.record.ts_ms == T0
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await asyncio.to_thread(relay.close)
