@@ -12,8 +12,10 @@ answers): such a delay is negative, and counted as it is.
    received over all subscribers, delay p50 / p99.
 2. **Paced**: one record every 10 ms to one series, 1 subscriber: the delay at a rate
    well below capacity, on one server and across two replicas (two server processes on
-   one SQLite file, ``--subscribe-poll-ms``, written through one, subscribed through the
-   other).
+   one store, written through one, subscribed through the other): on one SQLite file
+   (the relay's journal, ``--subscribe-relay on``) and on one TDengine database (its
+   subscriptions; a ``taosd`` of the bundle started for the run, or ``--tdengine-url``;
+   left out with a reason when there is neither).
 3. **Many**: 1,000 subscribers, one series each, and a writer writing every series in
    turn (one ``write_many`` of 100 series every 10 ms): delay p50 / p99, and the server's
    resident memory before the subscribers, with them, and after they hung up.
@@ -31,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import procs
+from bench import procs, taosd
 from bench.load import percentile
 from mdcache_client import AsyncClient, Record, Series
 
@@ -126,16 +128,22 @@ async def fan_out(workdir: Path, subscribers: int, seconds: float) -> dict[str, 
 
 
 async def paced(
-    workdir: Path, replicas: bool, seconds: float, interval: float = 0.01
+    workdir: Path, store: str, replicas: bool, seconds: float, interval: float = 0.01
 ) -> dict[str, Any]:
-    store = workdir / f"paced-{'replicas' if replicas else 'one'}.sqlite3"
-    extra = ("--subscribe-poll-ms", "10") if replicas else ()
+    """``store``: a store URL (TDengine), or ``sqlite`` (a file in ``workdir``)."""
+    kind = "sqlite" if store == "sqlite" else "tdengine"
+    if store == "sqlite":
+        name = "replicas" if replicas else "one"
+        store = f"sqlite:///{workdir / f'paced-{name}.sqlite3'}"
+    extra = ("--subscribe-relay", "on") if replicas else ()
     a = procs.mdcache("live-paced-a", workdir, *SERVER_ARGS, *extra, store=store)
     b = procs.mdcache("live-paced-b", workdir, *SERVER_ARGS, *extra, store=store) if replicas else a
     series = Series("600519", "quote", "tick")
     clock = Clock()
     try:
-        task = asyncio.create_task(_subscriber(b.target, [series], clock, lambda: None))
+        opened = asyncio.Event()
+        task = asyncio.create_task(_subscriber(b.target, [series], clock, opened.set))
+        await asyncio.wait_for(opened.wait(), 60)  # a TDengine relay subscribes first
         await asyncio.sleep(1.0)
         written = 0
         async with AsyncClient(a.target, timeout=30) as writer:
@@ -153,6 +161,7 @@ async def paced(
         if b is not a:
             b.stop()
     return {
+        "store": kind,
         "replicas": 2 if replicas else 1,
         "written": written,
         "received": clock.received,
@@ -238,9 +247,20 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             say(f"fan-out to {n}: {json.dumps(cell)}")
             results["fan_out"].append(cell)
         for replicas in (False, True):
-            cell = await paced(workdir, replicas, args.seconds)
-            say(f"paced, {cell['replicas']} server(s): {json.dumps(cell)}")
+            cell = await paced(workdir, "sqlite", replicas, args.seconds)
+            say(f"paced, sqlite, {cell['replicas']} server(s): {json.dumps(cell)}")
             results["paced"].append(cell)
+        why_not = taosd.available(args.tdengine_url)
+        if why_not:
+            say(f"paced on TDengine left out: {why_not}")
+            results["tdengine_left_out"] = why_not
+        else:
+            with taosd.server(workdir, args.tdengine_url) as base:
+                for replicas in (False, True):
+                    url = f"{base}/mdcache_live_{'replicas' if replicas else 'one'}"
+                    cell = await paced(workdir, url, replicas, args.seconds)
+                    say(f"paced, tdengine, {cell['replicas']} server(s): {json.dumps(cell)}")
+                    results["paced"].append(cell)
         results["many"] = await many(workdir, args.many, args.seconds)
         say(f"many: {json.dumps(results['many'])}")
     return results
@@ -250,6 +270,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.live", description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per cell")
     parser.add_argument("--many", type=int, default=1000, help="subscribers of the last part")
+    parser.add_argument(
+        "--tdengine-url", help="a TDengine 3.x server to use (default: start the bundle's)"
+    )
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     arguments = parser.parse_args()
     figures = asyncio.run(main(arguments))

@@ -54,11 +54,12 @@ def live_relay(config: Config, store: Store, hub: Hub) -> Relay | None:
     relay = config.subscribe_relay
     if relay == "off" or (relay == "auto" and store.name == "sqlite" and config.processes < 2):
         return None
-    feed = store.change_feed(hub.epoch, config.subscribe_poll_ms / 1000)
+    wait = config.subscribe_poll_ms / 1000
+    feed = store.change_feed(hub.epoch, wait)
     if feed is None:
         log.warning("subscribe_relay_unsupported", store=store.name)
         return None
-    return Relay(feed, hub)
+    return Relay(feed, hub, wait)
 
 
 @dataclass(frozen=True, slots=True)

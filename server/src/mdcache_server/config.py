@@ -321,8 +321,8 @@ SETTINGS: tuple[Setting, ...] = (
         "MDCACHE_SUBSCRIBE_POLL_MS",
         "10",
         _positive_float,
-        "with the relay on SQLite: how often each replica looks in the journal for the "
-        "others' writes (its own are pushed at once)",
+        "how long the relay waits for changes in one poll: on SQLite, how often a replica "
+        "looks in the journal for the others' writes (its own are pushed at once)",
     ),
     Setting(
         "hot_tier_bytes",

@@ -29,13 +29,15 @@ from mdcache_server.live.hub import Hub
 from mdcache_server.store.base import Change, ChangeFeed
 
 log = structlog.get_logger(__name__)
-WAIT = 0.1  # seconds a poll waits for changes (the stop and the marks need it back)
 HORIZON_CAP = 2.0  # a mark resolves after this long even if the feed was never idle
 
 
 class Relay:
-    def __init__(self, feed: ChangeFeed, hub: Hub) -> None:
-        self.feed, self.hub = feed, hub
+    def __init__(self, feed: ChangeFeed, hub: Hub, wait: float = 0.01) -> None:
+        """``wait``: seconds a poll waits for changes. A TDengine consumer's poll waits
+        on one vnode at a time, so a write to another waits for it: 10 ms keeps the p99
+        delay near 1 ms where 100 ms made it 80 (bench/LIVE.md)."""
+        self.feed, self.hub, self.wait = feed, hub, wait
         self._poller = ThreadPoolExecutor(1, thread_name_prefix="mdcache-relay")
         self._recorder = ThreadPoolExecutor(1, thread_name_prefix="mdcache-relay-record")
         self._wanted = asyncio.Event()
@@ -104,7 +106,7 @@ class Relay:
         while True:
             started = time.monotonic()
             decode = self.hub.wanted
-            count, changes = await self._run(self._poller, self.feed.poll, WAIT, decode=decode)
+            count, changes = await self._run(self._poller, self.feed.poll, self.wait, decode=decode)
             if changes:
                 self.delivered += len(changes)
                 self.hub.publish([(series, [record]) for series, record in changes])
