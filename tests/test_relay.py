@@ -11,6 +11,7 @@ import pytest
 from mdcache_client import AsyncClient, Change, Record, Series
 from mdcache_server.app import Server, live_relay
 from mdcache_server.errors import StoreUnavailable
+from mdcache_server.live import hub as hub_module
 from mdcache_server.live.hub import Hub
 from mdcache_server.live.relay import Relay
 from mdcache_server.model import SeriesKey
@@ -106,7 +107,7 @@ class Failing:
     """A real SQLite journal whose polls fail while ``down`` is set (a store outage)."""
 
     def __init__(self, feed: base.ChangeFeed) -> None:
-        self.feed, self.down, self.starts = feed, False, 0
+        self.feed, self.down, self.starts, self.closes = feed, False, 0, 0
         self.journals = feed.journals
 
     def record(self, changes: Sequence[base.Change]) -> None:
@@ -116,12 +117,13 @@ class Failing:
         self.starts += 1
         self.feed.start()
 
-    def poll(self, wait: float, *, decode: bool = True) -> tuple[int, list[base.Change]]:
+    def poll(self, wait: float) -> list[base.Change]:
         if self.down:
             raise StoreUnavailable("changes journal: disk I/O error")
-        return self.feed.poll(wait, decode=decode)
+        return self.feed.poll(wait)
 
     def close(self) -> None:
+        self.closes += 1
         self.feed.close()
 
 
@@ -153,6 +155,39 @@ async def test_an_interrupted_relay_ends_streams_and_starts_a_new_stream_id(
         await hub.acknowledged([(change[0], [change[1]])])
         pushed = await asyncio.wait_for(again.next(), 5)
         assert pushed.record.ts_ms == T0
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await asyncio.to_thread(relay.close)
+
+
+async def test_the_relay_stops_following_when_nobody_may_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No stream for RESUME_SECONDS: the feed is released (a TDengine consumer polling
+    costs CPU), and the next stream starts it again; no resume crosses the pause."""
+    monkeypatch.setattr(hub_module, "RESUME_SECONDS", 0.2)
+    hub = Hub()
+    feed = Failing(SqliteStore(tmp_path / "cache.sqlite3").change_feed("replica", 0.01))
+    relay = Relay(feed, hub)
+    running = asyncio.ensure_future(relay.run())
+    try:
+        stream = hub.open([SeriesKey(*QUOTES)], "")
+        await asyncio.wait_for(hub.ready(), 5)
+        await hub.acknowledged([(SeriesKey(*QUOTES), [Record(T0, "{}")])])
+        seq = (await asyncio.wait_for(stream.next(), 5)).seq
+        hub.close(stream)
+        for _ in range(200):
+            if feed.closes:
+                break
+            await asyncio.sleep(0.01)
+        assert feed.closes == 1
+        again = hub.open([SeriesKey(*QUOTES)], "")
+        assert hub.since(again, seq) is None  # a resume from before the pause: replay
+        await asyncio.wait_for(hub.ready(), 5)
+        assert feed.starts == 2
+        await hub.acknowledged([(SeriesKey(*QUOTES), [Record(T0 + 1, "{}")])])
+        assert (await asyncio.wait_for(again.next(), 5)).record.ts_ms == T0 + 1
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)

@@ -149,7 +149,7 @@ async def test_bad_requests_name_the_field(client: AsyncClient) -> None:
 
 @pytest.fixture
 def server_settings() -> dict[str, str]:
-    return {"subscribe_buffer": "20"}
+    return {"subscribe_buffer": "50"}  # above a relay's batches on a busy machine
 
 
 BIG = json.dumps("x" * 30_000)  # a few of these fill a stream's flow-control window
@@ -179,7 +179,7 @@ async def test_a_slow_subscriber_is_cut_while_writers_and_others_go_on(
         with pytest.raises(grpc.aio.AioRpcError) as cut:
             await drain()
     assert cut.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert "changes behind (its buffer holds 20)" in (cut.value.details() or "")
+    assert "changes behind (its buffer holds 50)" in (cut.value.details() or "")
     assert len(received) < 200
     assert writing < 30  # not held up (the writes took as long as writes take)
     await until(lambda: server.servicer.hub.streams == 0)

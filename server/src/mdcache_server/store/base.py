@@ -127,10 +127,9 @@ class ChangeFeed(Protocol):
         """Positions the feed after everything acknowledged so far: each write
         acknowledged after this returns comes out of :meth:`poll`."""
 
-    def poll(self, wait: float, *, decode: bool = True) -> tuple[int, list[Change]]:
-        """The next changes (how many, and each when ``decode``), waiting up to ``wait``
-        seconds for some. ``(0, [])`` means every change acknowledged before the call
-        was returned by an earlier one."""
+    def poll(self, wait: float) -> list[Change]:
+        """The next changes, waiting up to ``wait`` seconds for some. None (``[]``) means
+        every change acknowledged before the call was returned by an earlier one."""
 
     def close(self) -> None:
         """Releases the feed; never raises."""

@@ -103,7 +103,7 @@ class JournalFeed:
             self._last = int(rows[-1][0])
         return rows
 
-    def poll(self, wait: float, *, decode: bool = True) -> tuple[int, list[Change]]:
+    def poll(self, wait: float) -> list[Change]:
         try:
             rows = self._after()
             if not rows:
@@ -117,9 +117,7 @@ class JournalFeed:
                 self._reading().execute("DELETE FROM changes WHERE at_ms < ?", (cutoff,))
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"changes journal {self.path}: {exc}") from exc
-        if not decode:
-            return len(rows), []
-        return len(rows), [(SeriesKey(s, d, t), Record(ts, p)) for _, s, d, t, ts, p in rows]
+        return [(SeriesKey(s, d, t), Record(ts, p)) for _, s, d, t, ts, p in rows]
 
     def close(self) -> None:
         for conn in (self._appender, self._reader):

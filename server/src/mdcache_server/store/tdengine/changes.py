@@ -87,7 +87,7 @@ class TopicFeed:
         self._consumer = consumer
         log.info("tdengine_change_feed_started", topic=self._topic, group=self._group)
 
-    def poll(self, wait: float, *, decode: bool = True) -> tuple[int, list[Change]]:
+    def poll(self, wait: float) -> list[Change]:
         from taos.cinterface import tmq_consumer_poll
         from taos.error import Error
         from taos.result import TaosResult
@@ -96,20 +96,17 @@ class TopicFeed:
             raise StoreUnavailable("tdengine change feed: not started")
         message = tmq_consumer_poll(self._consumer._tmq, int(wait * 1000))
         if not message:
-            return 0, []
+            return []
         result = TaosResult(message)  # frees the message when closed
         try:
-            if not decode:
-                return 1, []
             rows = result.fetch_all()
         except Error as exc:
             raise StoreUnavailable(f"tdengine change feed: {exc}") from exc
         finally:
             result.close()
-        changes = [
+        return [
             (SeriesKey(str(s), str(d), str(t)), Record(int(ts), str(p))) for ts, p, s, d, t in rows
         ]
-        return len(changes), changes
 
     def close(self) -> None:
         consumer, self._consumer = self._consumer, None

@@ -49,6 +49,7 @@ TRANSIENT: Final = frozenset(
         0x032C,  # MND_OBJ_CREATING: replicas starting together create the same table
         0x0334,  # MND: out of dnodes (a fresh server, for some seconds)
         0x0386,  # MND_DB_IN_DROPPING
+        0x03D3,  # MND_TRANS_CONFLICT: another schema change (a topic, a drop) in progress
         0x0396,  # MND_DB_IN_CREATING
         0x040A,  # MNODE_NOT_FOUND: the management node moves (a cluster electing)
         0x0529,  # VND_STOPPED: a vnode stopping (its dnode going down)

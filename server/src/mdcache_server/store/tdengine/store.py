@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from mdcache_server.errors import ConfigError, StoreError
+from mdcache_server.errors import ConfigError, StoreError, StoreUnavailable
 from mdcache_server.model import (
     PurgeFilter,
     Record,
@@ -443,32 +443,36 @@ class TDengineConnection:
             self._session = None
 
 
-def drop_topic(url: str, *, wait: float = 30.0) -> None:
-    """Drops the database's topic if it exists (``changes.py``), which TDengine refuses
-    while a consumer still follows it: retried for up to ``wait`` seconds, as consumers
-    leave (about 4 s) or are dropped as lost (about 10 s)."""
+def _drop(url: str, statements: Callable[[str], list[str]], wait: float) -> None:
+    """Runs the drops, retrying for up to ``wait`` seconds a topic still followed (its
+    consumers leave in about 4 s, or are dropped as lost in about 10 s) and a server busy
+    with another schema change; 10 s for the latter even with ``wait`` 0."""
     options = parse_url(url)
     session = open_session(options)
     try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                session.execute(sql.drop_topic(options.database))
-                return
-            except StoreError as exc:
-                if TOPIC_SUBSCRIBED not in str(exc) or time.monotonic() >= deadline:
-                    raise
+        for statement in statements(options.database):
+            deadline = time.monotonic() + wait
+            busy_until = time.monotonic() + max(wait, 10.0)
+            while True:
+                try:
+                    session.execute(statement)
+                    break
+                except StoreUnavailable:
+                    if time.monotonic() >= busy_until:
+                        raise
+                except StoreError as exc:
+                    if TOPIC_SUBSCRIBED not in str(exc) or time.monotonic() >= deadline:
+                        raise
                 time.sleep(0.5)
     finally:
         session.close()
 
 
+def drop_topic(url: str, *, wait: float = 30.0) -> None:
+    """Drops the database's topic if it exists (``changes.py``)."""
+    _drop(url, lambda db: [sql.drop_topic(db)], wait)
+
+
 def drop_database(url: str, *, wait: float = 30.0) -> None:
     """Drops the URL's database if it exists (test teardown), its topic first."""
-    drop_topic(url, wait=wait)
-    options = parse_url(url)
-    session = open_session(options)
-    try:
-        session.execute(sql.drop_database(options.database))
-    finally:
-        session.close()
+    _drop(url, lambda db: [sql.drop_topic(db), sql.drop_database(db)], wait)
