@@ -385,7 +385,6 @@ def readme_subscribe() -> str:
     return block.replace("\\\n", " ").strip()
 
 
-@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 async def test_grpcurl_subscribes_as_the_readme_shows(server: Server, client: AsyncClient) -> None:
     daily = Series("600519", "kline", "1d")
     await client.write(
@@ -403,7 +402,8 @@ async def test_grpcurl_subscribes_as_the_readme_shows(server: Server, client: As
             subprocess.run, ["bash", "-c", command], capture_output=True, text=True, timeout=30
         )
     )
-    await until(lambda: server.servicer.hub.streams == 1)
+    relay = server.relay  # its stream's headers are sent once the relay follows
+    await until(lambda: server.servicer.hub.streams == 1 and (relay is None or relay.following))
     await client.write(daily, [Record(1262736000000, '{"open": 105.9, "close": 104.0}')])
     done = await running
     assert "DeadlineExceeded" in done.stderr  # -max-time ended it

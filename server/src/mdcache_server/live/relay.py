@@ -63,6 +63,12 @@ class Relay:
             self._wanted.set()
         await asyncio.shield(self._ready)
 
+    @property
+    def following(self) -> bool:
+        """Whether the feed is followed now."""
+        ready = self._ready
+        return ready is not None and ready.done() and ready.exception() is None
+
     def horizon(self) -> asyncio.Future[int]:
         """The hub's ``seq`` once every change acknowledged before this call is
         published (a poll begun after it found nothing more), or after HORIZON_CAP."""

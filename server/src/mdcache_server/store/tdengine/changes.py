@@ -17,6 +17,7 @@ dropped (:func:`~mdcache_server.store.tdengine.store.drop_database` does).
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -57,9 +58,12 @@ class TopicFeed:
         from taos.tmq import Consumer
 
         try:
+            # A group of its own at each start: a consumer of an earlier start may still
+            # be leaving its group, and would share its vnodes with this one.
+            group = f"{self._group}_{secrets.token_hex(4)}"
             consumer = Consumer(
                 {
-                    "group.id": self._group,
+                    "group.id": group,
                     "td.connect.ip": host,
                     "td.connect.port": str(port),
                     "td.connect.user": self._options.user,
@@ -85,7 +89,7 @@ class TopicFeed:
             _close(consumer)
             raise StoreUnavailable(f"tdengine change feed: {exc}") from exc
         self._consumer = consumer
-        log.info("tdengine_change_feed_started", topic=self._topic, group=self._group)
+        log.info("tdengine_change_feed_started", topic=self._topic, group=group)
 
     def poll(self, wait: float) -> list[Change]:
         from taos.cinterface import tmq_consumer_poll
