@@ -13,6 +13,7 @@ its own, calls/s cannot show what another core gives: CPU per call and the share
 
     python -m bench.processes [--seconds 3] [--out bench-processes.json]
     python -m bench.processes --baseline-src /path/to/other/checkout/server/src
+    python -m bench.processes --server-arg=--subscribe-relay --server-arg=off
 
 ``--baseline-src`` runs the servers from another checkout's code (by PYTHONPATH), with
 1 process only: today's hot Reads to compare with.
@@ -163,7 +164,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"cores": len(os.sched_getaffinity(0)), "cells": {}}
     for processes in counts:
         for kind, extra in (("hot", ()), ("cold", ("--hot-tier-bytes", "0"))):
-            parent = Parent(f"{kind}-{processes}", workdir, processes, env, *extra)
+            parent = Parent(
+                f"{kind}-{processes}", workdir, processes, env, *extra, *args.server_arg
+            )
             try:
                 writer = own_channel(parent.proc.target)
                 await wire.raw(writer, wire.WRITE)(wire.write(load))
@@ -197,6 +200,13 @@ def main() -> None:
     )
     parser.add_argument("--out", default="")
     parser.add_argument("--baseline-src", default="")
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="one more argument for every server (repeat), e.g. --server-arg=--subscribe-relay "
+        "--server-arg=off",
+    )
     args = parser.parse_args()
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     result = asyncio.run(run(args))

@@ -41,3 +41,16 @@ def test_the_ring_is_bounded_by_payload_bytes() -> None:
     hub.publish([(KEY, [Record(i, "12345") for i in range(5)])])
     assert [c.seq for c in hub.since(stream, 3) or []] == [4, 5]
     assert hub.since(stream, 2) is None
+
+
+async def test_a_publish_is_taken_whole_unless_it_finds_the_buffer_full() -> None:
+    """A relay's batch may be larger than a stream's buffer: a stream that has room when
+    it begins takes it whole; one still holding a full buffer at the next is cut."""
+    hub = Hub(buffer=2)
+    stream = hub.open([KEY], "")
+    hub.publish([(KEY, [Record(t, str(t)) for t in range(1, 6)])])  # 5 into a buffer of 2
+    assert [(await stream.next()).record.ts_ms for _ in range(3)] == [1, 2, 3]
+    hub.publish([(KEY, [Record(6, "6")])])  # 2 unsent: full, so cut
+    with pytest.raises(Exception, match="fell 3 changes behind"):
+        await stream.next()
+    assert not stream.pending  # the memory is freed at once
