@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="keep the work directory (server logs)")
     p.add_argument("--tag", help="results named <date>-<tag>.* (e.g. the code measured)")
     p.add_argument(
+        "--day-before",
+        type=Path,
+        help="results .json of part day measured before (another client): the history "
+        "replays' upstream records are judged against it",
+    )
+    p.add_argument(
         "--tdengine-url",
         help="a TDengine 3.x server to measure (taos://user:password@host:6030); by default "
         "a taosd of MDCACHE_TDENGINE_HOME (../shared/tdengine) is started for the run",
@@ -292,6 +298,8 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 step_seconds=0.25,
                 progress=say,
             )
+            if args.day_before:
+                results["day"]["before"] = _day_before(args.day_before)
         if "resample" in parts:
             results["resample"] = await resample.run(
                 workdir, seconds=seconds, warmup=warmup, rounds=min(rounds, 2), progress=say
@@ -310,6 +318,14 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     results["seconds"] = round(time.perf_counter() - began, 1)
     results["load_average_at_end"] = os.getloadavg()
     return results
+
+
+def _day_before(path: Path) -> dict[str, Any]:
+    """The history replays' figures of an earlier results file, and the code it measured."""
+    before = json.loads(path.read_text())
+    day = before["day"]
+    replays = {k: day[k] for k in ("history", "history_250") if k in day}
+    return {"results": path.name, "code": before.get("code", "unknown")} | replays
 
 
 async def _tdengine(

@@ -1,20 +1,23 @@
 """Part 5, a day of the market-data service: cache-aside reads with a slow upstream.
 
 Every series of ../shared/data is replayed from ``STEPS`` bars before its end: each step
-(``STEP_SECONDS`` of wall time) "today" moves on a bar. The replay runs twice, each on a
+(``STEP_SECONDS`` of wall time) "today" moves on a bar. The replay runs three times, each on a
 fresh server. **Fed**: an ingester writes every series' next bar in one ``write_many``, as
 a feed would, before "today" moves on. **History**: no feed; the cache starts holding
 each series' 250 bars up to yesterday (as after yesterday's run) and learns each new bar
-only through ``get_or_load``: the service's "the last 250 daily bars, up to today", asked
-every day. Meanwhile ``CALLERS``
-backend callers ask ``get_or_load`` for a window ending today, looking back 0 to 250
-bars, series drawn Zipf-skewed (a few symbols are asked for most of the time). A miss
-goes to the loader, which sleeps 200 ms like a slow upstream and returns the true bars
-of the window, which the client writes back. The cache starts empty.
+only through ``get_or_load``. It runs twice: with the fed replay's mixed look-backs, and
+with every caller asking the service's own question, "the last 250 daily bars, up to
+today" (``LAST_250``). Meanwhile ``CALLERS`` backend callers ask ``get_or_load`` for a
+window ending today, looking back 0 to 250 bars (``MIXED``), series drawn Zipf-skewed (a
+few symbols are asked for most of the time). A miss goes to the loader, which sleeps
+200 ms like a slow upstream and returns the true bars of the window, which the client
+writes back. The cache starts empty.
 
 Every answer is checked against the upstream (the same records, byte for byte), so a hit
 rate bought with wrong answers would show. The upstream counts its calls and the records
-it returned: what a rate-limited, sometimes paid upstream is asked for.
+it returned: what a rate-limited, sometimes paid upstream is asked for. A history
+replay also counts its floor: the new bars (those after yesterday) inside at least one
+window asked, which any cache-aside client must fetch once.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from mdcache_client import AsyncClient, Record, Series, Source, Window
 LOADER_SECONDS = 0.2
 LOOKBACKS = (0, 5, 20, 60, 250)  # bars before today: the latest bar, a week, a month, ...
 LOOKBACK_WEIGHTS = (0.3, 0.3, 0.2, 0.1, 0.1)
+MIXED = dict(zip(LOOKBACKS, LOOKBACK_WEIGHTS, strict=True))
+LAST_250 = {250: 1.0}  # the service's question: the last 250 bars, up to today
 ZIPF_S = 1.1
 CALLERS = 32
 
@@ -84,17 +89,20 @@ async def run(
     seed: int = 7,
     store: str | None = None,
 ) -> dict[str, Any]:
-    """The fed replay's figures, with the history replay's under ``"history"``."""
-    result = await _one(workdir, "fed", bars, steps, step_seconds, progress, seed, store)
-    result["history"] = await _one(
-        workdir, "history", bars, steps, step_seconds, progress, seed, store
-    )
-    return result
+    """The fed replay's figures, with the history replays' under ``"history"`` (mixed
+    look-backs) and ``"history_250"`` (the last 250 bars only)."""
+    replays = (("fed", MIXED), ("history", MIXED), ("history_250", LAST_250))
+    figures = {
+        kind: await _one(workdir, kind, lookbacks, bars, steps, step_seconds, progress, seed, store)
+        for kind, lookbacks in replays
+    }
+    return figures.pop("fed") | figures
 
 
 async def _one(
     workdir: Path,
     kind: str,
+    lookbacks: dict[int, float],
     bars: Bars,
     steps: int,
     step_seconds: float,
@@ -107,7 +115,7 @@ async def _one(
     try:
         async with AsyncClient(server.target, timeout=30) as client:
             return await _replay(
-                client, server.pid, bars, steps, step_seconds, progress, seed, fed=kind == "fed"
+                client, server.pid, bars, steps, step_seconds, progress, seed, kind, lookbacks
             )
     finally:
         server.stop()
@@ -121,9 +129,10 @@ async def _replay(
     step_seconds: float,
     progress: Callable[[str], None],
     seed: int,
-    *,
-    fed: bool,
+    kind: str,
+    lookbacks: dict[int, float],
 ) -> dict[str, Any]:
+    fed = kind == "fed"
     rng = random.Random(seed)
     needed = steps + 1 + max(LOOKBACKS)  # today's bar at step 0 has the longest look back
     left_out = sum(1 for records in bars.values() if len(records) < needed)
@@ -136,6 +145,7 @@ async def _replay(
     if min(start.values()) < max(LOOKBACKS):
         raise ValueError("a series has too few bars for the replay")
     step = 0
+    longest_back: dict[Series, dict[int, int]] = {s: {} for s in series}  # today -> bars back
     outcomes: list[Outcome] = []
     write_latencies: list[float] = []
     done = asyncio.Event()
@@ -164,9 +174,11 @@ async def _replay(
         local = random.Random(seed * 1000 + n)
         while not done.is_set():
             s = local.choices(series, weights)[0]
-            back = local.choices(LOOKBACKS, LOOKBACK_WEIGHTS)[0]
+            back = local.choices(list(lookbacks), list(lookbacks.values()))[0]
             now = step
             today = start[s] + now
+            asked = longest_back[s]
+            asked[today] = max(asked.get(today, 0), back)
             ts = upstream.stamps[s]
             window = Window(ts[today - back], ts[today])
             t0 = time.perf_counter()
@@ -185,7 +197,7 @@ async def _replay(
     stats = await client.stats()
     result = _summary(outcomes, wall, steps, write_latencies)
     result.update(
-        replay="fed" if fed else "history",
+        replay=kind,
         series=len(series),
         series_too_short=left_out,
         callers=CALLERS,
@@ -194,7 +206,8 @@ async def _replay(
         loader_seconds=LOADER_SECONDS,
         loader_calls=upstream.loads,
         loader_records=upstream.fetched,
-        lookbacks=dict(zip(map(str, LOOKBACKS), LOOKBACK_WEIGHTS, strict=True)),
+        new_bars_asked=None if fed else _new_bars_asked(longest_back, start),
+        lookbacks={str(back): weight for back, weight in lookbacks.items()},
         zipf_s=ZIPF_S,
         top_series_share=round(weights[0] / sum(weights), 3),
         server_cpu_ms_per_call=round(cpu * 1000 / max(len(outcomes), 1), 4),
@@ -208,8 +221,21 @@ async def _replay(
         f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.1f} ms, "
         f"wrong answers {result['wrong_answers']}; upstream: {upstream.loads} calls, "
         f"{upstream.fetched} records"
+        + ("" if fed else f" (floor: {result['new_bars_asked']} new bars asked)")
     )
     return result
+
+
+def _new_bars_asked(longest_back: dict[Series, dict[int, int]], start: dict[Series, int]) -> int:
+    """The new bars (from "today" at step 0 on) inside at least one window asked: each must
+    come from the upstream once, whatever the client does."""
+    total = 0
+    for s, asked in longest_back.items():
+        needed: set[int] = set()
+        for today, back in asked.items():
+            needed.update(range(max(today - back, start[s]), today + 1))
+        total += len(needed)
+    return total
 
 
 def _difference(

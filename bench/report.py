@@ -17,6 +17,8 @@ SEED_WRITES_PER_S = (100, 2_000)
 TD_COLD_VS_ALONE = 0.6  # cold Reads on TDengine against TDengine alone running the same query
 TD_CPU_PER_ROW_VS_SQLITE = 1.2
 TD_HOT_CPU_VS_SQLITE = 1.2  # "a hot Read costs the same whatever the store"
+UPSTREAM_VS_BEFORE = 1 / 20  # issue 19: history replay's upstream records against before's
+HISTORY_REPLAYS = {"history": "mixed look-backs", "history_250": "last 250 bars only"}
 
 
 def _ratio(a: float, b: float) -> float:
@@ -124,9 +126,29 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "ok": day["hit_rate"] >= 0.8,
             }
         )
+        out.extend(_upstream_targets(day))
     if results.get("resample"):
         out += resample.targets(results["resample"])
     out.extend(_tdengine_targets(results))
+    return out
+
+
+def _upstream_targets(day: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each history replay's upstream records against the same replay's before
+    (``--day-before``), with no answer unlike the upstream's."""
+    out = []
+    for kind, name in HISTORY_REPLAYS.items():
+        now, before = day.get(kind), (day.get("before") or {}).get(kind)
+        if now and before:
+            most = before["loader_records"] * UPSTREAM_VS_BEFORE
+            out.append(
+                {
+                    "target": f"day history, {name}: upstream records <= 1/20 of before's "
+                    f"{before['loader_records']:,} ({most:,.0f}), no wrong answer",
+                    "measured": now["loader_records"],
+                    "ok": now["loader_records"] <= most and now["wrong_answers"] == 0,
+                }
+            )
     return out
 
 
@@ -642,22 +664,71 @@ def _day_table(day: dict[str, Any], add: Any, store: str = "SQLite") -> None:
     add(f"| ingest write_many p50 ms | {day['ingest_write_p50_ms']:.2f} | |")
     add(f"| server CPU ms per call | {day['server_cpu_ms_per_call']:.3f} | |")
     add("")
-    history = day.get("history")
-    if history:
-        add(
-            "**History** (the same replay with no feed: the cache starts holding each series' "
-            "250 bars up to yesterday, and learns each new bar only through `get_or_load`):"
+    if day.get("history"):
+        _history_table(day, add)
+
+
+def _history_table(day: dict[str, Any], add: Any) -> None:
+    replays = {k: name for k, name in HISTORY_REPLAYS.items() if day.get(k)}
+    add(
+        "**History** (the same replay with no feed: the cache starts holding each series' "
+        "250 bars up to yesterday, and learns each new bar only through `get_or_load`; "
+        "callers ask with the mixed look-backs above, or all of them the service's question, "
+        "the last 250 bars up to today). The floor counts the new bars inside at least one "
+        "window asked: each must come from the upstream once, whatever the client does."
+    )
+    add("")
+    add("| figure | " + " | ".join(replays.values()) + " |")
+    add("|---|" + "---:|" * len(replays))
+
+    def row(figure: str, show: Any) -> None:
+        add(f"| {figure} | " + " | ".join(show(day[k]) for k in replays) + " |")
+
+    def floor(h: dict[str, Any]) -> str:
+        return _fmt(h.get("new_bars_asked"))
+
+    row("calls", lambda h: f"{h['calls']:,}")
+    row("hit rate", lambda h: f"{h['hit_rate']:.1%}")
+    row("loader calls", lambda h: f"{h['loader_calls']:,}")
+    row("records the loader returned", lambda h: f"{h['loader_records']:,}")
+    row("floor: new bars asked", floor)
+    row("answers unlike the upstream's", lambda h: f"{h['wrong_answers']}")
+    row("p50 / p99 ms, all calls", lambda h: f"{h['p50_ms']:.2f} / {h['p99_ms']:.1f}")
+    add("")
+    before = day.get("before")
+    add(
+        "Target (issue 19): records fetched from the upstream at most 1/20 of before's, "
+        "with no answer unlike the upstream's"
+        + (f"; before: {before['code']} ({before['results']})." if before else ".")
+    )
+    add("")
+    for kind, name in replays.items():
+        add(f"- {name}: " + _upstream_verdict(day[kind], (before or {}).get(kind)))
+    add("")
+
+
+def _upstream_verdict(now: dict[str, Any], before: dict[str, Any] | None) -> str:
+    records, floor = now["loader_records"], now.get("new_bars_asked")
+    if not before:
+        return (
+            f"{records:,} records, floor {_fmt(floor)}; no before to judge against (--day-before)."
         )
-        add("")
-        add("| figure | measured |")
-        add("|---|---:|")
-        add(f"| hit rate | {history['hit_rate']:.1%} |")
-        add(f"| calls | {history['calls']:,} |")
-        add(f"| loader calls | {history['loader_calls']:,} |")
-        add(f"| records the loader returned | {history['loader_records']:,} |")
-        add(f"| answers unlike the upstream's | {history['wrong_answers']} |")
-        add(f"| p50 / p99 ms, all calls | {history['p50_ms']:.2f} / {history['p99_ms']:.1f} |")
-        add("")
+    was = before["loader_records"]
+    ok = records <= was * UPSTREAM_VS_BEFORE and now["wrong_answers"] == 0
+    text = (
+        f"{records:,} records ({now['wrong_answers']} wrong) against {was:,} before "
+        f"({before['wrong_answers']} wrong): 1/{was / max(records, 1):.1f}, {_verdict(ok)}."
+    )
+    if floor:
+        text += f" The floor, {floor:,}, is 1/{was / floor:.1f} of before"
+        if floor > was * UPSTREAM_VS_BEFORE:
+            text += (
+                f": 1/20 of before ({was * UPSTREAM_VS_BEFORE:,.0f}) is below it, out of reach "
+                "on this replay whatever the client fetches."
+            )
+        else:
+            text += "."
+    return text
 
 
 def chart(growth: dict[str, Any], path: Path) -> None:
