@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,10 +16,12 @@ from mdcache_server.errors import StoreUnavailable
 from mdcache_server.live import hub as hub_module
 from mdcache_server.live.hub import Hub
 from mdcache_server.live.relay import Relay
+from mdcache_server.model import Record as StoredRecord
 from mdcache_server.model import SeriesKey
 from mdcache_server.processes import child_args
 from mdcache_server.store import base
 from mdcache_server.store.sqlite import SqliteStore
+from mdcache_server.store.sqlite.changes import CHECK_SECONDS
 from mdcache_server.store.url import open_store
 
 from .conftest import STORES
@@ -192,3 +196,25 @@ async def test_the_relay_stops_following_when_nobody_may_resume(
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         await asyncio.to_thread(relay.close)
+
+
+def test_writes_are_journalled_only_while_a_replica_follows(tmp_path: Path) -> None:
+    """Replicas nobody subscribes to write no journal (it cost --processes writes about
+    a third of their rate); a follower is ready once every writer has looked again."""
+    store = SqliteStore(tmp_path / "cache.sqlite3")
+    writer, follower = store.change_feed("a", 0.01), store.change_feed("b", 0.01)
+    journal = sqlite3.connect(tmp_path / "cache.sqlite3-changes")
+    key = SeriesKey(*QUOTES)
+    try:
+        writer.record([(key, StoredRecord(T0, "{}"))])
+        assert journal.execute("SELECT COUNT(*) FROM changes").fetchone() == (0,)
+        follower.start()  # heartbeat, then waits for the writers to look again
+        writer.record([(key, StoredRecord(T0 + 1, "{}"))])
+        assert follower.poll(1.0) == [(key, StoredRecord(T0 + 1, "{}"))]
+        follower.close()
+        time.sleep(CHECK_SECONDS)
+        writer.record([(key, StoredRecord(T0 + 2, "{}"))])
+        assert journal.execute("SELECT COUNT(*) FROM changes").fetchone() == (1,)
+    finally:
+        journal.close()
+        writer.close()

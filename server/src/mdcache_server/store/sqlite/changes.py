@@ -9,11 +9,19 @@ is a relay, not the data (the store is): a replica that crashes between the stor
 commit and the journal's leaves that Write unpushed (a subscriber that replays from the
 store with ``since_ms`` still gets it).
 
+Only while some replica follows the journal (it has Subscribe streams) do Writes go into
+it: a follower keeps a heartbeat row in ``followers``; a writer looks for a fresh one at
+most every ``CHECK_SECONDS`` and journals only when it finds one, so replicas nobody
+subscribes to write no more than one server does. A follower is ready ``READY_SECONDS``
+after its first heartbeat, once every writer has looked again, so no Write acknowledged
+after that is left out.
+
 Appends and polls each have a connection of their own (they run on different threads).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -30,7 +38,14 @@ SCHEMA = (
     "data_type TEXT NOT NULL, timeframe TEXT NOT NULL, ts_ms INTEGER NOT NULL, "
     "payload TEXT NOT NULL)"
 )
+FOLLOWERS = (
+    "CREATE TABLE IF NOT EXISTS followers (replica TEXT PRIMARY KEY, seen_ms INTEGER NOT NULL)"
+)
 BATCH = 10_000  # rows a poll returns at most
+CHECK_SECONDS = 1.0  # a writer looks for followers at most this often
+READY_SECONDS = 1.5  # a new follower waits this long: every writer has looked again
+HEARTBEAT_SECONDS = 1.0  # a follower's heartbeat, at most this often
+STALE_SECONDS = 10.0  # a heartbeat older than this is a follower gone (crashed)
 
 
 class JournalFeed:
@@ -47,6 +62,19 @@ class JournalFeed:
         self._appended = threading.Event()  # an append here: poll at once
         self._last = 0
         self._trimmed = time.monotonic()
+        self._followed_seen = False  # at a writer's last look
+        self._looked = -CHECK_SECONDS
+        self._beat = 0.0
+
+    def _followed(self, conn: sqlite3.Connection) -> bool:
+        """Whether some replica follows the journal (looked up at most every CHECK_SECONDS)."""
+        now = time.monotonic()
+        if now - self._looked >= CHECK_SECONDS:
+            fresh = int((time.time() - STALE_SECONDS) * 1000)
+            row = conn.execute("SELECT 1 FROM followers WHERE seen_ms > ? LIMIT 1", (fresh,))
+            self._followed_seen = row.fetchone() is not None
+            self._looked = now
+        return self._followed_seen
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -56,6 +84,7 @@ class JournalFeed:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # a relay: the store holds the data
             conn.execute(SCHEMA)
+            conn.execute(FOLLOWERS)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"changes journal {self.path}: {exc}") from exc
         return conn
@@ -66,6 +95,8 @@ class JournalFeed:
             try:
                 if self._appender is None:
                     self._appender = self._connect()
+                if not self._followed(self._appender):
+                    return
                 with self._appender as conn:
                     conn.execute("BEGIN IMMEDIATE")
                     conn.executemany(
@@ -82,8 +113,18 @@ class JournalFeed:
             self._reader = self._connect()
         return self._reader
 
+    def _heartbeat(self) -> None:
+        self._reading().execute(
+            "INSERT INTO followers (replica, seen_ms) VALUES (?, ?) "
+            "ON CONFLICT (replica) DO UPDATE SET seen_ms = excluded.seen_ms",
+            (self.replica, int(time.time() * 1000)),
+        )
+        self._beat = time.monotonic()
+
     def start(self) -> None:
         try:
+            self._heartbeat()
+            time.sleep(READY_SECONDS)  # every writer has looked again, and found it
             row = self._reading().execute("SELECT COALESCE(MAX(id), 0) FROM changes").fetchone()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"changes journal {self.path}: {exc}") from exc
@@ -111,6 +152,8 @@ class JournalFeed:
                 self._appended.wait(min(wait, self._poll))
                 self._appended.clear()
                 rows = self._after()
+            if time.monotonic() - self._beat >= HEARTBEAT_SECONDS:
+                self._heartbeat()
             if time.monotonic() - self._trimmed > self.keep_seconds / 10:
                 self._trimmed = time.monotonic()
                 cutoff = int((time.time() - self.keep_seconds) * 1000)
@@ -120,6 +163,9 @@ class JournalFeed:
         return [(SeriesKey(s, d, t), Record(ts, p)) for _, s, d, t, ts, p in rows]
 
     def close(self) -> None:
+        if self._reader is not None:
+            with contextlib.suppress(sqlite3.Error):  # else stale in STALE_SECONDS
+                self._reader.execute("DELETE FROM followers WHERE replica = ?", (self.replica,))
         for conn in (self._appender, self._reader):
             if conn is not None:
                 conn.close()
