@@ -27,3 +27,19 @@ async def running(store_url: str, **settings: str) -> AsyncIterator[tuple[Server
             yield server, client
     finally:
         await server.stop(grace=1)
+
+
+@asynccontextmanager
+async def replicas(store_url: str, n: int, **settings: str) -> AsyncIterator[list[str]]:
+    """``n`` real servers on one store (each its own port); their targets. Stopped after."""
+    servers = [
+        Server(server_config(store_url, **settings), open_store(store_url)) for _ in range(n)
+    ]
+    try:
+        for server in servers:
+            await server.start()
+        yield [f"127.0.0.1:{server.port}" for server in servers]
+    finally:
+        for server in servers:
+            if server.port:
+                await server.stop(grace=1)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mdcache_client import AsyncClient, Change, Record, Series
-from mdcache_server.app import Server, live_relay
+from mdcache_server.app import live_relay
 from mdcache_server.errors import StoreUnavailable
 from mdcache_server.live import hub as hub_module
 from mdcache_server.live.hub import Hub
@@ -25,7 +25,7 @@ from mdcache_server.store.sqlite.changes import CHECK_SECONDS
 from mdcache_server.store.url import open_store
 
 from .conftest import STORES
-from .support import server_config
+from .support import replicas, server_config
 
 QUOTES = Series("600519", "quote", "tick")
 T0 = 1_700_000_000_000
@@ -50,58 +50,38 @@ def test_the_relay_is_on_where_replicas_share_the_store(tmp_path: Path) -> None:
     assert args[args.index("--subscribe-relay") + 1] == "on"
 
 
-async def take(changes: object, n: int, seconds: float = 20) -> list[Change]:
-    got: list[Change] = []
-
-    async def collect() -> None:
-        async for change in changes:  # type: ignore[attr-defined]
-            got.append(change)
-            if len(got) == n:
-                return
-
-    await asyncio.wait_for(collect(), seconds)
-    return got
-
-
 @pytest.mark.parametrize("store_url", STORES, indirect=True)
 async def test_replay_then_live_across_replicas_with_no_gap_or_duplicate(store_url: str) -> None:
     """A writer on one replica never pauses while a subscriber on the other replays from
     the store and goes live: every record once, in order (writes the read saw and the
     relay brings again are left out)."""
-    servers = [
-        Server(server_config(store_url, subscribe_relay="on"), open_store(store_url))
-        for _ in range(2)
-    ]
-    for srv in servers:
-        await srv.start()
-    a, b = (f"127.0.0.1:{srv.port}" for srv in servers)
     got: list[Change] = []
-    try:
-        async with AsyncClient(a) as writer, AsyncClient(b) as reader:
-            written = asyncio.Event()
+    async with (
+        replicas(store_url, 2, subscribe_relay="on") as (a, b),
+        AsyncClient(a) as writer,
+        AsyncClient(b) as reader,
+    ):
+        written = asyncio.Event()
 
-            async def write() -> None:
-                for i in range(100_000):
-                    await writer.write(QUOTES, [Record.of(T0 + i, {"price": 1688.0 + i})])
-                    if i == 30:
-                        written.set()
+        async def write() -> None:
+            for i in range(100_000):
+                await writer.write(QUOTES, [Record.of(T0 + i, {"price": 1688.0 + i})])
+                if i == 30:
+                    written.set()
 
-            writing = asyncio.ensure_future(write())
-            await written.wait()  # some written; more land during the replay, and after
-            async with await reader.subscribe([QUOTES], since_ms=T0) as sub:
+        writing = asyncio.ensure_future(write())
+        await written.wait()  # some written; more land during the replay, and after
+        async with await reader.subscribe([QUOTES], since_ms=T0) as sub:
 
-                async def collect() -> None:
-                    async for change in sub:
-                        got.append(change)
-                        if sum(not c.replayed for c in got) == 30:
-                            return
+            async def collect() -> None:
+                async for change in sub:
+                    got.append(change)
+                    if sum(not c.replayed for c in got) == 30:
+                        return
 
-                await asyncio.wait_for(collect(), 30)
-            writing.cancel()
-            await asyncio.gather(writing, return_exceptions=True)
-    finally:
-        for srv in servers:
-            await srv.stop(grace=1)
+            await asyncio.wait_for(collect(), 30)
+        writing.cancel()
+        await asyncio.gather(writing, return_exceptions=True)
     assert [c.record.ts_ms for c in got] == [T0 + i for i in range(len(got))]
     assert got[0].replayed
     assert sum(c.replayed for c in got) > 30

@@ -34,7 +34,7 @@ from mdcache_server.app import Server
 from mdcache_server.store.url import open_store
 
 from .conftest import CLUSTER, STORES
-from .support import server_config
+from .support import replicas, server_config
 
 QUOTES = Series("600519", "quote", "tick")
 FLOW = Series("600519", "fund_flow", "1m")
@@ -352,28 +352,21 @@ async def test_the_blocking_client_subscribes(server: Server, client: AsyncClien
 
 @pytest.mark.parametrize("store_url", [*STORES, CLUSTER], indirect=True)
 async def test_replicas_push_each_others_writes_in_one_order(store_url: str) -> None:
-    servers = [
-        Server(server_config(store_url, subscribe_relay="on"), open_store(store_url))
-        for _ in range(2)
-    ]
-    for srv in servers:
-        await srv.start()
-    a, b = (f"127.0.0.1:{srv.port}" for srv in servers)
-    try:
-        async with AsyncClient(a) as through_a, AsyncClient(b) as through_b:
-            subs = [await through_a.subscribe([QUOTES]), await through_b.subscribe([QUOTES])]
-            pending = [asyncio.ensure_future(take(aiter(s), 4)) for s in subs]
-            await until(lambda: all(srv.servicer.hub.streams == 1 for srv in servers))
-            await through_a.write(QUOTES, [quote(1)])
-            await through_b.write(QUOTES, [quote(2)])
-            await through_a.write(QUOTES, [quote(3)])
-            await through_b.write(QUOTES, [quote(1, price=5.0)])
-            got = await asyncio.gather(*pending)
-            for s in subs:
-                s.close()
-    finally:
-        for srv in servers:
-            await srv.stop(grace=1)
+    async with (
+        replicas(store_url, 2, subscribe_relay="on") as (a, b),
+        AsyncClient(a) as through_a,
+        AsyncClient(b) as through_b,
+    ):
+        # subscribe returns once its server follows every replica's writes
+        subs = [await through_a.subscribe([QUOTES]), await through_b.subscribe([QUOTES])]
+        pending = [asyncio.ensure_future(take(aiter(s), 4)) for s in subs]
+        await through_a.write(QUOTES, [quote(1)])
+        await through_b.write(QUOTES, [quote(2)])
+        await through_a.write(QUOTES, [quote(3)])
+        await through_b.write(QUOTES, [quote(1, price=5.0)])
+        got = await asyncio.gather(*pending)
+        for s in subs:
+            s.close()
     expected = [quote(1), quote(2), quote(3), quote(1, price=5.0)]
     assert [c.record for c in got[0]] == expected
     assert [c.record for c in got[1]] == expected
