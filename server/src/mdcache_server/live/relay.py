@@ -54,7 +54,12 @@ class Relay:
     async def acknowledged(self, changes: Sequence[Change]) -> None:
         """A Write's records, stored and not yet answered: into the feed if it journals."""
         if self.feed.journals:
-            await self._run(self._recorder, self.feed.record, changes)
+            try:
+                await self._run(self._recorder, self.feed.record, changes)
+            except StoreUnavailable as exc:
+                # The store has the Write: it is answered. Subscribers miss it live (a
+                # replay with since_ms has it); the log says so.
+                log.warning("subscribe_relay_record_failed", error=str(exc), records=len(changes))
 
     async def ready(self) -> None:
         """Returns once the feed is followed (started by the first stream)."""
