@@ -3,8 +3,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml client/pyproject.toml | cksum | cut -d' ' -f1)
 # The suite mostly waits on servers (its own, TDengine's): 3 workers on 2 cores halve its
-# time (each worker that runs a cluster test starts a cluster of its own: xdist's
-# loadgroup does not group here). PYTEST_ARGS= runs it in one process.
+# time; the cluster's tests share one of them (tests/conftest.py). PYTEST_ARGS= runs it
+# in one process.
 PYTEST_ARGS ?= -n 3 --durations=15
 
 .PHONY: serve test check lint typecheck gen docker-lint clean bench bench-quick bench-profile bench-deps \
