@@ -158,6 +158,8 @@ class JournalFeed:
                 self._trimmed = time.monotonic()
                 cutoff = int((time.time() - self.keep_seconds) * 1000)
                 self._reading().execute("DELETE FROM changes WHERE at_ms < ?", (cutoff,))
+                # and followers that crashed (gone STALE_SECONDS ago; long since, here)
+                self._reading().execute("DELETE FROM followers WHERE seen_ms < ?", (cutoff,))
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"changes journal {self.path}: {exc}") from exc
         return [(SeriesKey(s, d, t), Record(ts, p)) for _, s, d, t, ts, p in rows]
