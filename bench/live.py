@@ -93,6 +93,25 @@ async def _subscriber(
             clock.got(change.series, change.record.ts_ms or 0)
 
 
+async def _write(
+    target: str, series: Series, clock: Clock, seconds: float, interval: float = 0.0
+) -> tuple[int, float]:
+    """One-record Writes for ``seconds``, one every ``interval`` (0: back to back), each
+    clocked as acknowledged; then a second for the last pushes. Records written, seconds."""
+    written = 0
+    async with AsyncClient(target, timeout=30) as writer:
+        began = time.perf_counter()
+        while time.perf_counter() - began < seconds:
+            await writer.write(series, [Record.of(T0 + written, {"p": written})])
+            clock.ack(series, T0 + written)
+            written += 1
+            if interval:
+                await asyncio.sleep(max(began + written * interval - time.perf_counter(), 0))
+        wall = time.perf_counter() - began
+        await asyncio.sleep(1.0)  # the last pushes arrive
+    return written, wall
+
+
 async def fan_out(workdir: Path, subscribers: int, seconds: float) -> dict[str, Any]:
     server = procs.mdcache(f"live-fan-{subscribers}", workdir, *SERVER_ARGS)
     series = Series("600519", "quote", "tick")
@@ -103,15 +122,7 @@ async def fan_out(workdir: Path, subscribers: int, seconds: float) -> dict[str, 
             for _ in range(subscribers)
         ]
         await asyncio.sleep(1.0 + subscribers / 100)  # every stream open
-        written = 0
-        async with AsyncClient(server.target, timeout=30) as writer:
-            began = time.perf_counter()
-            while time.perf_counter() - began < seconds:
-                await writer.write(series, [Record.of(T0 + written, {"p": written})])
-                clock.ack(series, T0 + written)
-                written += 1
-            wall = time.perf_counter() - began
-            await asyncio.sleep(1.0)  # the last pushes arrive
+        written, wall = await _write(server.target, series, clock, seconds)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -145,15 +156,7 @@ async def paced(
         task = asyncio.create_task(_subscriber(b.target, [series], clock, opened.set))
         await asyncio.wait_for(opened.wait(), 60)  # a TDengine relay subscribes first
         await asyncio.sleep(1.0)
-        written = 0
-        async with AsyncClient(a.target, timeout=30) as writer:
-            began = time.perf_counter()
-            while time.perf_counter() - began < seconds:
-                await writer.write(series, [Record.of(T0 + written, {"p": written})])
-                clock.ack(series, T0 + written)
-                written += 1
-                await asyncio.sleep(max(began + written * interval - time.perf_counter(), 0))
-            await asyncio.sleep(1.0)
+        written, _ = await _write(a.target, series, clock, seconds, interval)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     finally:

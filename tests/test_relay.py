@@ -116,7 +116,7 @@ async def test_an_interrupted_relay_ends_streams_and_starts_a_new_stream_id(
 ) -> None:
     store = SqliteStore(tmp_path / "cache.sqlite3")
     hub = Hub()
-    feed = Failing(store.change_feed("replica", 0.01))
+    feed = Failing(store.change_feed("replica"))
     relay = Relay(feed, hub)
     running = asyncio.ensure_future(relay.run())
     try:
@@ -152,7 +152,7 @@ async def test_the_relay_stops_following_when_nobody_may_resume(
     costs CPU), and the next stream starts it again; no resume crosses the pause."""
     monkeypatch.setattr(hub_module, "RESUME_SECONDS", 0.2)
     hub = Hub()
-    feed = Failing(SqliteStore(tmp_path / "cache.sqlite3").change_feed("replica", 0.01))
+    feed = Failing(SqliteStore(tmp_path / "cache.sqlite3").change_feed("replica"))
     relay = Relay(feed, hub)
     running = asyncio.ensure_future(relay.run())
     try:
@@ -182,7 +182,7 @@ def test_writes_are_journalled_only_while_a_replica_follows(tmp_path: Path) -> N
     """Replicas nobody subscribes to write no journal (it cost --processes writes about
     a third of their rate); a follower is ready once every writer has looked again."""
     store = SqliteStore(tmp_path / "cache.sqlite3")
-    writer, follower = store.change_feed("a", 0.01), store.change_feed("b", 0.01)
+    writer, follower = store.change_feed("a"), store.change_feed("b")
     journal = sqlite3.connect(tmp_path / "cache.sqlite3-changes")
     key = SeriesKey(*QUOTES)
     try:

@@ -88,8 +88,8 @@ def _giving_up(exc: grpc.RpcError, state: _Resume) -> bool:
     return code not in RETRY
 
 
-class AsyncSubscription:
-    """``async for change in AsyncSubscription(...)``: reconnects after UNAVAILABLE."""
+class _Following:
+    """What both subscriptions share: where they are, and the call that follows."""
 
     def __init__(
         self,
@@ -104,14 +104,23 @@ class AsyncSubscription:
         self._call: Any = None
         self._closed = False
 
-    def __aiter__(self) -> AsyncIterator[Change]:
-        return self._changes()
-
     def close(self) -> None:
-        """Ends the subscription: the server frees its stream at once."""
+        """Ends the subscription, from any thread: the server frees its stream at once."""
         self._closed = True
         if self._call is not None:
             self._call.cancel()
+
+    def _subscribe(self) -> Any:
+        """A new Subscribe call, continuing where the subscription is."""
+        self._call = self._stub.Subscribe(self.state.request(), metadata=self._metadata)
+        return self._call
+
+
+class AsyncSubscription(_Following):
+    """``async for change in AsyncSubscription(...)``: reconnects after UNAVAILABLE."""
+
+    def __aiter__(self) -> AsyncIterator[Change]:
+        return self._changes()
 
     async def __aenter__(self) -> AsyncSubscription:
         return self
@@ -120,7 +129,7 @@ class AsyncSubscription:
         """Subscribes now, returning once the server follows the series: a write made
         after this is given. (Iterating subscribes too, without waiting.)"""
         if self._call is None:
-            self._call = self._stub.Subscribe(self.state.request(), metadata=self._metadata)
+            self._subscribe()
         with contextlib.suppress(grpc.RpcError):  # raised again, or retried, when iterated
             await self._call.initial_metadata()
 
@@ -132,8 +141,7 @@ class AsyncSubscription:
         while not self._closed:
             call = self._call
             if call is None or call.done():
-                call = self._stub.Subscribe(self.state.request(), metadata=self._metadata)
-                self._call = call
+                call = self._subscribe()
             try:
                 async for message in call:
                     delay = BACKOFF[0]
@@ -157,30 +165,11 @@ class AsyncSubscription:
             delay = min(delay * 2, BACKOFF[1])
 
 
-class Subscription:
+class Subscription(_Following):
     """``for change in Subscription(...)``: reconnects after UNAVAILABLE."""
-
-    def __init__(
-        self,
-        stub: Any,
-        metadata: Sequence[tuple[str, str]] | None,
-        series: Iterable[Series],
-        symbol: str,
-        since_ms: int | None,
-    ) -> None:
-        self._stub, self._metadata = stub, metadata
-        self.state = _Resume(list(series), symbol, since_ms)
-        self._call: Any = None
-        self._closed = False
 
     def __iter__(self) -> Iterator[Change]:
         return self._changes()
-
-    def close(self) -> None:
-        """Ends the subscription, from any thread: the server frees its stream at once."""
-        self._closed = True
-        if self._call is not None:
-            self._call.cancel()
 
     def __enter__(self) -> Subscription:
         return self
@@ -189,7 +178,7 @@ class Subscription:
         """Subscribes now, returning once the server follows the series: a write made
         after this is given. (Iterating subscribes too, without waiting.)"""
         if self._call is None:
-            self._call = self._stub.Subscribe(self.state.request(), metadata=self._metadata)
+            self._subscribe()
         with contextlib.suppress(grpc.RpcError):  # raised again, or retried, when iterated
             self._call.initial_metadata()
 
@@ -201,8 +190,7 @@ class Subscription:
         while not self._closed:
             call = self._call
             if call is None or call.done():
-                call = self._stub.Subscribe(self.state.request(), metadata=self._metadata)
-                self._call = call
+                call = self._subscribe()
             try:
                 for message in call:
                     delay = BACKOFF[0]

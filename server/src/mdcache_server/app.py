@@ -54,12 +54,11 @@ def live_relay(config: Config, store: Store, hub: Hub) -> Relay | None:
     relay = config.subscribe_relay
     if relay == "off" or (relay == "auto" and store.name == "sqlite" and config.processes < 2):
         return None
-    wait = config.subscribe_poll_ms / 1000
-    feed = store.change_feed(hub.epoch, wait)
+    feed = store.change_feed(hub.epoch)
     if feed is None:
         log.warning("subscribe_relay_unsupported", store=store.name)
         return None
-    return Relay(feed, hub, wait)
+    return Relay(feed, hub, config.subscribe_poll_ms / 1000)
 
 
 @dataclass(frozen=True, slots=True)

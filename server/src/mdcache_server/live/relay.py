@@ -45,7 +45,6 @@ class Relay:
         self._wanted = asyncio.Event()
         self._ready: asyncio.Future[None] | None = None
         self._marks: list[tuple[float, asyncio.Future[int]]] = []
-        self.delivered = 0
         hub.relay = self
 
     async def _run(self, pool: ThreadPoolExecutor, fn: Any, *args: Any) -> Any:
@@ -127,7 +126,6 @@ class Relay:
             started = time.monotonic()
             changes = await self._run(self._poller, self.feed.poll, self.wait)
             if changes:
-                self.delivered += len(changes)
                 self.hub.publish([(series, [record]) for series, record in changes])
             else:
                 self._resolve(started)

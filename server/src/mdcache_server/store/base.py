@@ -160,7 +160,6 @@ class Store(Protocol):
     def connect(self) -> StoreConnection:
         """Opens a new connection (raises StoreUnavailable when it cannot)."""
 
-    def change_feed(self, replica: str, poll: float) -> ChangeFeed | None:
-        """The feed of every replica's writes (``replica`` names this one; ``poll``: how
-        often a feed that polls looks for changes when idle), None where the store has
-        none. Opens nothing yet."""
+    def change_feed(self, replica: str) -> ChangeFeed | None:
+        """The feed of every replica's writes (``replica`` names this one), None where the
+        store has none. Opens nothing yet."""

@@ -53,9 +53,8 @@ class JournalFeed:
 
     journals = True
 
-    def __init__(self, path: Path, replica: str, poll: float, keep_seconds: float = 300.0) -> None:
+    def __init__(self, path: Path, replica: str, keep_seconds: float = 300.0) -> None:
         self.path, self.replica, self.keep_seconds = path, replica, keep_seconds
-        self._poll = poll
         self._appender: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # the appender is used by one thread at a time
@@ -148,8 +147,8 @@ class JournalFeed:
         try:
             rows = self._after()
             if not rows:
-                # An append here wakes the poll at once; others' within ``poll`` seconds.
-                self._appended.wait(min(wait, self._poll))
+                # An append here wakes the poll at once; others' within ``wait`` seconds.
+                self._appended.wait(wait)
                 self._appended.clear()
                 rows = self._after()
             if time.monotonic() - self._beat >= HEARTBEAT_SECONDS:

@@ -131,9 +131,9 @@ class SqliteStore:
 
         return stamp
 
-    def change_feed(self, replica: str, poll: float) -> JournalFeed:
+    def change_feed(self, replica: str) -> JournalFeed:
         """A journal beside the file (``<file>-changes``), shared by its replicas."""
-        return JournalFeed(Path(f"{self.path}-changes"), replica, poll)
+        return JournalFeed(Path(f"{self.path}-changes"), replica)
 
     def connect(self) -> SqliteConnection:
         with translated("connect"):

@@ -95,7 +95,7 @@ class TDengineStore:
     def connect(self) -> TDengineConnection:
         return TDengineConnection(self.options, self._open)
 
-    def change_feed(self, replica: str, poll: float) -> TopicFeed | None:
+    def change_feed(self, replica: str) -> TopicFeed | None:
         """TDengine's subscriptions (``changes.py``), in a consumer group of this process
         (``replica``: hex, unique to it); None on WebSocket (not built: see README)."""
         if self.options.scheme != NATIVE:
