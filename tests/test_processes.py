@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
-from mdcache_client import Client, MdcacheError, Record, Series
+from mdcache_client import Client, MdcacheError, Record, Series, Stats
 
 from .process import ServerProcess
 
@@ -55,6 +55,19 @@ def clients(server: ServerProcess, n: int) -> Iterator[list[Client]]:
         ]
 
 
+def counted(group: list[Client], reads: int, replicas: int = 0, timeout: float = 20) -> Stats:
+    """Waits until each client's Stats count ``reads`` hits and misses (summed over the
+    children's flushed counters) and ``replicas`` replicas; returns the first client's."""
+    deadline = time.monotonic() + timeout
+    while True:
+        every = [client.stats() for client in group]
+        if all(s.hits + s.misses >= reads and s.replicas >= replicas for s in every):
+            return every[0]
+        if time.monotonic() > deadline:
+            return every[0]  # the caller's assertions say what is missing
+        time.sleep(0.05)
+
+
 def bars(n: int, first: int = 0) -> list[Record]:
     return [Record(START + (first + i) * MINUTE, json.dumps({"close": i})) for i in range(n)]
 
@@ -70,8 +83,7 @@ def test_writes_show_through_every_child_and_counters_add_up(store_url: str) -> 
             for reader in group:
                 assert reader.read(series, newest_first=True, limit=1).records == [record]
                 reads += 1
-        time.sleep(0.6)  # every child flushed its counters
-        stats = group[0].stats()
+        stats = counted(group[:1], reads, replicas=CHILDREN)  # every child flushed
         assert stats.replicas == CHILDREN  # every child read something
         assert stats.hits + stats.misses >= reads  # each child's reads, summed
 
@@ -133,7 +145,9 @@ def test_children_evict_exactly_the_never_read_series(store_url: str) -> None:
         for _ in range(3):
             for i, client in enumerate(group):
                 client.read((read_a, read_b)[i % 2], limit=10)
-        time.sleep(0.5)  # the reads flushed by their children
+        flushed = counted(group, 18)  # the reads flushed by their children, seen by those asked
+        time.sleep(0.6)  # and by any child not asked, at its next flush (every 0.3 s)
+        assert flushed.hits + flushed.misses >= 18
         group[0].write(never, bars(600))  # 1,800 records: over the bound by 300
         deadline = time.monotonic() + 20
         while group[0].stats().records > 1500:
