@@ -16,7 +16,7 @@ from mdcache_client import AsyncClient
 from mdcache_server.app import Server
 from mdcache_server.store.url import open_store
 
-from .support import server_config
+from .support import server_config, settled
 
 TDENGINE_URL = os.environ.get("MDCACHE_TEST_TDENGINE_URL", "")
 # Set by scripts/with-tdengine when it started a server (CI does): a TDengine test that
@@ -184,6 +184,7 @@ async def server(store_url: str, server_settings: dict[str, str]) -> AsyncIterat
     srv = Server(server_config(store_url, **server_settings), open_store(store_url))
     await srv.start()
     try:
+        await settled(srv)
         yield srv
     finally:
         await srv.stop(grace=1)

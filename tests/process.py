@@ -32,6 +32,7 @@ class ServerProcess:
         self.events: list[dict[str, Any]] = []
         self.lines: list[str] = []
         self._serving = threading.Event()
+        self._settled = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.port = 0
@@ -48,11 +49,20 @@ class ServerProcess:
             if event.get("event") == "serving":
                 self.port = int(event["port"])
                 self._serving.set()
+            if event.get("event") == "retention_applied" or event.get("job") == "retention":
+                self._settled.set()  # the start-up run ended (applied, or failed)
 
     def wait_serving(self, timeout: float = 20) -> int:
+        """Waits until the server serves and its start-up retention run has ended: that run
+        lists the series beside the first calls, and would purge a test's records of 2023
+        written meanwhile (older than the default rules keep)."""
+        deadline = time.monotonic() + timeout
         if not self._serving.wait(timeout):
             self.kill()
             raise AssertionError("server did not start:\n" + "".join(self.lines))
+        if not self._settled.wait(max(deadline - time.monotonic(), 1.0)):
+            self.kill()
+            raise AssertionError("no start-up retention run:\n" + "".join(self.lines))
         return self.port
 
     @property

@@ -154,6 +154,9 @@ class Server:
         reflection.enable_server_reflection(names, self.grpc)
         self.port = 0
         self.relay = live_relay(config, store, servicer.hub)
+        # Set once the start-up retention run has ended (applied or failed): a record
+        # written after it is purged, if its rules expire it, only by the next run.
+        self.retention_started = asyncio.Event()
 
     async def _when_ready(self, deadline: float, step: Callable[[], Awaitable[T]]) -> T:
         """Runs a start-up step, retrying a store that is not ready until the start-up
@@ -236,6 +239,8 @@ class Server:
             await apply_retention(self.cache)
         except MdcacheError as exc:
             log.warning("maintenance_failed", job="retention", error=str(exc))
+        finally:
+            self.retention_started.set()
         await every(
             self.config.retention_interval, "retention", lambda: apply_retention(self.cache)
         )
