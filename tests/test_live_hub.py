@@ -54,3 +54,21 @@ async def test_a_publish_is_taken_whole_unless_it_finds_the_buffer_full() -> Non
     with pytest.raises(Exception, match="fell 3 changes behind"):
         await stream.next()
     assert not stream.pending  # the memory is freed at once
+
+
+async def test_a_horizon_waits_for_the_writes_in_flight_when_asked() -> None:
+    """A replay's read can see a Write stored and not yet published: the horizon (up to
+    which a live change may repeat what the replay sent) comes only once it is."""
+    hub = Hub()
+    hub.open([KEY], "")
+    with hub.writing():  # stored, not yet published
+        horizon = hub.horizon()
+        with hub.writing():  # began after the horizon was asked: not waited for
+            pass
+        assert not horizon.done()
+        hub.publish([(KEY, [Record(1, "1")])])
+        assert not horizon.done()
+    assert horizon.done()
+    assert horizon.result() == 1  # its change counts as early
+    hub.publish([(KEY, [Record(2, "2")])])
+    assert hub.horizon().result() == 2  # nothing in flight: at once

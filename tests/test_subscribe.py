@@ -101,6 +101,42 @@ async def test_live_records_in_write_order_and_rewrites_pushed_again(
     assert not any(c.replayed for c in got)
 
 
+async def test_a_write_stored_before_the_replay_and_pushed_after_it_is_given_once(
+    server: Server, client: AsyncClient
+) -> None:
+    """The replay's read sees a Write the store has, whose push is still to come (held
+    back here by hand): the subscriber gets it once, whichever way it arrives."""
+    hub, gate = server.servicer.hub, asyncio.Event()
+    push = hub.acknowledged
+
+    async def held(batches: object) -> None:
+        await gate.wait()
+        await push(batches)  # type: ignore[arg-type]
+
+    hub.acknowledged = held  # type: ignore[method-assign]
+    pending = asyncio.ensure_future(client.write(QUOTES, [quote(1)]))
+
+    async def stored() -> bool:
+        return (await client.read(QUOTES)).records == [quote(1)]
+
+    deadline = time.monotonic() + 10
+    while not await stored():
+        assert time.monotonic() < deadline, "the write was not stored"
+        await asyncio.sleep(0.01)
+    async with await client.subscribe([QUOTES], since_ms=T0) as sub:
+        changes = aiter(sub)
+        first = await asyncio.wait_for(anext(changes), 10)  # the replay has it
+        gate.set()
+        assert await pending == 1
+        hub.acknowledged = push  # type: ignore[method-assign]
+        await client.write(QUOTES, [quote(2)])
+        rest = await take(changes, 1)
+    assert [(c.record, c.replayed) for c in [first, *rest]] == [
+        (quote(1), True),
+        (quote(2), False),
+    ]
+
+
 async def test_a_symbol_follows_every_series_of_it(server: Server, client: AsyncClient) -> None:
     async with await client.subscribe(symbol="600519") as sub:
         pending = asyncio.ensure_future(take(aiter(sub), 2))

@@ -21,7 +21,8 @@ import math
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -104,6 +105,10 @@ class Hub:
         # With a relay (live.relay), acknowledged changes go to the store's change feed,
         # and come back from it in the store's order, with every other replica's.
         self.relay: Relay | None = None
+        # Writes of this process between the store and their publish, and the horizons
+        # waiting for those in flight when they were asked for.
+        self._writing: set[object] = set()
+        self._settling: list[tuple[set[object], Callable[[], None]]] = []
 
     @property
     def streams(self) -> int:
@@ -132,13 +137,51 @@ class Hub:
         if self.relay is not None:
             await self.relay.ready()
 
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around a Write, from before the store takes it until it is published: a
+        replay's read may see it stored before it is pushed (``horizon``)."""
+        token = object()
+        self._writing.add(token)
+        try:
+            yield
+        finally:
+            self._writing.discard(token)
+            if self._settling:
+                self._settle(token)
+
+    def _settle(self, token: object) -> None:
+        kept = []
+        for writes, then in self._settling:
+            writes.discard(token)
+            if writes:
+                kept.append((writes, then))
+            else:
+                then()
+        self._settling = kept
+
     def horizon(self) -> asyncio.Future[int]:
-        """The ``seq`` by which every change acknowledged before this call is published."""
-        if self.relay is not None:
-            return self.relay.horizon()
-        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        done.set_result(self.seq)
-        return done
+        """The ``seq`` by which every change stored before this call is published: once
+        the Writes in flight now are (a read may have seen them stored, not yet pushed),
+        and, with a relay, once the feed has given what was handed to it by then."""
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[int] = loop.create_future()
+
+        def then() -> None:
+            if result.done():
+                return
+            if self.relay is None:
+                result.set_result(self.seq)
+                return
+            self.relay.horizon().add_done_callback(
+                lambda mark: None if result.done() else result.set_result(mark.result())
+            )
+
+        if self._writing:
+            self._settling.append((set(self._writing), then))
+        else:
+            then()
+        return result
 
     def skip(self) -> None:
         """Changes went by unread (nobody followed): no resume may cross them."""

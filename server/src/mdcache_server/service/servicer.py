@@ -232,8 +232,9 @@ class MarketDataCacheServicer:
             message = parsed(pb.WriteRequest, request)
             batches = validation.write_request(message, self.limits, self.now_ms)
             fields["series"] = _describe([key for key, _ in batches])
-            fields["rows"] = written = await self.cache.write(batches)
-            await self.hub.acknowledged(batches)  # pushed to subscribers
+            with self.hub.writing():  # stored, then pushed (a replay's horizon waits)
+                fields["rows"] = written = await self.cache.write(batches)
+                await self.hub.acknowledged(batches)  # pushed to subscribers
             return pb.WriteResponse(written=written)
 
         return await self._serve("Write", context, handle)
