@@ -21,8 +21,7 @@ import math
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -137,18 +136,11 @@ class Hub:
         if self.relay is not None:
             await self.relay.ready()
 
-    @contextmanager
-    def writing(self) -> Iterator[None]:
-        """Around a Write, from before the store takes it until it is published: a
-        replay's read may see it stored before it is pushed (``horizon``)."""
-        token = object()
-        self._writing.add(token)
-        try:
-            yield
-        finally:
-            self._writing.discard(token)
-            if self._settling:
-                self._settle(token)
+    def writing(self) -> _Writing:
+        """``with hub.writing():`` around a Write, from before the store takes it until
+        it is published: a replay's read may see it stored before it is pushed
+        (``horizon``). About 0.5 µs a Write."""
+        return _Writing(self)
 
     def _settle(self, token: object) -> None:
         kept = []
@@ -248,3 +240,21 @@ class Hub:
         if after + 1 < oldest:
             return None
         return [c for c in self._ring if c.seq > after and stream.wants(c.series)]
+
+
+class _Writing:
+    """One Write in flight (``Hub.writing``); itself the token a horizon waits for."""
+
+    __slots__ = ("hub",)
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def __enter__(self) -> None:
+        self.hub._writing.add(self)
+
+    def __exit__(self, *exc: object) -> None:
+        hub = self.hub
+        hub._writing.discard(self)
+        if hub._settling:
+            hub._settle(self)
