@@ -178,6 +178,31 @@ async def test_the_relay_stops_following_when_nobody_may_resume(
         await asyncio.to_thread(relay.close)
 
 
+async def test_a_horizon_covers_a_change_another_replica_journals_late(tmp_path: Path) -> None:
+    """A replay's read saw another replica's Write stored; that replica appends it to the
+    journal a moment later, after this relay's polls found nothing. The horizon still
+    counts it as early, so a subscriber that had it in the replay does not get it twice."""
+    store = SqliteStore(tmp_path / "cache.sqlite3")
+    hub = Hub()
+    relay = Relay(store.change_feed("b"), hub)
+    other = store.change_feed("a")  # the other replica's side of the journal
+    key = SeriesKey(*QUOTES)
+    running = asyncio.ensure_future(relay.run())
+    try:
+        stream = hub.open([key], "")
+        await asyncio.wait_for(hub.ready(), 5)
+        mark = hub.horizon()  # just after the replay's read
+        await asyncio.sleep(0.1)  # about ten empty polls go by
+        await asyncio.to_thread(other.record, [(key, StoredRecord(T0, "{}"))])
+        pushed = await asyncio.wait_for(stream.next(), 5)
+        assert pushed.seq <= await asyncio.wait_for(mark, 5)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await asyncio.to_thread(relay.close)
+        other.close()
+
+
 def test_writes_are_journalled_only_while_a_replica_follows(tmp_path: Path) -> None:
     """Replicas nobody subscribes to write no journal (it cost --processes writes about
     a third of their rate); a follower is ready once every writer has looked again."""

@@ -31,7 +31,12 @@ from mdcache_server.live.hub import Hub
 from mdcache_server.store.base import Change, ChangeFeed
 
 log = structlog.get_logger(__name__)
-HORIZON_CAP = 2.0  # a mark resolves after this long even if the feed was never idle
+# A mark (``horizon``) resolves at the first empty poll begun HORIZON_MIN after it, or
+# after HORIZON_CAP whatever the feed did. The margin covers what an empty poll alone does
+# not: another replica's journal append, which follows its store commit, and a TDengine
+# consumer's poll of one vnode finding nothing while another still holds changes.
+HORIZON_MIN = 0.5
+HORIZON_CAP = 2.0
 
 
 class Relay:
@@ -75,7 +80,8 @@ class Relay:
 
     def horizon(self) -> asyncio.Future[int]:
         """The hub's ``seq`` once every change acknowledged before this call is
-        published (a poll begun after it found nothing more), or after HORIZON_CAP."""
+        published: a poll begun HORIZON_MIN after it found nothing more, or HORIZON_CAP
+        passed. (A same-value rewrite within it is not given again: it is left out.)"""
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._marks.append((time.monotonic(), future))
         return future
@@ -85,7 +91,7 @@ class Relay:
         for at, future in self._marks:
             if future.done():
                 continue
-            if at <= started or now - at > HORIZON_CAP:
+            if started - at >= HORIZON_MIN or now - at > HORIZON_CAP:
                 future.set_result(self.hub.seq)
             else:
                 kept.append((at, future))
