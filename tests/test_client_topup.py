@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from mdcache_client import AsyncClient, Client, Record, Series, Source, Window, ranges_loader
+from mdcache_client._topup import AsyncRangeFlight, RangeFlight, _Recent
 from mdcache_server.app import Server
 
 from .market_data import aapl_daily_2017
@@ -231,3 +232,63 @@ async def test_a_hole_before_a_later_window_start_is_not_forgotten(server: Serve
         result = await client.get_or_load(SERIES, wider, upstream.aload)
         assert upstream.asked[2:] == [Window(stamp(JANUARY_BARS[4]) + 1, later.start_ms - 1)]
         assert result.records == JANUARY_BARS[:8]
+
+
+class Loads:
+    """Work for a range flight: records which ranges it was given; answers a bar each."""
+
+    def __init__(self) -> None:
+        self.given: list[list[Window]] = []
+
+    def load(self, ranges: list[Window]) -> list[Record]:
+        self.given.append(ranges)
+        return [Record(r.start_ms, "{}") for r in ranges]
+
+    async def aload(self, ranges: list[Window]) -> list[Record]:
+        return self.load(ranges)
+
+
+EARLY, LATE = Window(0, 9), Window(10, 19)
+WHOLE = Window(0, 19)
+
+
+async def test_a_load_that_ends_between_a_read_and_its_loads_is_shared() -> None:
+    """B reads the cache while A's load is in flight; A ends (written back, but after B's
+    read) before B asks for its ranges: B takes A's records, and loads only the rest."""
+    flight, work = AsyncRangeFlight(), Loads()
+    with flight.watching(SERIES) as b:  # B reads: nothing held
+        with flight.watching(SERIES) as a:
+            assert await flight.load(SERIES, [EARLY], work.aload, a) == [Record(0, "{}")]
+        got = await flight.load(SERIES, [WHOLE], work.aload, b)
+    assert work.given == [[EARLY], [LATE]]
+    assert sorted(stamp(r) for r in got) == [0, 10]
+    with flight.watching(SERIES) as c:  # read after A ended: its read has A's records
+        await flight.load(SERIES, [EARLY], work.aload, c)
+    assert work.given[-1] == [EARLY]
+
+
+def test_a_load_that_ends_between_a_read_and_its_loads_is_shared_blocking() -> None:
+    flight, work = RangeFlight(), Loads()
+    with flight.watching(SERIES) as b:
+        with flight.watching(SERIES) as a:
+            assert flight.load(SERIES, [EARLY], work.load, a) == [Record(0, "{}")]
+        got = flight.load(SERIES, [WHOLE], work.load, b)
+    assert work.given == [[EARLY], [LATE]]
+    assert sorted(stamp(r) for r in got) == [0, 10]
+    with flight.watching(SERIES) as c:
+        flight.load(SERIES, [EARLY], work.load, c)
+    assert work.given[-1] == [EARLY]
+
+
+def test_ended_loads_are_kept_only_for_the_callers_that_read_before_them() -> None:
+    recent: _Recent[str] = _Recent()
+    first = recent.mark()
+    recent.loads.append((EARLY, "a"))
+    second = recent.mark()
+    recent.loads.append((LATE, "b"))
+    assert recent.since(first) == [(EARLY, "a"), (LATE, "b")]
+    assert recent.since(second) == [(LATE, "b")]
+    assert not recent.release(first)
+    assert recent.loads == [(LATE, "b")]  # nobody left who read before "a" ended
+    assert recent.since(second) == [(LATE, "b")]
+    assert recent.release(second)  # nobody left: the series' entry goes

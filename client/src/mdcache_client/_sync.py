@@ -234,7 +234,8 @@ class Client:
 
         Concurrent calls with the same series, window, tolerance and fallback share one
         execution in this process; calls whose missing ranges overlap share the loads of
-        the overlap. A loader's exception propagates as it is, to every caller sharing it.
+        the overlap (a load that ended after a call read the cache counts as in flight for
+        it). A loader's exception propagates as it is, to every caller sharing it.
 
         ``resample_from`` names a finer timeframe (e.g. ``"1m"`` for ``series`` of
         ``"60m"``): when the cache holds the finer series over the window, its bars made
@@ -260,6 +261,24 @@ class Client:
         fallback: bool,
         resample_from: str | None,
         timeout: float | None,
+    ) -> LoadResult:
+        # From before the read: a load that ends between the read and this call's own
+        # loads is shared like one in flight (the read may have missed its records).
+        with self._ranges.watching(series) as mark:
+            return self._read_and_top_up(
+                series, window, loader, tolerance_ms, fallback, resample_from, timeout, mark
+            )
+
+    def _read_and_top_up(
+        self,
+        series: Series,
+        window: Window,
+        loader: Loader | RangesLoader,
+        tolerance_ms: int,
+        fallback: bool,
+        resample_from: str | None,
+        timeout: float | None,
+        mark: int,
     ) -> LoadResult:
         try:
             if resample_from is not None:
@@ -295,6 +314,7 @@ class Client:
             series,
             gaps,
             lambda ranges: self._top_up(series, ranges, loader, tolerance_ms, timeout),
+            mark,
         )
         through = stamps[-1] if held.truncated else None
         records = answer(held.records, loaded, window, through)

@@ -24,14 +24,16 @@ import itertools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from contextlib import contextmanager
+from typing import Any, Generic, TypeVar
 
 from mdcache_client._coverage import stamp, within
 from mdcache_client._types import Record, Series, Window
 
 F = TypeVar("F", bound=Callable[..., Any])
+L = TypeVar("L")  # a load in flight: a task, or a future
 RANGES_ATTRIBUTE = "mdcache_takes_ranges"
 
 
@@ -269,25 +271,72 @@ class Seams:
                 del self._seams[series]
 
 
+class _Recent(Generic[L]):
+    """The loads of one series that ended while callers that read the cache before they
+    ended are still at work: those reads may lack their records, so those callers share
+    them as if they were still in flight. Kept from the oldest such caller's mark on."""
+
+    __slots__ = ("base", "loads", "marks")
+
+    def __init__(self) -> None:
+        self.base = 0  # the mark of loads[0]
+        self.loads: list[tuple[Window, L]] = []
+        self.marks: list[int] = []
+
+    def mark(self) -> int:
+        mark = self.base + len(self.loads)
+        self.marks.append(mark)
+        return mark
+
+    def since(self, mark: int) -> list[tuple[Window, L]]:
+        return self.loads[mark - self.base :]
+
+    def release(self, mark: int) -> bool:
+        """Forgets a caller's mark; True when no caller is left."""
+        self.marks.remove(mark)
+        if not self.marks:
+            return True
+        drop = min(self.marks) - self.base
+        if drop > 0:
+            del self.loads[:drop]
+            self.base += drop
+        return False
+
+
 class AsyncRangeFlight:
     """Loads of ranges in flight per series, shared by overlapping asyncio callers."""
 
     def __init__(self) -> None:
         self._flying: dict[Series, list[tuple[Window, asyncio.Task[list[Record]]]]] = {}
+        self._recent: dict[Series, _Recent[asyncio.Task[list[Record]]]] = {}
+
+    @contextmanager
+    def watching(self, series: Series) -> Iterator[int]:
+        """Around a call's cache read and its loads: the mark to give ``load``."""
+        recent = self._recent.setdefault(series, _Recent())
+        mark = recent.mark()
+        try:
+            yield mark
+        finally:
+            if recent.release(mark):
+                self._recent.pop(series, None)
 
     async def load(
         self,
         series: Series,
         ranges: list[Window],
         work: Callable[[list[Window]], Coroutine[Any, Any, list[Record]]],
+        mark: int,
     ) -> list[Record]:
-        """Loads ``ranges`` with ``work``, sharing the parts already in flight."""
-        flying = self._flying.setdefault(series, [])
-        shared = [t for w, t in flying if any(overlaps(w, r) for r in ranges)]
-        own = subtract(ranges, [w for w, _ in flying])
+        """Loads ``ranges`` with ``work``, sharing the parts in flight, or that ended
+        since ``mark`` (this caller's read may lack them)."""
+        recent = self._recent.get(series)
+        known = [*self._flying.get(series, ()), *(recent.since(mark) if recent else ())]
+        shared = [t for w, t in known if any(overlaps(w, r) for r in ranges)]
+        own = subtract(ranges, [w for w, _ in known])
         if own:
             task = asyncio.create_task(work(own))
-            flying.extend((w, task) for w in own)
+            self._flying.setdefault(series, []).extend((w, task) for w in own)
             task.add_done_callback(lambda done: self._finished(series, done))
             shared.append(task)
         records: list[Record] = []
@@ -296,13 +345,17 @@ class AsyncRangeFlight:
         return records
 
     def _finished(self, series: Series, task: asyncio.Task[list[Record]]) -> None:
-        left = [(w, t) for w, t in self._flying.get(series, ()) if t is not task]
+        flying = self._flying.get(series, [])
+        left = [(w, t) for w, t in flying if t is not task]
         if left:
             self._flying[series] = left
         else:
             self._flying.pop(series, None)
-        if not task.cancelled():
-            task.exception()  # retrieved here too, for when every caller was cancelled
+        if task.cancelled() or task.exception() is not None:
+            return  # (retrieved here too, for when every caller was cancelled)
+        recent = self._recent.get(series)
+        if recent is not None:
+            recent.loads.extend((w, t) for w, t in flying if t is task)
 
 
 class RangeFlight:
@@ -315,16 +368,37 @@ class RangeFlight:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._flying: dict[Series, list[tuple[Window, Future[list[Record]]]]] = {}
+        self._recent: dict[Series, _Recent[Future[list[Record]]]] = {}
+
+    @contextmanager
+    def watching(self, series: Series) -> Iterator[int]:
+        """Around a call's cache read and its loads: the mark to give ``load``."""
+        with self._lock:
+            recent = self._recent.setdefault(series, _Recent())
+            mark = recent.mark()
+        try:
+            yield mark
+        finally:
+            with self._lock:
+                if recent.release(mark):
+                    self._recent.pop(series, None)
 
     def load(
-        self, series: Series, ranges: list[Window], work: Callable[[list[Window]], list[Record]]
+        self,
+        series: Series,
+        ranges: list[Window],
+        work: Callable[[list[Window]], list[Record]],
+        mark: int,
     ) -> list[Record]:
-        """Loads ``ranges`` with ``work``, sharing the parts already in flight."""
+        """Loads ``ranges`` with ``work``, sharing the parts in flight, or that ended
+        since ``mark`` (this caller's read may lack them)."""
         with self._lock:
+            recent = self._recent.get(series)
             flying = self._flying.setdefault(series, [])
-            near = (f for w, f in flying if any(overlaps(w, r) for r in ranges))
+            known = [*flying, *(recent.since(mark) if recent else ())]
+            near = (f for w, f in known if any(overlaps(w, r) for r in ranges))
             shared = list(dict.fromkeys(near))
-            own = subtract(ranges, [w for w, _ in flying])
+            own = subtract(ranges, [w for w, _ in known])
             mine: Future[list[Record]] = Future()
             flying.extend((w, mine) for w in own)
         records: list[Record] = []
@@ -345,8 +419,12 @@ class RangeFlight:
 
     def _finished(self, series: Series, future: Future[list[Record]]) -> None:
         with self._lock:
-            left = [(w, f) for w, f in self._flying.get(series, ()) if f is not future]
+            flying = self._flying.get(series, [])
+            left = [(w, f) for w, f in flying if f is not future]
             if left:
                 self._flying[series] = left
             else:
                 self._flying.pop(series, None)
+            recent = self._recent.get(series)
+            if recent is not None and future.exception() is None:
+                recent.loads.extend((w, f) for w, f in flying if f is future)
