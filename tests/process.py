@@ -70,8 +70,11 @@ class ServerProcess:
         return f"127.0.0.1:{self.port}"
 
     def terminate(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        """Signals the server and waits for it to end, and for its last log lines."""
         self.proc.send_signal(sig)
-        return self.proc.wait(timeout)
+        code = self.proc.wait(timeout)
+        self._reader.join(timeout)  # standard error ends once children are gone too
+        return code
 
     def kill(self) -> None:
         """Ends the process if it still runs, and releases its pipe."""

@@ -126,7 +126,7 @@ def twenty_blocking_calls(target: str) -> tuple[int, list[LoadResult]]:
     """20 threads ask for one series; the load waits until all 20 share it (at most 5 s)."""
     upstream = Upstream()
     with Client(target, timeout=10) as client:
-        key = (SERIES, JANUARY, HOLIDAYS, True)
+        key = (SERIES, JANUARY, HOLIDAYS, True, None)  # get_or_load's single-flight key
 
         def load(series: Series, window: Window) -> list[Record]:
             deadline = time.monotonic() + 5

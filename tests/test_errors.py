@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from mdcache_server.service.status import status_for
 from mdcache_server.store.url import open_store
 
 from .faults import FaultyStore
-from .support import server_config
+from .support import server_config, settled
 
 SERIES = Series("600519", "kline", "1d")
 RECORDS = [Record(1_262_563_200_000, '{"close": 107.4}')]
@@ -37,10 +38,23 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "cache.sqlite3"
 
 
+QUIET = {"health_interval": "3600", "usage_flush_interval": "3600"}  # no background call
+
+
 async def started(url: str, **settings: str) -> Server:
-    server = Server(server_config(url, **settings), open_store(url))
+    """A server whose store calls are the test's own (once its start-up run is over)."""
+    server = Server(server_config(url, **{**QUIET, **settings}), open_store(url))
     await server.start()
+    await settled(server)
     return server
+
+
+async def in_flight(server: Server, calls: int) -> None:
+    """Waits until ``calls`` store calls run or wait for a worker."""
+    deadline = time.monotonic() + 10
+    while server.pool.in_flight < calls:
+        assert time.monotonic() < deadline, f"{server.pool.in_flight} calls in flight"
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -70,19 +84,23 @@ async def test_a_locked_store_is_unavailable_then_recovers(locked_server: Server
         assert (await client.read(SERIES)).records == RECORDS
 
 
-async def test_past_the_queue_calls_are_refused_at_once(locked_server: Server, db: Path) -> None:
-    async with AsyncClient(f"127.0.0.1:{locked_server.port}") as client:
-        holder = lock(db)
-        running = asyncio.create_task(client.write(SERIES, RECORDS))  # holds the one worker
-        await asyncio.sleep(0.05)
-        queued = asyncio.create_task(client.read(SERIES))  # the one queue place
-        await asyncio.sleep(0.05)
-        with pytest.raises(ResourceExhaustedError, match="1 workers \\+ 1 queued"):
-            await client.stats()
-        holder.execute("ROLLBACK")  # within the 300 ms the Write waits for the lock
-        assert await running == 1
-        assert (await queued).records == RECORDS
-        assert (await client.stats()).records == 1
+async def test_past_the_queue_calls_are_refused_at_once(db: Path) -> None:
+    server = await started(f"sqlite:///{db}?busy_timeout_ms=10000", workers="1", max_pending="1")
+    try:
+        async with AsyncClient(f"127.0.0.1:{server.port}") as client:
+            holder = lock(db)
+            running = asyncio.create_task(client.write(SERIES, RECORDS))  # the one worker
+            await in_flight(server, 1)
+            queued = asyncio.create_task(client.read(SERIES))  # the one queue place
+            await in_flight(server, 2)
+            with pytest.raises(ResourceExhaustedError, match="1 workers \\+ 1 queued"):
+                await client.stats()
+            holder.execute("ROLLBACK")  # within the 10 s the Write waits for the lock
+            assert await running == 1
+            assert (await queued).records == RECORDS
+            assert (await client.stats()).records == 1
+    finally:
+        await server.stop(grace=1)
 
 
 async def test_an_unexpected_error_is_internal_with_a_short_message(db: Path) -> None:
@@ -141,14 +159,20 @@ def test_every_error_class_has_a_status_other_than_unknown() -> None:
 
 
 async def test_past_the_concurrent_calls_bound_calls_are_refused(db: Path) -> None:
-    server = await started(f"sqlite:///{db}?busy_timeout_ms=2000", max_concurrent_calls="2")
+    server = await started(f"sqlite:///{db}?busy_timeout_ms=10000", max_concurrent_calls="2")
     try:
         async with AsyncClient(f"127.0.0.1:{server.port}") as client:
             holder = lock(db)
             writes = [asyncio.create_task(client.write(SERIES, RECORDS)) for _ in range(2)]
-            await asyncio.sleep(0.1)
-            with pytest.raises(ResourceExhaustedError):
-                await client.stats()
+            await in_flight(server, 1)  # one Write waits for the lock, the other for it
+            deadline = time.monotonic() + 10
+            while True:  # refused once both Writes are in progress
+                try:
+                    await client.stats()
+                except ResourceExhaustedError:
+                    break
+                assert time.monotonic() < deadline, "a third call was never refused"
+                await asyncio.sleep(0.02)
             holder.execute("ROLLBACK")
             assert await asyncio.gather(*writes) == [1, 1]
             assert (await client.stats()).records == 1

@@ -15,13 +15,14 @@ from mdcache_server.model import Record as StoreRecord
 from mdcache_server.model import SeriesKey
 from mdcache_server.store.url import open_store
 
-from .support import server_config
+from .support import server_config, settled
 
 
 async def test_concurrent_writes_share_commits_and_all_are_stored(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cache.sqlite3'}"
     server = Server(server_config(url), open_store(url))
     await server.start()
+    await settled(server)
     try:
         async with AsyncClient(f"127.0.0.1:{server.port}") as client:
 

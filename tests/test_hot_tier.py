@@ -20,13 +20,14 @@ from mdcache_server.store.url import open_store
 
 from .faults import FaultyStore
 from .market_data import aapl_daily_2017, sse_daily_2019, sse_minutes_20190201
-from .support import server_config
+from .support import server_config, settled
 
 
 async def serve(tmp_path: Path, **settings: str) -> Server:
     url = f"sqlite:///{tmp_path / 'cache.sqlite3'}"
     server = Server(server_config(url, **settings), open_store(url))
     await server.start()
+    await settled(server)
     return server
 
 
@@ -47,6 +48,7 @@ async def test_a_hot_read_reads_no_records_from_the_store(tmp_path: Path) -> Non
     faulty = FaultyStore(open_store(url), {"read", "read_answer"}, RuntimeError)
     server = Server(server_config(url, hot_tier_max_age="600"), faulty.as_store())
     await server.start()
+    await settled(server)
     try:
         async with AsyncClient(f"127.0.0.1:{server.port}") as client:
             series, bars = sse_daily_2019()
@@ -191,8 +193,10 @@ class GatedStore:
 async def gated(tmp_path: Path) -> AsyncIterator[tuple[Server, GatedStore]]:
     url = f"sqlite:///{tmp_path / 'cache.sqlite3'}"
     store = GatedStore(open_store(url))
-    server = Server(server_config(url, hot_tier_max_age="600"), cast(Store, store))
+    quiet = {"health_interval": "3600", "usage_flush_interval": "3600"}  # no other store call
+    server = Server(server_config(url, hot_tier_max_age="600", **quiet), cast(Store, store))
     await server.start()
+    await settled(server)
     try:
         yield server, store
     finally:

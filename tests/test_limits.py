@@ -9,13 +9,14 @@ from mdcache_client import AsyncClient, Record, Series
 from mdcache_server.app import Server
 from mdcache_server.store.url import open_store
 
-from .support import server_config
+from .support import server_config, settled
 
 
 async def test_a_read_larger_than_a_message_is_truncated_and_pages_on(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cache.sqlite3'}"
     server = Server(server_config(url, max_message_bytes="300000"), open_store(url))
     await server.start()
+    await settled(server)
     try:
         async with AsyncClient(f"127.0.0.1:{server.port}") as client:
             series = Series("600519", "fund_flow", "1m")

@@ -128,7 +128,14 @@ async def test_health_reconnects_and_evictions_are_measured(tmp_path: Path) -> N
     """What the alerting rules watch: health, store reconnects, hot-tier evictions."""
     db = tmp_path / "cache.sqlite3"
     url = f"sqlite:///{db}?busy_timeout_ms=300"
-    config = server_config(url, metrics_listen="127.0.0.1:0", workers="1", hot_tier_bytes="2000")
+    config = server_config(
+        url,
+        metrics_listen="127.0.0.1:0",
+        workers="1",
+        hot_tier_bytes="2000",
+        health_interval="3600",  # the probes are the test's own (each drops a connection)
+        usage_flush_interval="3600",
+    )
     srv = Server(config, open_store(url))
     await srv.start()
     names = ("mdcache_health_serving", "mdcache_store_reconnects_total")

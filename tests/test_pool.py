@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,7 +110,7 @@ async def test_a_store_that_is_down_fails_calls_at_once_then_one_trial_call_reop
         ran.append("answer")
         return "ok"
 
-    one = WorkerPool(pool.store, workers=1, max_pending=10, cooldown=0.3)
+    one = WorkerPool(pool.store, workers=1, max_pending=10, cooldown=1.0)
     try:
         with pytest.raises(StoreDown):
             await one.run(down)
@@ -117,14 +118,14 @@ async def test_a_store_that_is_down_fails_calls_at_once_then_one_trial_call_reop
             with pytest.raises(StoreUnavailable, match=r"no server answered .*fail at once"):
                 await one.run(answer)
         assert ran == ["down"]
-        await asyncio.sleep(0.35)
+        await asyncio.sleep(1.05)
         trial = asyncio.ensure_future(one.run(down))  # the one call let through
         await asyncio.sleep(0)
         with pytest.raises(StoreUnavailable, match="fail at once"):  # others wait for it
             await one.run(answer)
         with pytest.raises(StoreDown):
             await trial
-        await asyncio.sleep(0.35)
+        await asyncio.sleep(1.05)
         assert await one.run(answer) == "ok"  # the store answers: the breaker closes
         assert await one.run(answer) == "ok"
         assert ran == ["down", "down", "answer", "answer"]
@@ -149,13 +150,16 @@ async def test_a_call_cancelled_before_it_starts_never_runs(pool: WorkerPool) ->
 
 async def test_close_cancels_what_waits_and_refuses_new_calls(tmp_path: Path) -> None:
     pool = WorkerPool(store(tmp_path), workers=1, max_pending=10)
-    gate = threading.Event()
-    running = asyncio.ensure_future(pool.run(lambda _c: gate.wait(10)))
-    await asyncio.sleep(0.05)
+    gate, took = threading.Event(), threading.Event()
+    running = asyncio.ensure_future(pool.run(lambda _c: took.set() or gate.wait(10)))
+    assert await asyncio.to_thread(took.wait, 10)  # the one worker runs it
     waiting = asyncio.ensure_future(pool.run(version))
     await asyncio.sleep(0.05)
     closing = asyncio.ensure_future(asyncio.to_thread(pool.close))
-    await asyncio.sleep(0.05)
+    deadline = time.monotonic() + 10
+    while not waiting.done():  # close cancels what waits without waiting for the worker
+        assert time.monotonic() < deadline, "close did not cancel the waiting call"
+        await asyncio.sleep(0.01)
     gate.set()
     await closing
     assert await running is True  # a running call finishes

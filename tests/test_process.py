@@ -17,6 +17,8 @@ from mdcache_client import Client, Record, Series
 
 from .market_data import sse_minutes_20190201
 from .process import MDCACHE, ServerProcess
+from .test_metrics import scrape, value
+from .test_reliability import wait_for
 
 
 @pytest.fixture
@@ -57,7 +59,9 @@ def test_environment_configures_the_server(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_drains_in_flight_calls_then_exits_0(data_dir: Path, sig: int) -> None:
     """A Write blocked on a lock when the signal comes still completes, and is durable."""
-    server = ServerProcess("--data-dir", str(data_dir), "--grace", "20")
+    quiet = ("--health-interval", "3600", "--usage-flush-interval", "3600")  # no other call
+    metrics = ("--metrics-listen", "127.0.0.1:0")
+    server = ServerProcess("--data-dir", str(data_dir), "--grace", "20", *quiet, *metrics)
     series, bars = sse_minutes_20190201()
     try:
         server.wait_serving()
@@ -71,7 +75,9 @@ def test_signal_drains_in_flight_calls_then_exits_0(data_dir: Path, sig: int) ->
         with Client(server.target, timeout=30) as client:
             writer = threading.Thread(target=lambda: written.append(client.write(series, bars)))
             writer.start()
-            time.sleep(0.5)  # the Write has reached the server and waits for the lock
+            port = int(server.wait_event("metrics")["port"])
+            in_flight = lambda: value(scrape(port), "mdcache_pool_in_flight")  # noqa: E731
+            wait_for(lambda: in_flight() >= 1, 10)  # the Write waits for the lock
             server.proc.send_signal(sig)
             assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
             watch.cancel()  # an open Watch stream would hold the drain for the whole grace

@@ -20,7 +20,7 @@ START = 1_700_000_000_000
 OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]  # SO_REUSEPORT spreads connections
 
 
-def serving(server: ServerProcess, count: int, timeout: float = 30) -> list[str]:
+def serving(server: ServerProcess, count: int, timeout: float = 90) -> list[str]:
     """Waits until ``count`` children (since the start) serve; returns their replica names."""
     deadline = time.monotonic() + timeout
     while True:

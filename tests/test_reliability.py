@@ -7,6 +7,7 @@ import json
 import resource
 import signal
 import sqlite3
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -122,7 +123,7 @@ def test_nothing_acknowledged_is_lost_when_killed_under_load(
     try:
         server.wait_serving()
         acked, stop, threads = run_writers(server.target, 8)
-        time.sleep(1.5)
+        wait_for(lambda: sum(len(a) for a in acked) > 150, 60)  # under load
         server.proc.send_signal(sig)
         exit_status = server.proc.wait(30)
         stop.set()
@@ -166,6 +167,7 @@ def test_a_flood_is_refused_at_once_with_bounded_memory_then_served(tmp_path: Pa
             client.write(series, bars)
         before = rss_kib(server.proc.pid)
         outcomes: list[str] = []
+        refused: list[float] = []  # seconds each refusal took
         lock = threading.Lock()
 
         def flood() -> None:
@@ -177,10 +179,10 @@ def test_a_flood_is_refused_at_once_with_bounded_memory_then_served(tmp_path: Pa
                         outcome = "ok"
                     except MdcacheError as exc:
                         outcome = exc.code.name
-                        if outcome == "RESOURCE_EXHAUSTED":
-                            assert time.monotonic() - started < 1  # refused at once
                     with lock:
                         outcomes.append(outcome)
+                        if outcome == "RESOURCE_EXHAUSTED":
+                            refused.append(time.monotonic() - started)
 
         threads = [threading.Thread(target=flood) for _ in range(40)]
         for t in threads:
@@ -191,6 +193,8 @@ def test_a_flood_is_refused_at_once_with_bounded_memory_then_served(tmp_path: Pa
         assert len(outcomes) == 1000
         assert set(outcomes) <= {"ok", "RESOURCE_EXHAUSTED"}
         assert outcomes.count("RESOURCE_EXHAUSTED") > 0
+        assert statistics.median(refused) < 1  # refused at once, not queued
+        assert max(refused) < 5
         assert outcomes.count("ok") > 0
         assert grown < 100 * 1024, f"RSS grew {grown} KiB"
         assert health(server.target) == "SERVING"

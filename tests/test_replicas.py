@@ -72,7 +72,13 @@ async def test_replicas_evict_exactly_the_never_read_series(store_url: str, coun
         for _ in range(3):
             for i, (_, client) in enumerate(group):
                 await client.read((read_a, read_b)[i % 2][0], limit=10)
-        await asyncio.sleep(0.4)  # the reads flushed by their replicas
+        reads = 3 * count
+
+        async def flushed() -> bool:  # each replica sees every read: all of them stored
+            each = [await client.stats() for _, client in group]
+            return all(s.hits + s.misses >= reads and s.replicas == count for s in each)
+
+        await wait_for(flushed, 15)
         await writer.write(*never)  # 1,800 records: over the bound by 300
 
         async def evicted() -> bool:

@@ -34,7 +34,7 @@ from mdcache_server.app import Server
 from mdcache_server.store.url import open_store
 
 from .conftest import CLUSTER, STORES
-from .support import replicas, server_config
+from .support import replicas, server_config, settled
 
 QUOTES = Series("600519", "quote", "tick")
 FLOW = Series("600519", "fund_flow", "1m")
@@ -314,6 +314,7 @@ async def test_the_client_reconnects_and_resumes_across_a_server_restart(
     config = server_config(store_url, listen=f"127.0.0.1:{port}")
     first = Server(config, open_store(store_url))
     await first.start()
+    await settled(first)
     async with AsyncClient(f"127.0.0.1:{port}", timeout=5) as client:
         await client.write(QUOTES, [quote(0), quote(1)])
         sub = await client.subscribe([QUOTES], since_ms=T0)
@@ -324,6 +325,7 @@ async def test_the_client_reconnects_and_resumes_across_a_server_restart(
         await first.stop(grace=1)
         second = Server(config, open_store(store_url))
         await second.start()
+        await settled(second)
         try:
             async with AsyncClient(f"127.0.0.1:{port}", timeout=5) as writer:
                 for _ in range(50):  # the new process's port may refuse for a moment
@@ -345,6 +347,7 @@ async def test_a_read_token_may_subscribe(store_url: str) -> None:
     config = server_config(store_url, tokens="writer:write,reader:read")
     srv = Server(config, open_store(store_url))
     await srv.start()
+    await settled(srv)
     target = f"127.0.0.1:{srv.port}"
     try:
         async with (
@@ -458,6 +461,7 @@ async def test_grpcurl_subscribes_as_the_readme_shows(server: Server, client: As
 async def test_a_stopping_server_ends_streams_unavailable(store_url: str) -> None:
     srv = Server(server_config(store_url, grace_seconds="30"), open_store(store_url))
     await srv.start()
+    await settled(srv)
     target = f"127.0.0.1:{srv.port}"
     async with grpc.aio.insecure_channel(target) as channel:
         stub = pb_grpc.MarketDataCacheStub(channel)

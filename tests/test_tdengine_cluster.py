@@ -98,7 +98,7 @@ def test_a_node_killed_under_load_loses_nothing_and_rejoins(
     server = serve(url, "--hot-tier-bytes", "0")
     try:
         writers = Writers(server.target)
-        time.sleep(3)
+        wait_for(lambda: writers.count() > 80, 60)  # under load
         before = answers(server.target)
         assert sum(map(len, before)) > 50, "the load was too light to show anything"
         node = cluster.nodes[victim]
@@ -121,7 +121,7 @@ def test_a_node_killed_under_load_loses_nothing_and_rejoins(
         # The killed node, started again on its folder, rejoins; the service never stopped.
         node.start()
         cluster.whole()
-        assert health(server.target) == "SERVING"
+        wait_for(lambda: health(server.target) == "SERVING", 30)
         with Client(server.target, timeout=30) as client:
             assert client.write(Series("W0", "quote", "tick"), [Record(1, "{}")]) == 1
         assert server.proc.poll() is None
@@ -141,7 +141,7 @@ def test_mdcache_starts_while_the_first_node_is_down(cluster: Any, url: str) -> 
         with Client(server.target, timeout=30) as client:
             assert client.write(series, [Record(1_700_000_000_000, '{"close": 1}')]) == 1
             assert len(client.read(series).records) == 1
-        assert health(server.target) == "SERVING"
+        wait_for(lambda: health(server.target) == "SERVING", 30)
     finally:
         server.kill()
         cluster.whole()
@@ -156,7 +156,7 @@ def test_two_mdcache_replicas_on_the_cluster_add_up(cluster: Any, url: str) -> N
         bars = [Record(1_700_000_000_000 + i * 86_400_000, f'{{"i": {i}}}') for i in range(20)]
         with Client(a.target, timeout=30) as ca, Client(b.target, timeout=30) as cb:
             assert ca.write(series, bars) == 20
-            wait_for(lambda: len(cb.read(series).records) == 20, 5)
+            wait_for(lambda: len(cb.read(series).records) == 20, 15)
             ca.read(series)
             ca.read(Series("NONE", "kline", "1d"))
 

@@ -84,7 +84,7 @@ def test_nothing_acknowledged_is_lost_when_mdcache_is_killed_under_load(url: str
     try:
         server.wait_serving(60)
         acked, stop, threads = run_writers(server.target, 8)
-        time.sleep(3)
+        wait_for(lambda: sum(len(a) for a in acked) > 150, 60)  # under load
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait(30)
         stop.set()
@@ -107,7 +107,7 @@ def test_nothing_acknowledged_is_lost_when_taosd_is_killed_under_load(taosd: Tao
     try:
         server.wait_serving(60)
         acked, stop, threads = run_writers(server.target, 8)
-        time.sleep(3)
+        wait_for(lambda: sum(len(a) for a in acked) > 150, 60)  # under load
         taosd.kill(signal.SIGKILL)
         killed_at = sum(len(a) for a in acked)
         stop.set()
