@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mdcache_server.errors import ConfigError
+from mdcache_server.store.tdengine import blocks
 from mdcache_server.store.tdengine.failures import ConnectionLost, code_of, translate
 from mdcache_server.store.tdengine.options import NATIVE, TDengineOptions
 
@@ -67,6 +68,9 @@ class Session(Protocol):
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         """Runs a query; returns every row."""
+
+    def query_columns(self, sql: str, kinds: Sequence[blocks.Kind]) -> list[list[Any]]:
+        """Runs a query whose columns are never NULL; returns one list per column."""
 
     def insert(self, sql: str, batches: Sequence[Batch]) -> int:
         """Binds each batch to the prepared INSERT and executes it; returns rows written."""
@@ -132,6 +136,7 @@ class NativeSession:
         self._taos = taos
         self._conn = conn
         self._statements: dict[str, Any] = {}
+        self._lib = blocks.Lib(taos.cinterface._libtaos)
         self.endpoint: tuple[str, int] | None = None  # the one connected to
 
     @classmethod
@@ -187,6 +192,17 @@ class NativeSession:
             result = self._conn.query(sql)
             try:
                 return list(result.fetch_all())
+            finally:
+                result.close()
+
+    def query_columns(self, sql: str, kinds: Sequence[blocks.Kind]) -> list[list[Any]]:
+        """As :meth:`query`, read a block at a time (:mod:`.blocks`), not value by value."""
+        with self._translated("query"):
+            result = self._conn.query(sql)  # raises on a failed query, freeing it
+            try:
+                return blocks.columns(self._lib, result._result, kinds)
+            except blocks.BlockError as exc:
+                raise self._taos.error.ProgrammingError(str(exc), exc.code) from exc
             finally:
                 result.close()
 
@@ -290,6 +306,10 @@ class WebSocketSession:
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         with self._translated("query"):
             return [tuple(row) for row in self._conn.query(sql)]
+
+    def query_columns(self, sql: str, kinds: Sequence[blocks.Kind]) -> list[list[Any]]:
+        rows = self.query(sql)
+        return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in kinds]
 
     def _column(self, column: Column) -> Any:
         values = list(column.values)
