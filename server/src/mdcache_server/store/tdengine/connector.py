@@ -6,9 +6,9 @@ through taosAdapter). Each driver is imported only when a session of its kind is
 opened, and every driver error is translated here, where the driver is called
 (see :mod:`~mdcache_server.store.tdengine.failures`).
 
-Inserts go through parameter binding (TDengine's stmt API), one subtable per
-execute as in TDengine's own examples: table name, tags and rows are bound, so no
-caller's string is ever parsed as SQL.
+Inserts go through parameter binding (TDengine's stmt API): every subtable of a call
+is bound (table name, tags and rows) and the call executes once, so no caller's
+string is ever parsed as SQL and a Write is one submit.
 """
 
 from __future__ import annotations
@@ -97,6 +97,9 @@ def client_config_dir(options: TDengineOptions) -> str:
     return str(folder)
 
 
+EXECUTE_BUDGET_BYTES = 16 * 1024 * 1024  # bound bytes one execute sends at most
+
+
 def _columns(taos: Any, columns: Sequence[Column]) -> tuple[Any, list[Any]]:
     """TAOS_MULTI_BIND structs of the columns, and the buffers they point into (to be kept
     alive until executed): integers as one int64 array, strings as one fixed-width buffer
@@ -136,7 +139,7 @@ class NativeSession:
         self._taos = taos
         self._conn = conn
         self._statements: dict[str, Any] = {}
-        self._lib = blocks.Lib(taos.cinterface._libtaos)
+        self._lib: blocks.Lib | None = None  # made at the first query_columns
         self.endpoint: tuple[str, int] | None = None  # the one connected to
 
     @classmethod
@@ -197,6 +200,8 @@ class NativeSession:
 
     def query_columns(self, sql: str, kinds: Sequence[blocks.Kind]) -> list[list[Any]]:
         """As :meth:`query`, read a block at a time (:mod:`.blocks`), not value by value."""
+        if self._lib is None:
+            self._lib = blocks.Lib(self._taos.cinterface._libtaos)
         with self._translated("query"):
             result = self._conn.query(sql)  # raises on a failed query, freeing it
             try:
@@ -219,7 +224,10 @@ class NativeSession:
             raise self._taos.error.StatementError(msg=message, errno=code)
 
     def insert(self, sql: str, batches: Sequence[Batch]) -> int:
-        """Binds and executes each batch on the connection's prepared statement.
+        """Binds every batch on the connection's prepared statement, then executes once:
+        one submit per call to each vnode its subtables live in (libtaos copies the bound
+        values as each batch is added). A call binding more than EXECUTE_BUDGET_BYTES
+        executes each time it has bound that much.
 
         The stmt calls go to libtaos directly (``taos.cinterface._libtaos``, as taospy's own
         wrappers do): taospy's wrappers look their caller up with ``inspect.stack()`` on every
@@ -232,6 +240,7 @@ class NativeSession:
             handle = stmt._stmt
             try:
                 before = int(lib.taos_stmt_affected_rows(handle))
+                pending = 0
                 for batch in batches:
                     tags = self._taos.new_bind_params(len(batch.tags))
                     for bind, tag in zip(tags, batch.tags, strict=True):
@@ -241,8 +250,13 @@ class NativeSession:
                     binds, keep = _columns(self._taos, batch.columns)
                     self._checked(stmt, lib.taos_stmt_bind_param_batch(handle, binds))
                     self._checked(stmt, lib.taos_stmt_add_batch(handle))
+                    pending += sum(map(ctypes.sizeof, keep))
+                    del keep  # libtaos copied the values
+                    if pending >= EXECUTE_BUDGET_BYTES:
+                        self._checked(stmt, lib.taos_stmt_execute(handle))
+                        pending = 0
+                if pending:
                     self._checked(stmt, lib.taos_stmt_execute(handle))
-                    del keep  # the buffers were read by the execute
                 # taos_stmt_affected_rows adds up every execute of the statement.
                 return int(lib.taos_stmt_affected_rows(handle)) - before
             except BaseException:
