@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import re
 from pathlib import Path
 
 import pytest
 
-from mdcache_server.config import SETTINGS, Config
+from mdcache_server.config import GROUPS, SETTINGS, Config, add_arguments
 from mdcache_server.errors import ConfigError
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
@@ -58,3 +60,21 @@ def test_readme_documents_every_setting_with_its_default() -> None:
         assert f"`{s.flag}`" in row
         if s.default:
             assert f"`{s.default}`" in row, f"README gives another default for {s.env}"
+
+
+def test_every_setting_is_a_config_field_declared_once() -> None:
+    fields = [f.name for f in dataclasses.fields(Config)]
+    assert fields == [s.name for s in SETTINGS] + ["limits"]
+    for attribute in ("flag", "env"):
+        values = [getattr(s, attribute) for s in SETTINGS]
+        assert len(set(values)) == len(values), f"a {attribute} is used twice"
+
+
+def test_serve_help_shows_the_settings_in_their_groups() -> None:
+    serve = argparse.ArgumentParser(prog="serve")
+    add_arguments(serve)
+    groups = {g.title: g for g in serve._action_groups}
+    for s in SETTINGS:
+        [action] = [a for a in groups[s.group[0]]._group_actions if a.dest == s.name]
+        assert action.option_strings == [s.flag]
+    assert [title for title, _ in GROUPS] == list(groups)[2:]  # after argparse's own two
