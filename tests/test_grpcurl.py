@@ -1,5 +1,5 @@
-"""The real grpcurl against a real server: the quick tour (docs/tour.md) and the README's
-first Write and Read run as printed, walked top to bottom."""
+"""The real grpcurl against a real server: the quick tour (docs/tour.md) runs as printed,
+walked top to bottom."""
 
 from __future__ import annotations
 
