@@ -48,3 +48,10 @@ def test_one_table_maps_status_codes_to_exceptions() -> None:
         assert cls.__name__ in mdcache_client.__all__
         error = cls(code, "details")
         assert (error.code, error.details, str(error)) == (code, "details", f"{code.name}: details")
+
+
+def test_change_is_a_deprecated_alias_of_streamed_record() -> None:
+    """``Change`` was the name of what a subscription gives; the server has two classes
+    of that name, so the client's says what it is. The old name stays, the same class."""
+    assert mdcache_client.Change is mdcache_client.StreamedRecord
+    assert {"Change", "StreamedRecord"} <= set(mdcache_client.__all__)
