@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
+from pathlib import Path
 
 import grpc
 
@@ -30,6 +32,38 @@ def test_both_flavours_have_the_same_methods_and_parameters() -> None:
         assert inspect.iscoroutinefunction(getattr(AsyncClient, name)) == (name != "__init__")
         assert not inspect.iscoroutinefunction(getattr(Client, name))
     assert {"write", "read", "read_many", "get_or_load", "purge", "stats"} <= set(asyncio)
+
+
+def own_methods(cls: type) -> dict[str, list[str]]:
+    """The methods a class defines, by name (asyncio's dunders as their blocking twins')."""
+    blocking = {"__aenter__": "__enter__", "__aexit__": "__exit__", "__aiter__": "__iter__"}
+    return {
+        blocking.get(name, name): list(inspect.signature(getattr(cls, name)).parameters)
+        for name, member in vars(cls).items()
+        if callable(member) and not isinstance(member, type)
+    }
+
+
+def test_every_generated_twin_has_the_methods_of_its_source() -> None:
+    """Each *_aio.py has its blocking *_sync.py (scripts/gen-sync-client; make check fails
+    when one is stale): the same classes and methods, and not a coroutine among them."""
+    package = Path(mdcache_client.__file__).parent
+    sources = sorted(path.stem for path in package.glob("*_aio.py"))
+    assert sources == ["_aio", "_cacheaside_aio", "_flight_aio", "_live_aio"]
+    for stem in sources:
+        aio = importlib.import_module(f"mdcache_client.{stem}")
+        sync = importlib.import_module(f"mdcache_client.{stem.removesuffix('_aio')}_sync")
+        classes = [
+            c for c in vars(aio).values() if isinstance(c, type) and c.__module__ == aio.__name__
+        ]
+        assert classes, stem
+        for cls in classes:
+            twin = getattr(sync, cls.__name__.removeprefix("Async"))
+            assert own_methods(cls) == own_methods(twin), cls.__name__
+            for name in own_methods(twin):
+                method = getattr(twin, name)
+                assert not inspect.iscoroutinefunction(method), f"{twin.__name__}.{name}"
+                assert not inspect.isasyncgenfunction(method), f"{twin.__name__}.{name}"
 
 
 def test_all_names_the_public_api() -> None:
