@@ -479,24 +479,54 @@ def test_server_version_is_the_probe() -> None:
     assert _statements(session) == ["SELECT SERVER_VERSION()"]
 
 
-def test_write_binds_one_batch_per_series_in_timestamp_order() -> None:
+def _is_versions(statement: str, *keys: SeriesKey) -> bool:
+    """A multi-table INSERT of a new version for each of ``keys``, and nothing else."""
+    clauses = statement.removeprefix("INSERT INTO ").split(f") {DB}.")
+    return len(clauses) == len(keys) and all(
+        f"{version_table(key)} USING {DB}.{sql.VERSIONS} TAGS " in statement for key in keys
+    )
+
+
+WRITTEN = [
+    (KEY, [Record(30, '{"c":3}'), Record(10, '{"c":1}'), Record(20, '"x"')]),
+    (SeriesKey(HOSTILE, BACKSLASHES, "1d"), [Record(5, "[]")]),
+]
+
+
+def test_a_small_write_is_one_multi_table_insert_then_the_versions() -> None:
     session = RecordingSession()
     conn, _ = _connect(session)
-    hostile = SeriesKey(HOSTILE, BACKSLASHES, "1d")
-    written = conn.write(
-        [
-            (KEY, [Record(30, '{"c":3}'), Record(10, '{"c":1}'), Record(20, '"x"')]),
-            (hostile, [Record(5, "[]")]),
-        ]
+    hostile = WRITTEN[1][0]
+    assert conn.write(WRITTEN) == 4
+    [(kind, statement, _), (_, changed, _)] = session.calls
+    assert (kind, statement) == (
+        "execute",
+        f"INSERT INTO {DB}.{KEY_TABLE} USING {DB}.records TAGS ('600519', 'kline', '1d') "
+        """VALUES (30, '{"c":3}') (10, '{"c":1}') (20, '"x"') """
+        f"{DB}.{series_table(hostile)} USING {DB}.records TAGS "
+        """('000001\\'; DROP DATABASE x; --', 'a\\\\\\'b\\\\\\\\c\\\\', '1d') VALUES (5, '[]')""",
     )
-    assert written == 4
-    [(kind, statement, plan), (_, changed, versions)] = session.calls
-    assert changed == sql.insert_version(DB)  # each series written gets a new version
-    assert [(b.table, b.tags, b.columns[0].values) for b in versions] == [
-        (f"{DB}.{version_table(KEY)}", ("600519", "kline", "1d"), [sql.USAGE_TS_MS]),
-        (f"{DB}.{version_table(hostile)}", (HOSTILE, BACKSLASHES, "1d"), [sql.USAGE_TS_MS]),
-    ]
-    assert len({b.columns[1].values[0] for b in versions}) == 2
+    assert _is_versions(changed, KEY, hostile)  # each series written gets a new version
+    assert len({changed.split("VALUES")[i][-22:] for i in (1, 2)}) == 2  # two random versions
+
+
+def test_a_group_commit_keeps_the_record_given_last() -> None:
+    session = RecordingSession()
+    conn, _ = _connect(session)
+    assert conn.write([(KEY, [Record(1, '"a"'), Record(2, '"b"')]), (KEY, [Record(1, '"c"')])]) == 3
+    assert session.calls[0][1].endswith(""" VALUES (1, '"c"') (2, '"b"')""")
+
+
+def test_a_large_write_binds_one_batch_per_series_in_timestamp_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sql, "TEXT_INSERT_MAX_CHARS", 0)
+    session = RecordingSession()
+    conn, _ = _connect(session)
+    hostile = WRITTEN[1][0]
+    assert conn.write(WRITTEN) == 4
+    [(kind, statement, plan), (_, changed, _)] = session.calls
+    assert _is_versions(changed, KEY, hostile)
     assert (kind, statement) == ("insert", sql.insert_records(DB))
     assert plan == [
         Batch(
@@ -593,16 +623,21 @@ def test_filtered_purge_deletes_per_matching_subtable(
     purge: PurgeFilter, tables: list[str]
 ) -> None:
     session = RecordingSession(
-        respond=lambda _s: SERIES_ROWS, affected=lambda s: int(s.split("r_")[1][0])
+        respond=lambda _s: SERIES_ROWS,
+        affected=lambda s: 0 if s.startswith("INSERT") else int(s.split("r_")[1][0]),
     )
     conn, _ = _connect(session)
     assert conn.purge(purge) == sum(int(t) for t in tables)
-    assert _statements(session) == [
+    statements = _statements(session)
+    assert statements[: 1 + len(tables)] == [
         sql.series_counts(DB, 1000),
         *(f"DELETE FROM mdcache_test.r_{t * 32} WHERE ts < 1000" for t in tables),
-        *([sql.insert_version(DB)] if tables else []),  # the series purged get new versions
     ]
-    assert not any(HOSTILE in s or "kline" in s for s in _statements(session))
+    # the series purged get new versions
+    assert len(statements) == 1 + len(tables) + bool(tables)
+    assert not tables or statements[-1].count(f"USING {DB}.{sql.VERSIONS}") == len(tables)
+    # the deletes name derived tables only (the versions carry tags as escaped literals)
+    assert not any(HOSTILE in s or "kline" in s for s in statements[: 1 + len(tables)])
 
 
 def test_counts_and_listing_cover_series_holding_records() -> None:
@@ -628,11 +663,12 @@ def test_drop_series_deletes_each_subtable_and_counts_missing_as_zero() -> None:
     session = RecordingSession(affected=affected)
     conn, _ = _connect(session)
     assert conn.drop_series([KEY, other]) == 5
-    assert _statements(session) == [
+    statements = _statements(session)
+    assert statements[:2] == [
         f"DELETE FROM mdcache_test.{KEY_TABLE}",
         f"DELETE FROM mdcache_test.{series_table(other)}",
-        sql.insert_version(DB),  # both get new versions
     ]
+    assert _is_versions(statements[2], KEY, other)  # both get new versions
 
 
 def test_usage_is_saved_as_one_row_per_subtable_and_loaded_back() -> None:

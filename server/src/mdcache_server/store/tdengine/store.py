@@ -40,7 +40,6 @@ from mdcache_server.store.tdengine.batches import (
     replica_batch,
     series_usage_batches,
     totals_batch,
-    version_batches,
 )
 from mdcache_server.store.tdengine.changes import TopicFeed
 from mdcache_server.store.tdengine.connector import Session, open_session
@@ -58,6 +57,22 @@ VERSIONS_MAX = 256  # subtables a versions query names
 TOPIC_SUBSCRIBED = "0x03eb"  # DROP TOPIC while a consumer follows it
 Opener = Callable[[TDengineOptions], Session]
 log = structlog.get_logger(__name__)
+
+
+def _last_wins(
+    batches: Sequence[tuple[SeriesKey, Sequence[Record]]],
+) -> list[tuple[SeriesKey, Sequence[Record]]]:
+    """The non-empty batches, one per series: a series given twice (a group commit of two
+    Writes) keeps, per timestamp, the record given last, as two submits in order would."""
+    kept = [(key, records) for key, records in batches if records]
+    if len({key for key, _ in kept}) == len(kept):
+        return kept
+    by_key: dict[SeriesKey, dict[int, Record]] = {}
+    for key, records in kept:
+        held = by_key.setdefault(key, {})
+        for record in records:
+            held[record.ts_ms] = record
+    return [(key, list(held.values())) for key, held in by_key.items()]
 
 
 def _live_series(rows: list[tuple[Any, ...]]) -> list[tuple[str, str, str, str, int]]:
@@ -218,15 +233,33 @@ class TDengineConnection:
         self._call("probe", lambda session: session.query(sql.probe()), idempotent=True)
 
     def write(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> int:
-        plan = record_batches(self._db, batches)
+        """One submit for every series of the call (a group commit's too): a multi-table
+        INSERT when its text is small (``sql.TEXT_INSERT_MAX_CHARS``), else every subtable
+        bound to the prepared INSERT and executed once. Then the series' versions."""
         given = sum(len(records) for _, records in batches)
-        if plan:
+        merged = _last_wins(batches)
+        if not merged:
+            return given
+        if (
+            sum(len(r.payload) + 24 for _, records in merged for r in records)
+            <= sql.TEXT_INSERT_MAX_CHARS
+        ):
+            rows = [
+                (series_table(key), key, [(r.ts_ms, r.payload) for r in records])
+                for key, records in merged
+            ]
+            statement = sql.insert_text(self._db, sql.RECORDS, rows)
+            affected = self._call(
+                "write", lambda session: session.execute(statement), idempotent=True
+            )
+        else:
+            plan = record_batches(self._db, merged)
             statement = sql.insert_records(self._db)
             affected = self._call(
                 "write", lambda session: session.insert(statement, plan), idempotent=True
             )
-            log.debug("tdengine_write", records=given, affected=affected, subtables=len(plan))
-            self._changed([key for key, records in batches if records])
+        log.debug("tdengine_write", records=given, affected=affected, subtables=len(merged))
+        self._changed([key for key, _ in merged])
         return given
 
     def _changed(self, series: Sequence[SeriesKey]) -> None:
@@ -234,12 +267,14 @@ class TDengineConnection:
         that reads the version before the records sees any change made after them)."""
         if not series:
             return
-        keys = list(dict.fromkeys(series))
         # Random, not counted: TDengine cannot increment atomically, and a version only
         # needs to be one the series never had (63 random bits).
-        plan = version_batches(self._db, keys, [secrets.randbits(63) | 1 for _ in keys])
-        statement = sql.insert_version(self._db)
-        self._call("version", lambda session: session.insert(statement, plan), idempotent=True)
+        rows = [
+            (version_table(key), key, [(sql.USAGE_TS_MS, secrets.randbits(63) | 1)])
+            for key in dict.fromkeys(series)
+        ]
+        statement = sql.insert_text(self._db, sql.VERSIONS, rows)
+        self._call("version", lambda session: session.execute(statement), idempotent=True)
 
     def versions(self, series: Sequence[SeriesKey]) -> dict[SeriesKey, int]:
         keys = list(dict.fromkeys(series))
