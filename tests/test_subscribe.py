@@ -6,17 +6,18 @@ import asyncio
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import grpc
 import pytest
 
+from harness.poll import eventually
+from harness.ports import free_port
 from mdcache.v1 import cache_pb2 as pb
 from mdcache.v1 import cache_pb2_grpc as pb_grpc
 from mdcache_client import (
@@ -68,11 +69,8 @@ def by_series(changes: list[Change]) -> dict[Series, list[Record]]:
     return grouped
 
 
-async def until(condition: object, seconds: float = 5) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
+async def until(condition: Callable[[], object], seconds: float = 5) -> None:
+    await eventually(condition, seconds, interval=0.01)
 
 
 async def test_live_records_in_write_order_and_rewrites_pushed_again(
@@ -297,12 +295,6 @@ async def test_resume_after_a_seq_gives_exactly_what_was_missed(
     assert live.record.ts_ms == T0 + 4
     assert live.seq > missed[-1].seq > message.seq
     assert lost.value.code() is grpc.StatusCode.FAILED_PRECONDITION
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_the_client_reconnects_and_resumes_across_a_server_restart(
