@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import day, growth, micro, resample, service, tdengine
+from bench import day, growth, micro, resample, service, soak, tdengine
 from bench.case import Case
 
 CASES: tuple[Case[Any], ...] = (
@@ -16,6 +16,7 @@ CASES: tuple[Case[Any], ...] = (
     growth.CASE,
     day.CASE,
     resample.CASE,
+    soak.CASE,
     tdengine.CASE,  # the parts above again on TDengine: last
 )
 PARTS = tuple(case.name for case in CASES)

@@ -24,10 +24,13 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import procs, taosd
+from bench.case import Case, Results, Settings, Target
 from mdcache_client import AsyncClient, Record, ResourceExhaustedError, Series
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data"
@@ -58,7 +61,7 @@ def ticks() -> list[str]:
         return [json.dumps(row, separators=(",", ":")) for row in csv.DictReader(f)]
 
 
-def slope(points: list[tuple[float, float]]) -> float:
+def slope(points: Sequence[tuple[float, float]]) -> float:
     """Least-squares slope of y over x."""
     n = len(points)
     if n < 2:
@@ -186,6 +189,70 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     say(f"soak, tdengine: {json.dumps(cell)}")
                     results["soak"].append(cell)
     return results
+
+
+FLAT_BYTES_PER_RECORD = 32.0  # the soak's target: a server's RSS flat under the stream
+QUICK_SECONDS = 20  # --quick: too short for the plateau (20-30 s here), so only reported
+
+
+@dataclass
+class SoakResult:
+    """``soak``: one cell per store (see :func:`soak`)."""
+
+    soak: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"soak": self.soak}
+
+
+class SoakCase(Case[SoakResult]):
+    name = "soak"
+
+    async def run(self, settings: Settings) -> SoakResult:
+        args = parser().parse_args(
+            ["--seconds", str(QUICK_SECONDS if settings.quick else 90)]
+            + (["--tdengine-url", u] if (u := settings.options.tdengine_url) else [])
+        )
+        figures = await main(args)
+        return SoakResult(figures)
+
+    def load(self, results: Results) -> SoakResult | None:
+        soak = results.get("soak")
+        return SoakResult(soak) if soak else None
+
+    def targets(self, result: SoakResult, results: Results) -> list[Target]:
+        return [
+            Target(
+                f"soak, {cell['store']}: RSS growth after warm-up <= "
+                f"{FLAT_BYTES_PER_RECORD:.0f} bytes a record written (issue 23)",
+                cell["bytes_per_record_after_warm_up"],
+                cell["bytes_per_record_after_warm_up"] <= FLAT_BYTES_PER_RECORD
+                if cell["seconds"] > QUICK_SECONDS
+                else None,
+            )
+            for cell in result.soak["soak"]
+        ]
+
+    def tables(self, result: SoakResult, results: Results) -> list[str]:
+        lines = [
+            "## Soak: memory under a stream of Writes with a subscriber",
+            "",
+            "| store | written/s | received | streams cut | RSS after warm-up MB | RSS end MB "
+            "| bytes a record after warm-up |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {c['store']} | {c['written_per_s']:,.0f} | {c['received']:,} | {c['streams_cut']} "
+            f"| {c['rss_after_warm_up_mb']} | {c['rss_end_mb']} "
+            f"| {c['bytes_per_record_after_warm_up']} |"
+            for c in result.soak["soak"]
+        ]
+        if "tdengine_left_out" in result.soak:
+            lines.append(f"\nTDengine left out: {result.soak['tdengine_left_out']}")
+        return lines
+
+
+CASE = SoakCase()
 
 
 def parser() -> argparse.ArgumentParser:
