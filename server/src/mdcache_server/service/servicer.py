@@ -24,14 +24,12 @@ from mdcache_server.cache import usage
 from mdcache_server.cache.policy import CachePolicy, CacheStats
 from mdcache_server.config import setting
 from mdcache_server.errors import InvalidArgument, MdcacheError, StoreError, StoreUnavailable
-from mdcache_server.live import subscription
 from mdcache_server.live.hub import Hub
 from mdcache_server.metrics import Metrics
 from mdcache_server.model import Limits, SeriesKey
-from mdcache_server.resample import reads as resampled
 from mdcache_server.resample.parsed import ParsedFields
 from mdcache_server.resample.rules import Resampling
-from mdcache_server.service import validation
+from mdcache_server.service import resampled, subscribe, validation
 from mdcache_server.service.answers import Answers
 from mdcache_server.service.responses import read_response
 from mdcache_server.service.status import status_for
@@ -285,14 +283,14 @@ class MarketDataCacheServicer:
     async def Subscribe(
         self, request: bytes | pb.SubscribeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.SubscribeResponse]:
-        """Streams the series' records as they are written (``live.subscription``)."""
+        """Streams the series' records as they are written (``service.subscribe``)."""
         started = time.perf_counter()
         sent = 0
         self.calls["Subscribe"] += 1
         try:
             request = parsed(pb.SubscribeRequest, request)
             opened = lambda: context.send_initial_metadata((("mdcache-stream", self.hub.epoch),))  # noqa: E731
-            stream = subscription.serve(self.hub, self.cache, request, self.limits, opened)
+            stream = subscribe.serve(self.hub, self.cache, request, self.limits, opened)
             async for message in stream:
                 sent += 1
                 yield message
