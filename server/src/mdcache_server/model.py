@@ -52,6 +52,14 @@ class SeriesRead:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadQuery:
+    """What a Read asks for: the window of each series, in the order given."""
+
+    series: list[SeriesKey]
+    window: Window
+
+
+@dataclass(frozen=True, slots=True)
 class PurgeFilter:
     """Delete records with ``ts_ms < before_ms``, optionally of one symbol, data_type, timeframe."""
 

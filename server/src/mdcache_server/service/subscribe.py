@@ -37,7 +37,7 @@ def parse(request: pb.SubscribeRequest, limits: Limits) -> tuple[list[SeriesKey]
         if request.HasField("since_ms"):
             raise InvalidArgument("since_ms", "replay needs series, not a symbol")
         return [], request.symbol
-    series = validation._series_list(request.series, "series", limits)
+    series = validation.series_list(request.series, "series", limits)
     if request.HasField("since_ms"):
         validation.timestamp(request.since_ms, "since_ms", limits)
     return series, ""
