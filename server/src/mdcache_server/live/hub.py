@@ -23,13 +23,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from mdcache_server.errors import Lagging, Stopping
 from mdcache_server.model import Record, SeriesKey
-
-if TYPE_CHECKING:
-    from mdcache_server.live.relay import Relay
 
 RESUME_SECONDS = 300.0  # the ring is kept this long after the last stream closed
 
@@ -101,9 +97,6 @@ class Hub:
         self._ring_held = 0  # payload characters in the ring
         self._last_open = -math.inf  # when a stream was last open
         self._streams: set[Stream] = set()
-        # With a relay (live.relay), acknowledged changes go to the store's change feed,
-        # and come back from it in the store's order, with every other replica's.
-        self.relay: Relay | None = None
         # Writes of this process between the store and their publish, and the horizons
         # waiting for those in flight when they were asked for.
         self._writing: set[object] = set()
@@ -113,28 +106,10 @@ class Hub:
     def streams(self) -> int:
         return len(self._streams)
 
-    async def acknowledged(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> None:
-        """Records a Write stored, before it is answered: pushed now, or handed to the
-        relay (which pushes every replica's writes in the store's order)."""
-        if self.relay is None:
-            self.publish(batches)
-            return
-        changes = [
-            (series, Record(r.ts_ms, r.payload))
-            for series, records in batches
-            for r in {r.ts_ms: r for r in records}.values()
-        ]
-        await self.relay.acknowledged(changes)
-
     @property
     def wanted(self) -> bool:
         """Whether a stream is open, or one closed recently enough to resume."""
         return bool(self._streams) or time.monotonic() - self._last_open <= RESUME_SECONDS
-
-    async def ready(self) -> None:
-        """Returns once every write acknowledged from now on will reach the streams."""
-        if self.relay is not None:
-            await self.relay.ready()
 
     def writing(self) -> _Writing:
         """``with hub.writing():`` around a Write, from before the store takes it until
@@ -152,27 +127,20 @@ class Hub:
                 then()
         self._settling = kept
 
-    def horizon(self) -> asyncio.Future[int]:
-        """The ``seq`` by which every change stored before this call is published: once
-        the Writes in flight now are (a read may have seen them stored, not yet pushed),
-        and, with a relay, once the feed has given what was handed to it by then."""
-        loop = asyncio.get_running_loop()
-        result: asyncio.Future[int] = loop.create_future()
-
-        def then() -> None:
-            if result.done():
-                return
-            if self.relay is None:
-                result.set_result(self.seq)
-                return
-            self.relay.horizon().add_done_callback(
-                lambda mark: None if result.done() else result.set_result(mark.result())
-            )
-
+    def settled(self, then: Callable[[], None]) -> None:
+        """Calls ``then`` once the Writes in flight now are published (at once if none):
+        a read may have seen them stored, not yet pushed."""
         if self._writing:
             self._settling.append((set(self._writing), then))
         else:
             then()
+
+    def horizon(self) -> asyncio.Future[int]:
+        """The ``seq`` by which every change this process stored before this call is
+        published: once the Writes in flight now are (``live.delivery`` adds what a
+        change feed still holds)."""
+        result: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.settled(lambda: None if result.done() else result.set_result(self.seq))
         return result
 
     def skip(self) -> None:

@@ -50,7 +50,6 @@ class Relay:
         self._wanted = asyncio.Event()
         self._ready: asyncio.Future[None] | None = None
         self._marks: list[tuple[float, asyncio.Future[int]]] = []
-        hub.relay = self
 
     async def _run(self, pool: ThreadPoolExecutor, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)

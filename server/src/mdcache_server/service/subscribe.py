@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from mdcache.v1 import cache_pb2 as pb
 from mdcache_server.cache.policy import CachePolicy
 from mdcache_server.errors import InvalidArgument, ResumeLost
-from mdcache_server.live.hub import Change, Hub
+from mdcache_server.live.delivery import Delivery
+from mdcache_server.live.hub import Change
 from mdcache_server.model import Limits, Record, SeriesKey, Window
 from mdcache_server.service import validation
 
@@ -44,7 +45,7 @@ def parse(request: pb.SubscribeRequest, limits: Limits) -> tuple[list[SeriesKey]
 
 
 async def serve(
-    hub: Hub,
+    live: Delivery,
     cache: CachePolicy,
     request: pb.SubscribeRequest,
     limits: Limits,
@@ -56,11 +57,12 @@ async def serve(
     response headers then): a client that waits for them misses no later write.
     """
     series, symbol = parse(request, limits)
+    hub = live.hub
     stream = hub.open(series, symbol)
     epoch = hub.epoch
     try:
         missed = hub.since(stream, request.resume_after) if request.resume_stream else None
-        await hub.ready()  # every replica's writes from here on reach the stream
+        await live.ready()  # every replica's writes from here on reach the stream
         await opened()
         seen: dict[tuple[SeriesKey, int], str] = {}
         horizon: asyncio.Future[int] | None = None
@@ -73,7 +75,7 @@ async def serve(
                 yield _message(epoch, change.series, change.record, change.seq)
         elif request.HasField("since_ms"):
             results = await cache.read(series, Window(start_ms=request.since_ms))
-            horizon = hub.horizon()  # changes up to it may be in what was read
+            horizon = live.horizon()  # changes up to it may be in what was read
             held = sorted(
                 ((r.ts_ms, i, r) for i, result in enumerate(results) for r in result.records),
                 key=lambda t: (t[0], t[1]),
