@@ -95,14 +95,14 @@ class Failing:
         self.feed, self.down, self.starts, self.closes = feed, False, 0, 0
         self.journals = feed.journals
 
-    def record(self, changes: Sequence[base.Change]) -> None:
+    def record(self, changes: Sequence[base.StoredChange]) -> None:
         self.feed.record(changes)
 
     def start(self) -> None:
         self.starts += 1
         self.feed.start()
 
-    def poll(self, wait: float) -> list[base.Change]:
+    def poll(self, wait: float) -> list[base.StoredChange]:
         if self.down:
             raise StoreUnavailable("changes journal: disk I/O error")
         return self.feed.poll(wait)

@@ -31,7 +31,7 @@ RESUME_SECONDS = 300.0  # the ring is kept this long after the last stream close
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
+class Published:
     seq: int
     series: SeriesKey
     record: Record
@@ -44,7 +44,7 @@ class Stream:
     series: frozenset[SeriesKey]
     symbol: str
     capacity: int
-    pending: deque[Change] = field(default_factory=deque)
+    pending: deque[Published] = field(default_factory=deque)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     behind: int = 0  # changes dropped once full: the stream is cut
     stopping: str = ""  # why the stream ends, once it is to
@@ -52,7 +52,7 @@ class Stream:
     def wants(self, series: SeriesKey) -> bool:
         return series in self.series or series.symbol == self.symbol
 
-    def offer(self, change: Change, full: bool) -> None:
+    def offer(self, change: Published, full: bool) -> None:
         """``full``: the buffer held ``capacity`` changes before this publish began (a
         publish, one Write or one batch of the relay, is taken whole otherwise)."""
         if self.behind or full:
@@ -68,7 +68,7 @@ class Stream:
             f"{self.capacity}); resume after the last seq received"
         )
 
-    async def next(self) -> Change:
+    async def next(self) -> Published:
         """The oldest change not sent (waiting for one); raises Lagging once cut. It
         stays counted in the buffer until taken, so the buffer is what is unsent."""
         while not self.pending:
@@ -92,7 +92,7 @@ class Hub:
         self.buffer = buffer
         self.epoch = secrets.token_hex(6)
         self.seq = 0
-        self._ring: deque[Change] = deque()
+        self._ring: deque[Published] = deque()
         self._ring_size, self._ring_bytes = ring, ring_bytes
         self._ring_held = 0  # payload characters in the ring
         self._last_open = -math.inf  # when a stream was last open
@@ -171,13 +171,13 @@ class Hub:
             last = {r.ts_ms: r for r in records}  # a timestamp given twice: the last
             for record in last.values():
                 self.seq += 1
-                change = Change(self.seq, series, record)
+                change = Published(self.seq, series, record)
                 self._remember(change)
                 for stream in streams:
                     if stream.wants(series):
                         stream.offer(change, stream in full)
 
-    def _remember(self, change: Change) -> None:
+    def _remember(self, change: Published) -> None:
         ring = self._ring
         ring.append(change)
         self._ring_held += len(change.record.payload)
@@ -200,7 +200,7 @@ class Hub:
         self._streams.discard(stream)
         stream.pending.clear()
 
-    def since(self, stream: Stream, after: int) -> list[Change] | None:
+    def since(self, stream: Stream, after: int) -> list[Published] | None:
         """The stream's changes after ``after`` from the ring; None when it lost some."""
         if after > self.seq:
             return None

@@ -28,7 +28,7 @@ import structlog
 
 from mdcache_server.errors import StoreUnavailable
 from mdcache_server.live.hub import Hub
-from mdcache_server.store.base import Change, ChangeFeed
+from mdcache_server.store.base import ChangeFeed, StoredChange
 
 log = structlog.get_logger(__name__)
 # A mark (``horizon``) resolves at the first empty poll begun HORIZON_MIN after it, or
@@ -54,7 +54,7 @@ class Relay:
     async def _run(self, pool: ThreadPoolExecutor, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
-    async def acknowledged(self, changes: Sequence[Change]) -> None:
+    async def acknowledged(self, changes: Sequence[StoredChange]) -> None:
         """A Write's records, stored and not yet answered: into the feed if it journals."""
         if self.feed.journals:
             try:

@@ -9,7 +9,7 @@ from mdcache.v1 import cache_pb2 as pb
 from mdcache_server.cache.policy import CachePolicy
 from mdcache_server.errors import InvalidArgument, ResumeLost
 from mdcache_server.live.delivery import Delivery
-from mdcache_server.live.hub import Change
+from mdcache_server.live.hub import Published
 from mdcache_server.model import Limits, Record, SeriesKey, Window
 from mdcache_server.service import validation
 
@@ -92,10 +92,10 @@ async def serve(
         hub.close(stream)
 
 
-def _early(horizon: asyncio.Future[int], change: Change) -> bool:
+def _early(horizon: asyncio.Future[int], change: Published) -> bool:
     """Whether the change may have been acknowledged before the replay's read."""
     return not horizon.done() or change.seq <= horizon.result()
 
 
-def _already(seen: dict[tuple[SeriesKey, int], str], change: Change) -> bool:
+def _already(seen: dict[tuple[SeriesKey, int], str], change: Published) -> bool:
     return seen.get((change.series, change.record.ts_ms)) == change.record.payload

@@ -106,7 +106,8 @@ class StoreConnection(Protocol):
         """Releases the connection; never raises."""
 
 
-Change = tuple[SeriesKey, Record]
+# One record of an acknowledged Write, as a change feed carries it.
+StoredChange = tuple[SeriesKey, Record]
 
 
 class ChangeFeed(Protocol):
@@ -120,14 +121,14 @@ class ChangeFeed(Protocol):
         """Whether a Write's records must be handed to :meth:`record` before it is
         answered (False: the store's own log carries them)."""
 
-    def record(self, changes: Sequence[Change]) -> None:
+    def record(self, changes: Sequence[StoredChange]) -> None:
         """Adds a Write's records, stored and not yet answered, to the feed."""
 
     def start(self) -> None:
         """Positions the feed after everything acknowledged so far: each write
         acknowledged after this returns comes out of :meth:`poll`."""
 
-    def poll(self, wait: float) -> list[Change]:
+    def poll(self, wait: float) -> list[StoredChange]:
         """The next changes, waiting up to ``wait`` seconds for some. None (``[]``) means
         every change acknowledged before the call was returned by an earlier one."""
 
