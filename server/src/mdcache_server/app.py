@@ -53,7 +53,7 @@ def _prepare(conn: StoreConnection) -> str:
 def live_relay(config: Config, store: Store, hub: Hub) -> Relay | None:
     """The relay of every replica's writes to this server's subscribers, when on."""
     relay = config.subscribe_relay
-    if relay == "off" or (relay == "auto" and store.name == "sqlite" and config.processes < 2):
+    if relay == "off" or (relay == "auto" and not store.shared and config.processes < 2):
         return None
     feed = store.change_feed(hub.epoch)
     if feed is None:
@@ -84,7 +84,7 @@ def compose(config: Config, store: Store) -> Parts:
     metrics = Metrics()
     pool = WorkerPool(
         store,
-        workers=config.workers,
+        workers=config.workers or store.default_workers,  # 0: auto
         max_pending=config.max_pending,
         observe=metrics.store_call,
     )
@@ -218,7 +218,7 @@ class Server:
             store=self.store.name,
             store_version=version,
             replica=self.cache.stats.replica,
-            workers=self.config.workers,
+            workers=self.pool.workers,
             version=__version__,
             tls=self.config.tls_cert is not None,
             tokens=len(self.config.tokens),

@@ -463,7 +463,7 @@ class Config:
     keepalive_min_interval: float
     data_dir: Path
     store_url: str
-    workers: int
+    workers: int  # 0 (auto): the store's default_workers, chosen by app.compose
     max_pending: int
     max_concurrent_calls: int
     grace_seconds: float
@@ -516,8 +516,6 @@ class Config:
             )
         if not values["store_url"]:
             values["store_url"] = f"sqlite:///{values['data_dir'] / SQLITE_FILE}"
-        if not values["workers"]:
-            values["workers"] = 2 if values["store_url"].startswith("sqlite:") else 8
         values["limits"] = dataclasses.replace(
             LIMITS,
             max_records_per_write=values["max_records_per_write"],

@@ -144,6 +144,17 @@ class Store(Protocol):
         """Short name shown in Stats and logs: ``sqlite``, ``tdengine``."""
 
     @property
+    def default_workers(self) -> int:
+        """Worker threads (each with its own connection) when the configuration says
+        ``auto``: few where calls hold the GIL, more where they wait on the network."""
+
+    @property
+    def shared(self) -> bool:
+        """Whether servers that this process did not start may write to the store (a
+        network database), so that by default every Write reaches this process's
+        subscribers through the change feed (``app.live_relay``)."""
+
+    @property
     def atomic_evictions(self) -> bool:
         """Whether :meth:`StoreConnection.evict` is one transaction, so that replicas
         sharing the store may all run capacity checks."""

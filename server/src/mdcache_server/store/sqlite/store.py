@@ -75,6 +75,8 @@ class SqliteStore:
     """SQLite in one file; with ``synchronous=FULL`` an answered Write survives power loss."""
 
     name = "sqlite"
+    default_workers = 2  # its calls hold the GIL: more threads only contend
+    shared = False  # a file on this machine: its replicas are this server's --processes
     atomic_evictions = True  # count and evict in one write transaction
     counted_versions = True  # ADD_RECORDS: version + 1 for each series of a write
 

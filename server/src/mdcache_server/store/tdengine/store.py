@@ -75,6 +75,8 @@ class TDengineStore:
     """
 
     name = "tdengine"
+    default_workers = 8  # its calls wait on the network
+    shared = True  # any server may write to the database
     atomic_evictions = False  # no transactions: one replica at a time (cache/capacity.py)
     counted_versions = False  # random versions (store.py: _changed)
 
