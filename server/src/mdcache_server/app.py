@@ -73,10 +73,8 @@ class Parts:
     cache: CachePolicy
     health: HealthReporter
     supervisor: Supervisor
-    hub: Hub
     relay: Relay | None  # every replica's writes to the hub, when on (``live_relay``)
-    delivery: Delivery
-    servicer: MarketDataCacheServicer
+    servicer: MarketDataCacheServicer  # with the hub, and the Delivery that feeds it
 
 
 def compose(config: Config, store: Store) -> Parts:
@@ -110,7 +108,7 @@ def compose(config: Config, store: Store) -> Parts:
     )
     hub = Hub(buffer=config.subscribe_buffer)
     relay = live_relay(config, store, hub)
-    delivery = Direct(hub) if relay is None else Relayed(relay)
+    delivery: Delivery = Direct(hub) if relay is None else Relayed(relay)
     servicer = MarketDataCacheServicer(
         cache,
         config.limits,
@@ -126,9 +124,7 @@ def compose(config: Config, store: Store) -> Parts:
         cache=cache,
         health=health,
         supervisor=Supervisor(count_failure=metrics.background_failure),
-        hub=hub,
         relay=relay,
-        delivery=delivery,
         servicer=servicer,
     )
 
@@ -151,9 +147,9 @@ class Server:
         self.cache = parts.cache
         self.health = parts.health
         self.supervisor = parts.supervisor
-        self.hub = parts.hub
         self.relay = parts.relay
         self.servicer = parts.servicer
+        self.hub = parts.servicer.hub
         self.metrics_endpoint = MetricsEndpoint(self.metrics.registry, config.metrics_listen)
         self.grpc = grpc.aio.server(
             options=options(config),

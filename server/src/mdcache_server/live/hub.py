@@ -1,6 +1,7 @@
 """The subscription hub of one server process.
 
-Every acknowledged write is published here: each record gets the next number of this
+Every acknowledged write is published here (``live/delivery.py``: directly, or from the
+store's change feed through the relay): each record gets the next number of this
 process's sequence (``seq``) and goes into a ring of the most recent changes and into the
 bounded buffer of every stream that follows its series (or its symbol). Publishing never
 waits: a stream whose buffer is full is cut (it learns how far behind it was), so a slow

@@ -4,8 +4,9 @@ Replicas of one store (servers on one SQLite file, ``--processes``, servers on o
 TDengine database) each take writes; a subscriber connected to any of them must see them
 all. With a relay, a Write's records are not pushed by the replica that took them but
 handed to the store's feed (``store.base.ChangeFeed``: a journal beside a SQLite file,
-TDengine's own subscriptions), and every replica pushes what comes out of the feed, in
-its order: one order per series for every subscriber, whichever replica it is on.
+TDengine's own subscriptions; ``live/delivery.py``'s ``Relayed``), and every replica
+pushes what comes out of the feed, in its order: one order per series for every
+subscriber, whichever replica it is on.
 
 The feed is followed from the first Subscribe stream on (a stream's headers are sent
 once it is, so no write acknowledged after them is missed) until no stream has been
