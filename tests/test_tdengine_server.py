@@ -72,6 +72,7 @@ def test_every_statement_the_store_builds_is_accepted(url: str, taos_conn: Any) 
         sql.series_counts(db, 1_600_000_000_002),
         sql.load_totals(db),
         sql.load_series_usage(db),
+        sql.load_evictions(db),
         sql.series_usage_tables(db),
         sql.purge_subtable(db, table, 1_600_000_000_001),
         sql.purge_all(db, 1_600_000_000_002),
@@ -210,3 +211,4 @@ def test_the_database_mdcache_makes_fsyncs_every_write(url: str, taos_conn: Any)
         f"WHERE name = '{db}'",
     )
     assert (precision, wal, fsync) == ("ms", 2, 0)
+

@@ -41,6 +41,7 @@ from mdcache_server.store.sqlite.sql import (
     LOAD_SERIES_USAGE,
     LOAD_USAGE,
     READ,
+    SAVE_EVICTIONS,
     SAVE_REPLICA,
     SAVE_SERIES_USAGE,
     SAVE_USAGE,
@@ -363,6 +364,9 @@ class SqliteConnection:
             self._conn.execute(
                 SAVE_USAGE, (usage.replica, usage.since_ms, usage.hits, usage.misses)
             )
+            self._conn.execute(
+                SAVE_EVICTIONS, (usage.replica, usage.evicted_series, usage.evicted_records)
+            )
             rows = [
                 (usage.replica, self._series_id(key, create=True), u.reads, u.last_read_ms)
                 for key, u in usage.series.items()
@@ -377,17 +381,19 @@ class SqliteConnection:
         for replica, sym, dt, tf, reads, last in series_rows:
             by_replica.setdefault(replica, {})[SeriesKey(sym, dt, tf)] = SeriesUsage(reads, last)
         return [
-            Usage(replica, since, hits, misses, by_replica[replica])
-            for replica, since, hits, misses in totals
+            Usage(replica, since, hits, misses, by_replica[replica], series, records)
+            for replica, since, hits, misses, series, records in totals
         ]
 
     def reset_usage(self, replica: str | None = None) -> None:
         with translated("reset usage"), self._transaction():
             if replica is None:
                 self._conn.execute("DELETE FROM usage")
+                self._conn.execute("DELETE FROM usage_evictions")
                 self._conn.execute("DELETE FROM series_usage")
             else:
                 self._conn.execute("DELETE FROM usage WHERE replica = ?", (replica,))
+                self._conn.execute("DELETE FROM usage_evictions WHERE replica = ?", (replica,))
                 self._conn.execute("DELETE FROM series_usage WHERE replica = ?", (replica,))
 
     def close(self) -> None:
