@@ -9,7 +9,9 @@ taospy directly.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -212,3 +214,14 @@ def test_the_database_mdcache_makes_fsyncs_every_write(url: str, taos_conn: Any)
     )
     assert (precision, wal, fsync) == ("ms", 2, 0)
 
+
+def test_the_compose_file_and_the_image_ship_the_version_tested(taos_conn: Any) -> None:
+    """The TDengine that docker-compose.yml runs, and whose client library the Dockerfile
+    copies, is the version this suite runs against (issue 24)."""
+    ((version,),) = query(taos_conn, sql.server_version())
+    root = Path(__file__).parent.parent
+    compose = (root / "docker-compose.yml").read_text()
+    dockerfile = (root / "Dockerfile").read_text()
+    assert re.findall(r"image: tdengine/tdengine:(\S+)", compose) == [version]
+    assert re.findall(r"TDENGINE_VERSION: (\S+)", compose) == [version]
+    assert re.findall(r"^ARG TDENGINE_VERSION=(\S+)$", dockerfile, re.MULTILINE) == [version]
