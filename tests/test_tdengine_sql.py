@@ -647,19 +647,19 @@ def test_usage_is_saved_as_one_row_per_subtable_and_loaded_back() -> None:
     session = RecordingSession()
     conn, _ = _connect(session)
     conn.save_usage(usage)
-    assert session.calls == [
-        ("insert", sql.insert_totals(DB), [batches.totals_batch(DB, usage)]),
+    assert session.calls == [  # the totals last: a load reads them first
         ("insert", sql.insert_series_usage(DB), batches.series_usage_batches(DB, usage)),
         ("insert", sql.insert_evictions(DB), [batches.evictions_batch(DB, usage)]),
+        ("insert", sql.insert_totals(DB), [batches.totals_batch(DB, usage)]),
     ]
-    [totals] = session.calls[0][2]
+    [totals] = session.calls[2][2]
     assert totals.table == "mdcache_test.u_020bbc14c989bf3eeecfb14bae918e99"
     assert totals.tags == ("replica-1",)
     assert [c.values for c in totals.columns] == [[4_102_444_800_000], [1000], [7], [3]]
-    [series] = session.calls[1][2]
+    [series] = session.calls[0][2]
     assert series.tags == ("replica-1", "600519", "kline", "1d")
     assert [c.values for c in series.columns] == [[4_102_444_800_000], [4], [1500]]
-    [evictions] = session.calls[2][2]
+    [evictions] = session.calls[1][2]
     assert evictions.table == "mdcache_test.e_020bbc14c989bf3eeecfb14bae918e99"
     assert evictions.tags == ("replica-1",)
     assert [c.values for c in evictions.columns] == [[4_102_444_800_000], [2], [600]]
@@ -687,8 +687,8 @@ def test_saving_usage_without_series_writes_totals_only() -> None:
     conn, _ = _connect(session)
     conn.save_usage(Usage("r", 0, 0, 0, {}))
     assert [statement for _, statement, _ in session.calls] == [
-        sql.insert_totals(DB),
         sql.insert_evictions(DB),
+        sql.insert_totals(DB),
     ]
     with pytest.raises(StoreError, match="replica name over 256 bytes"):
         conn.save_usage(Usage("r" * 257, 0, 0, 0, {}))

@@ -398,12 +398,14 @@ class TDengineConnection:
         evictions = evictions_batch(self._db, usage)
 
         def run(session: Session) -> None:
-            session.insert(sql.insert_totals(self._db), [totals])
             if per_series:
                 session.insert(sql.insert_series_usage(self._db), per_series)
             session.insert(sql.insert_evictions(self._db), [evictions])
+            # The totals last: load_usage reads them first, so a replica that finds these
+            # totals finds the rows saved with them (TDengine has no transactions).
+            session.insert(sql.insert_totals(self._db), [totals])
 
-        # Not atomic (TDengine has no transactions), but absolute values: a retry repairs it.
+        # Not atomic, but absolute values: a retry repairs it.
         self._call("save usage", run, idempotent=True)
 
     def load_usage(self) -> list[Usage]:
