@@ -33,6 +33,8 @@ RESUME_SECONDS = 300.0  # the ring is kept this long after the last stream close
 
 @dataclass(frozen=True, slots=True)
 class Published:
+    """A record as the hub pushed it: numbered by this process's ``seq``."""
+
     seq: int
     series: SeriesKey
     record: Record
