@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml client/pyproject.toml | 
 # in one process.
 PYTEST_ARGS ?= -n 3 --durations=15
 
-.PHONY: serve test check lint typecheck gen docs docker-lint clean bench bench-quick bench-profile bench-deps \
+.PHONY: serve test check lint typecheck imports gen docs docker-lint clean bench bench-quick bench-profile bench-deps \
         prometheus-deps lock
 
 # Third-party packages from the lock (requirements/dev.txt, hashed; scripts/lock), then the
@@ -25,7 +25,7 @@ serve: $(STAMP)  ## run the server on the embedded store (SQLite under ./mdcache
 test: check  ## everything CI runs: generated code, lint, types, Docker files, docs, tests
 	scripts/with-tdengine $(PY) -m pytest $(PYTEST_ARGS)
 
-check: $(STAMP) lint typecheck docker-lint prometheus-deps docs
+check: $(STAMP) lint typecheck imports docker-lint prometheus-deps docs
 	scripts/gen-proto --check
 	scripts/gen-sync-client --check
 	scripts/lock --check
@@ -46,6 +46,9 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+imports: $(STAMP)  ## the import layers and no cycles (pyproject.toml's [tool.importlinter])
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 docker-lint: $(STAMP)
 	scripts/lint-docker

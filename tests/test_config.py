@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from mdcache_server.app import compose
 from mdcache_server.config import GROUPS, SETTINGS, Config, add_arguments
 from mdcache_server.errors import ConfigError
+from mdcache_server.store import open_store
 
 PAGE = (Path(__file__).parent.parent / "docs" / "operations" / "configuration.md").read_text()
 
@@ -19,9 +21,10 @@ def test_defaults() -> None:
     config = Config.load({}, {})
     assert config.listen == "[::]:50051"
     assert config.store_url == "sqlite:///mdcache-data/mdcache.sqlite3"
-    assert (config.workers, config.max_pending, config.grace_seconds) == (2, 256, 10.0)
+    assert (config.workers, config.max_pending, config.grace_seconds) == (0, 256, 10.0)
+    assert compose(config, open_store(config.store_url)).pool.workers == 2  # auto: the store's
     tdengine = Config.load({"store_url": "taosws://root:taosdata@td:6041/market"}, {})
-    assert tdengine.workers == 8
+    assert compose(tdengine, open_store(tdengine.store_url)).pool.workers == 8
     assert config.limits.max_read_records == 100_000
 
 

@@ -81,9 +81,14 @@ async def test_replicas_evict_exactly_the_never_read_series(store_url: str, coun
         await asyncio.sleep(1.2)  # two more rounds of checks by every replica
         stats = await writer.stats()
         assert stats.records == 1200
+
+        async def counted() -> bool:  # every replica's Stats sums every replica's evictions
+            each = [await client.stats() for _, client in group]
+            return all(s.evicted_series for s in each)
+
+        await wait_for(counted, 15)
         each = [await client.stats() for _, client in group]
-        assert sum(s.evicted_series for s in each) == 1
-        assert sum(s.evicted_records for s in each) == 600
+        assert [(s.evicted_series, s.evicted_records) for s in each] == [(1, 600)] * count
         assert not (await writer.read(never[0])).hit
         for series, _ in (read_a, read_b):
             assert len((await writer.read(series)).records) == 600

@@ -104,14 +104,14 @@ async def test_a_write_stored_before_the_replay_and_pushed_after_it_is_given_onc
 ) -> None:
     """The replay's read sees a Write the store has, whose push is still to come (held
     back here by hand): the subscriber gets it once, whichever way it arrives."""
-    hub, gate = server.servicer.hub, asyncio.Event()
-    push = hub.acknowledged
+    live, gate = server.servicer.live, asyncio.Event()
+    push = live.acknowledged
 
     async def held(batches: object) -> None:
         await gate.wait()
         await push(batches)  # type: ignore[arg-type]
 
-    hub.acknowledged = held  # type: ignore[method-assign]
+    live.acknowledged = held  # type: ignore[method-assign]
     pending = asyncio.ensure_future(client.write(QUOTES, [quote(1)]))
 
     async def stored() -> bool:
@@ -126,7 +126,7 @@ async def test_a_write_stored_before_the_replay_and_pushed_after_it_is_given_onc
         first = await asyncio.wait_for(anext(changes), 10)  # the replay has it
         gate.set()
         assert await pending == 1
-        hub.acknowledged = push  # type: ignore[method-assign]
+        live.acknowledged = push  # type: ignore[method-assign]
         await client.write(QUOTES, [quote(2)])
         rest = await take(changes, 1)
     assert [(c.record, c.replayed) for c in [first, *rest]] == [

@@ -49,6 +49,7 @@ from mdcache_server.store.tdengine.failures import (
     code_of,
 )
 from mdcache_server.store.tdengine.naming import (
+    evictions_table,
     is_identifier,
     series_table,
     series_usage_table,
@@ -280,6 +281,9 @@ def test_schema_sql() -> None:
         "CREATE STABLE IF NOT EXISTS mdcache_test.usage_totals "
         "(ts TIMESTAMP, since_ms BIGINT, hits BIGINT, misses BIGINT) "
         "TAGS (replica_name VARCHAR(256))",
+        "CREATE STABLE IF NOT EXISTS mdcache_test.usage_evictions "
+        "(ts TIMESTAMP, evicted_series BIGINT, evicted_records BIGINT) "
+        "TAGS (replica_name VARCHAR(256))",
         "CREATE STABLE IF NOT EXISTS mdcache_test.usage_series "
         "(ts TIMESTAMP, reads BIGINT, last_read_ms BIGINT) "
         "TAGS (replica_name VARCHAR(256), symbol VARCHAR(64), data_type VARCHAR(64), "
@@ -302,6 +306,9 @@ def test_insert_sql_binds_everything() -> None:
     )
     assert sql.insert_series_usage(DB) == (
         "INSERT INTO ? USING mdcache_test.usage_series TAGS (?, ?, ?, ?) VALUES (?, ?, ?)"
+    )
+    assert sql.insert_evictions(DB) == (
+        "INSERT INTO ? USING mdcache_test.usage_evictions TAGS (?) VALUES (?, ?, ?)"
     )
 
 
@@ -369,9 +376,13 @@ def test_usage_sql() -> None:
         "SELECT replica_name, symbol, data_type, timeframe, reads, last_read_ms "
         "FROM mdcache_test.usage_series"
     )
+    assert sql.load_evictions(DB) == (
+        "SELECT replica_name, evicted_series, evicted_records FROM mdcache_test.usage_evictions"
+    )
     assert sql.reset_usage(DB) == [
         "DELETE FROM mdcache_test.usage_totals",
         "DELETE FROM mdcache_test.usage_series",
+        "DELETE FROM mdcache_test.usage_evictions",
     ]
     assert sql.USAGE_TS_MS == 4_102_444_800_000 > sql.MAX_TS_MS
 
@@ -672,44 +683,58 @@ def test_drop_series_deletes_each_subtable_and_counts_missing_as_zero() -> None:
 
 
 def test_usage_is_saved_as_one_row_per_subtable_and_loaded_back() -> None:
-    usage = Usage("replica-1", 1000, 7, 3, {KEY: SeriesUsage(4, 1500)})
+    usage = Usage("replica-1", 1000, 7, 3, {KEY: SeriesUsage(4, 1500)}, 2, 600)
     session = RecordingSession()
     conn, _ = _connect(session)
     conn.save_usage(usage)
-    assert session.calls == [
-        ("insert", sql.insert_totals(DB), [batches.totals_batch(DB, usage)]),
+    assert session.calls == [  # the totals last: a load reads them first
         ("insert", sql.insert_series_usage(DB), batches.series_usage_batches(DB, usage)),
+        ("insert", sql.insert_evictions(DB), [batches.evictions_batch(DB, usage)]),
+        ("insert", sql.insert_totals(DB), [batches.totals_batch(DB, usage)]),
     ]
-    [totals] = session.calls[0][2]
+    [totals] = session.calls[2][2]
     assert totals.table == "mdcache_test.u_020bbc14c989bf3eeecfb14bae918e99"
     assert totals.tags == ("replica-1",)
     assert [c.values for c in totals.columns] == [[4_102_444_800_000], [1000], [7], [3]]
-    [series] = session.calls[1][2]
+    [series] = session.calls[0][2]
     assert series.tags == ("replica-1", "600519", "kline", "1d")
     assert [c.values for c in series.columns] == [[4_102_444_800_000], [4], [1500]]
+    [evictions] = session.calls[1][2]
+    assert evictions.table == "mdcache_test.e_020bbc14c989bf3eeecfb14bae918e99"
+    assert evictions.tags == ("replica-1",)
+    assert [c.values for c in evictions.columns] == [[4_102_444_800_000], [2], [600]]
 
     loaded = RecordingSession(
         respond=lambda s: (
             [("r2", 5, 1, 1), ("replica-1", 1000, 7, 3)]
             if "usage_totals" in s
+            else [("replica-1", 2, 600), ("orphan", 1, 1)]
+            if "usage_evictions" in s
             else [("replica-1", *KEY, 4, 1500), ("orphan", *KEY, 1, 1)]
         )
     )
     conn, _ = _connect(loaded)
     assert conn.load_usage() == [Usage("r2", 5, 1, 1, {}), usage]
-    assert _statements(loaded) == [sql.load_totals(DB), sql.load_series_usage(DB)]
+    assert _statements(loaded) == [
+        sql.load_totals(DB),
+        sql.load_series_usage(DB),
+        sql.load_evictions(DB),
+    ]
 
 
 def test_saving_usage_without_series_writes_totals_only() -> None:
     session = RecordingSession()
     conn, _ = _connect(session)
     conn.save_usage(Usage("r", 0, 0, 0, {}))
-    assert [statement for _, statement, _ in session.calls] == [sql.insert_totals(DB)]
+    assert [statement for _, statement, _ in session.calls] == [
+        sql.insert_evictions(DB),
+        sql.insert_totals(DB),
+    ]
     with pytest.raises(StoreError, match="replica name over 256 bytes"):
         conn.save_usage(Usage("r" * 257, 0, 0, 0, {}))
 
 
-def test_reset_usage_deletes_both_tables() -> None:
+def test_reset_usage_deletes_every_usage_table() -> None:
     session = RecordingSession()
     conn, _ = _connect(session)
     conn.reset_usage()
@@ -734,6 +759,7 @@ def test_reset_usage_of_one_replica_deletes_its_subtables() -> None:
         "SELECT tbname, replica_name FROM mdcache_test.usage_series",
         f"DELETE FROM mdcache_test.{mine}",
         f"DELETE FROM mdcache_test.{totals_table(HOSTILE)}",
+        f"DELETE FROM mdcache_test.{evictions_table(HOSTILE)}",
     ]
 
 

@@ -599,8 +599,6 @@ class Config:
             )
         if not values["store_url"]:
             values["store_url"] = f"sqlite:///{values['data_dir'] / SQLITE_FILE}"
-        if not values["workers"]:
-            values["workers"] = 2 if values["store_url"].startswith("sqlite:") else 8
         values["limits"] = dataclasses.replace(
             LIMITS,
             max_records_per_write=values["max_records_per_write"],

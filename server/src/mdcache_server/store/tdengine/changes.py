@@ -26,7 +26,7 @@ import structlog
 
 from mdcache_server.errors import StoreUnavailable
 from mdcache_server.model import Record, SeriesKey
-from mdcache_server.store.base import Change
+from mdcache_server.store.base import StoredChange
 from mdcache_server.store.tdengine import blocks, sql
 from mdcache_server.store.tdengine.connector import NativeSession
 from mdcache_server.store.tdengine.options import TDengineOptions
@@ -45,7 +45,7 @@ class TopicFeed:
         self._consumer: Any = None
         self._lib: Any = None
 
-    def record(self, changes: Sequence[Change]) -> None:
+    def record(self, changes: Sequence[StoredChange]) -> None:
         raise AssertionError("TDengine's log carries the writes: nothing to record")
 
     def start(self) -> None:
@@ -95,7 +95,7 @@ class TopicFeed:
         self._consumer = consumer
         log.info("tdengine_change_feed_started", topic=self._topic, group=group)
 
-    def poll(self, wait: float) -> list[Change]:
+    def poll(self, wait: float) -> list[StoredChange]:
         if self._consumer is None:
             raise StoreUnavailable("tdengine change feed: not started")
         message = blocks.poll(self._lib, self._consumer._tmq, int(wait * 1000))

@@ -24,6 +24,7 @@ from mdcache_server.store.tdengine.options import DATABASE_NAME
 RECORDS: Final = "records"
 USAGE_TOTALS: Final = "usage_totals"
 USAGE_SERIES: Final = "usage_series"
+USAGE_EVICTIONS: Final = "usage_evictions"
 VERSIONS: Final = "series_versions"
 REPLICAS: Final = "replicas"
 PAYLOAD_BYTES: Final = 65_517  # TDengine's largest VARCHAR column; a row stays under 64 KB
@@ -107,6 +108,9 @@ def create_tables(db: str) -> list[str]:
         f"(ts TIMESTAMP, payload VARCHAR({PAYLOAD_BYTES})) TAGS ({series_tags})",
         f"CREATE STABLE IF NOT EXISTS {table(db, USAGE_TOTALS)} "
         f"(ts TIMESTAMP, since_ms BIGINT, hits BIGINT, misses BIGINT) "
+        f"TAGS (replica_name VARCHAR({REPLICA_BYTES}))",
+        f"CREATE STABLE IF NOT EXISTS {table(db, USAGE_EVICTIONS)} "
+        f"(ts TIMESTAMP, evicted_series BIGINT, evicted_records BIGINT) "
         f"TAGS (replica_name VARCHAR({REPLICA_BYTES}))",
         f"CREATE STABLE IF NOT EXISTS {table(db, USAGE_SERIES)} "
         f"(ts TIMESTAMP, reads BIGINT, last_read_ms BIGINT) "
@@ -193,6 +197,10 @@ def insert_text(
 
 def insert_totals(db: str) -> str:
     return f"INSERT INTO ? USING {table(db, USAGE_TOTALS)} TAGS (?) VALUES (?, ?, ?, ?)"
+
+
+def insert_evictions(db: str) -> str:
+    return f"INSERT INTO ? USING {table(db, USAGE_EVICTIONS)} TAGS (?) VALUES (?, ?, ?)"
 
 
 def insert_series_usage(db: str) -> str:
@@ -286,6 +294,10 @@ def load_totals(db: str) -> str:
     return f"SELECT replica_name, since_ms, hits, misses FROM {table(db, USAGE_TOTALS)}"
 
 
+def load_evictions(db: str) -> str:
+    return f"SELECT replica_name, evicted_series, evicted_records FROM {table(db, USAGE_EVICTIONS)}"
+
+
 def load_series_usage(db: str) -> str:
     return (
         "SELECT replica_name, symbol, data_type, timeframe, reads, last_read_ms "
@@ -299,4 +311,8 @@ def series_usage_tables(db: str) -> str:
 
 
 def reset_usage(db: str) -> list[str]:
-    return [f"DELETE FROM {table(db, USAGE_TOTALS)}", f"DELETE FROM {table(db, USAGE_SERIES)}"]
+    return [
+        f"DELETE FROM {table(db, USAGE_TOTALS)}",
+        f"DELETE FROM {table(db, USAGE_SERIES)}",
+        f"DELETE FROM {table(db, USAGE_EVICTIONS)}",
+    ]

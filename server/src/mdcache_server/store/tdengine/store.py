@@ -36,6 +36,7 @@ from mdcache_server.model import (
 from mdcache_server.store.base import Chooser, Eviction
 from mdcache_server.store.tdengine import sql
 from mdcache_server.store.tdengine.batches import (
+    evictions_batch,
     record_batches,
     replica_batch,
     series_usage_batches,
@@ -45,6 +46,7 @@ from mdcache_server.store.tdengine.changes import TopicFeed
 from mdcache_server.store.tdengine.connector import Session, open_session
 from mdcache_server.store.tdengine.failures import ConnectionLost, TableMissing, Unreachable
 from mdcache_server.store.tdengine.naming import (
+    evictions_table,
     is_identifier,
     series_table,
     totals_table,
@@ -90,6 +92,8 @@ class TDengineStore:
     """
 
     name = "tdengine"
+    default_workers = 8  # its calls wait on the network
+    shared = True  # any server may write to the database
     atomic_evictions = False  # no transactions: one replica at a time (cache/capacity.py)
     counted_versions = False  # random versions (store.py: _changed)
 
@@ -426,29 +430,42 @@ class TDengineConnection:
             raise StoreError(f"tdengine save usage: replica name over {sql.REPLICA_BYTES} bytes")
         totals = totals_batch(self._db, usage)
         per_series = series_usage_batches(self._db, usage)
+        evictions = evictions_batch(self._db, usage)
 
         def run(session: Session) -> None:
-            session.insert(sql.insert_totals(self._db), [totals])
             if per_series:
                 session.insert(sql.insert_series_usage(self._db), per_series)
+            session.insert(sql.insert_evictions(self._db), [evictions])
+            # The totals last: load_usage reads them first, so a replica that finds these
+            # totals finds the rows saved with them (TDengine has no transactions).
+            session.insert(sql.insert_totals(self._db), [totals])
 
-        # Not atomic (TDengine has no transactions), but absolute values: a retry repairs it.
+        # Not atomic, but absolute values: a retry repairs it.
         self._call("save usage", run, idempotent=True)
 
     def load_usage(self) -> list[Usage]:
-        def run(session: Session) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        def run(session: Session) -> tuple[list[tuple[Any, ...]], ...]:
             return (
                 session.query(sql.load_totals(self._db)),
                 session.query(sql.load_series_usage(self._db)),
+                session.query(sql.load_evictions(self._db)),
             )
 
-        totals, series_rows = self._call("load usage", run, idempotent=True)
+        totals, series_rows, eviction_rows = self._call("load usage", run, idempotent=True)
         by_replica: dict[str, dict[SeriesKey, SeriesUsage]] = {str(r[0]): {} for r in totals}
         for replica, sym, dt, tf, reads, last in series_rows:
             key = SeriesKey(str(sym), str(dt), str(tf))
             by_replica.setdefault(str(replica), {})[key] = SeriesUsage(int(reads), int(last))
+        evicted = {str(r): (int(n), int(records)) for r, n, records in eviction_rows}
         return [
-            Usage(str(replica), int(since), int(hits), int(misses), by_replica[str(replica)])
+            Usage(
+                str(replica),
+                int(since),
+                int(hits),
+                int(misses),
+                by_replica[str(replica)],
+                *evicted.get(str(replica), (0, 0)),
+            )
             for replica, since, hits, misses in sorted(totals, key=lambda row: str(row[0]))
         ]
 
@@ -462,7 +479,7 @@ class TDengineConnection:
             # replica tag here, so that the replica's name is never written into SQL.
             rows = session.query(sql.series_usage_tables(self._db))
             tables = [str(t) for t, r in rows if r == replica]
-            tables.append(totals_table(str(replica)))
+            tables += [totals_table(str(replica)), evictions_table(str(replica))]
             for table in tables:
                 if not is_identifier(table):
                     raise StoreError(f"tdengine reset usage: unexpected subtable name {table!r}")
