@@ -86,7 +86,7 @@ async def test_replicas_evict_exactly_the_never_read_series(store_url: str, coun
             each = [await client.stats() for _, client in group]
             return all(s.evicted_series for s in each)
 
-        await wait_for(counted, 15)
+        await eventually(counted, 15)
         each = [await client.stats() for _, client in group]
         assert [(s.evicted_series, s.evicted_records) for s in each] == [(1, 600)] * count
         assert not (await writer.read(never[0])).hit
