@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import csv
 import json
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from typing import Any
 
 from bench import procs, taosd
 from bench.case import Case, Results, Settings, Target
+from bench.live import rss_mb, say
 from mdcache_client import AsyncClient, Record, ResourceExhaustedError, Series
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data"
@@ -41,18 +41,6 @@ T0 = 1_700_000_000_000
 # The first third of a run (10 s at least) is warm-up: imports, the stream's and the feed's
 # buffers fill, and RSS climbs to a plateau (20-30 s here); the growth counts after it.
 WARM_UP_SHARE, WARM_UP_MIN = 1 / 3, 10.0
-
-
-def say(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def ticks() -> list[str]:
