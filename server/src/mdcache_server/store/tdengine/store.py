@@ -237,31 +237,27 @@ class TDengineConnection:
         self._call("probe", lambda session: session.query(sql.probe()), idempotent=True)
 
     def write(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> int:
-        """One submit per series of the call (a group commit's too): an INSERT text when
-        it is small (``sql.TEXT_INSERT_MAX_CHARS``), else the series' rows bound to the
-        prepared INSERT and executed once. Then the series' versions, in one submit.
-
-        Not one submit for every series: TDengine 3.2.2.2's subscriptions (the change
-        feed) label every row of a submit that spans several subtables of one vnode with
-        the first subtable's tags and name (``tests/test_tdengine_blocks.py``)."""
+        """One submit for every series of the call (a group commit's too): a multi-table
+        INSERT text when it is small (``sql.TEXT_INSERT_MAX_CHARS``), else every subtable
+        bound to the prepared INSERT and executed once. Then the series' versions."""
         given = sum(len(records) for _, records in batches)
         merged = _last_wins(batches)
         if not merged:
             return given
         db = self._db
-
-        def run(session: Session) -> int:
-            affected = 0
-            for key, records in merged:
-                if sum(len(r.payload) + 24 for r in records) <= sql.TEXT_INSERT_MAX_CHARS:
-                    rows = [(series_table(key), key, [(r.ts_ms, r.payload) for r in records])]
-                    affected += session.execute(sql.insert_text(db, sql.RECORDS, rows))
-                else:
-                    plan = record_batches(db, [(key, records)])
-                    affected += session.insert(sql.insert_records(db), plan)
-            return affected
-
-        affected = self._call("write", run, idempotent=True)
+        if sum(len(r.payload) + 24 for _, rs in merged for r in rs) <= sql.TEXT_INSERT_MAX_CHARS:
+            rows = [
+                (series_table(key), key, [(r.ts_ms, r.payload) for r in records])
+                for key, records in merged
+            ]
+            text = sql.insert_text(db, sql.RECORDS, rows)
+            affected = self._call("write", lambda session: session.execute(text), idempotent=True)
+        else:
+            plan = record_batches(db, merged)
+            statement = sql.insert_records(db)
+            affected = self._call(
+                "write", lambda session: session.insert(statement, plan), idempotent=True
+            )
         log.debug("tdengine_write", records=given, affected=affected, subtables=len(merged))
         self._changed([key for key, _ in merged])
         return given
@@ -522,9 +518,9 @@ def _drop(url: str, statements: Callable[[str], list[str]], wait: float) -> None
 
 def drop_topic(url: str, *, wait: float = 30.0) -> None:
     """Drops the database's topic if it exists (``changes.py``)."""
-    _drop(url, lambda db: [sql.drop_topic(db)], wait)
+    _drop(url, sql.drop_topic, wait)
 
 
 def drop_database(url: str, *, wait: float = 30.0) -> None:
     """Drops the URL's database if it exists (test teardown), its topic first."""
-    _drop(url, lambda db: [sql.drop_topic(db), sql.drop_database(db)], wait)
+    _drop(url, lambda db: [*sql.drop_topic(db), sql.drop_database(db)], wait)
