@@ -2,10 +2,10 @@
 
 Every replica consumes the database's topic (``sql.create_topic``: the records super
 table's writes, a block per subtable named by it; the feed learns a subtable's series from
-its tags once, with one query, when it first sees it) in a consumer group of its own, so
-each sees every write,
-whichever replica made it, in the order each vnode took them: a series lives in one
-subtable, one vnode, so its records come in the order their writes were acknowledged
+its tags once, with one query of the super table's tags, when it first sees it) in a
+consumer group of its own, so each sees every write, whichever replica made it, in the
+order each vnode took them: a series lives in one subtable, one vnode, so its records
+come in the order their writes were acknowledged
 (a record rewritten at the same timestamp comes again). Nothing is written twice: the
 feed reads the write-ahead log the store keeps anyway. (A query topic selecting the tags
 would be simpler, but on 3.2.2.2 it gives every row of a submit spanning several
@@ -28,7 +28,7 @@ from typing import Any
 
 import structlog
 
-from mdcache_server.errors import StoreUnavailable
+from mdcache_server.errors import StoreError, StoreUnavailable
 from mdcache_server.model import Record, SeriesKey
 from mdcache_server.store.base import StoredChange
 from mdcache_server.store.tdengine import blocks, sql
@@ -128,15 +128,14 @@ class TopicFeed:
     def _learn(self, names: list[str]) -> None:
         """The series of subtables not seen before (one query; at most once each)."""
         assert self._session is not None
-        tags: dict[str, dict[str, str]] = {}
-        for name, tag, value in self._session.query(
-            sql.series_of_tables(self._options.database, names)
-        ):
-            tags.setdefault(str(name), {})[str(tag)] = str(value)
-        if len(self._series) + len(tags) > SERIES_KNOWN_MAX:
+        try:
+            rows = self._session.query(sql.series_of_tables(self._options.database, names))
+        except StoreError as exc:  # the relay ends its streams UNAVAILABLE; clients replay
+            raise StoreUnavailable(f"tdengine change feed: {exc}") from exc
+        if len(self._series) + len(rows) > SERIES_KNOWN_MAX:
             self._series.clear()  # learnt again as they come
-        for name, found in tags.items():
-            self._series[name] = SeriesKey(found["symbol"], found["data_type"], found["timeframe"])
+        for name, symbol, data_type, timeframe in rows:
+            self._series[str(name)] = SeriesKey(str(symbol), str(data_type), str(timeframe))
 
     def close(self) -> None:
         session, self._session = self._session, None

@@ -143,12 +143,13 @@ def create_topic(db: str) -> str:
 
 
 def series_of_tables(db: str, names: Sequence[str]) -> str:
-    """The series tags of the records subtables named (each a checked identifier)."""
+    """``(subtable, symbol, data_type, timeframe)`` of the records subtables named (each a
+    checked identifier). The super table's own tags, not ``information_schema.ins_tags``,
+    which failed with "Vnode is closed or removed" while another database was dropped."""
     listed = ", ".join(f"'{name}'" for name in names if is_identifier(name)) or "''"
     return (
-        "SELECT table_name, tag_name, tag_value FROM information_schema.ins_tags "
-        f"WHERE db_name = '{database(db)}' AND stable_name = '{RECORDS}' "
-        f"AND table_name IN ({listed})"
+        f"SELECT TAGS tbname, symbol, data_type, timeframe FROM {table(db, RECORDS)} "
+        f"WHERE tbname IN ({listed})"
     )
 
 
