@@ -23,9 +23,10 @@ ImportError naming the extra).
   polars); strings: text; booleans: bool (pandas ``boolean`` when one is missing); missing
   everywhere: float64, all missing.
 - a field that is not flat (an object, a list, values of more than one of those kinds, an
-  integer beyond int64) has no column: the frame gets a column ``payload`` holding each
-  record's JSON payload as stored (so does a payload that is not a JSON object).
+  unsigned 64-bit integer past int64) has no column: the frame gets a column ``payload``
+  holding each record's JSON payload as stored (so does a payload that is not a JSON object).
   ``payload=True`` adds that column always, ``payload=False`` never.
+  Integers past 64 bits are read as floats (as orjson reads them; bars have none).
 
 **Writing** (:func:`frame_records`, :func:`write_frame`): the time is the pandas index, or
 the column named ``time`` (polars: ``ts`` unless named): datetimes (aware ones at their
@@ -146,8 +147,7 @@ class _Decoded:
             raise ValueError("records to a frame need a time (ts_ms) each")
         self.stamps: list[int] = stamps  # type: ignore[assignment]
         self.payloads = [r.payload for r in records]
-        # One parse of them all: a third of the time of one json.loads each
-        rows = _LOADS("[" + ",".join(self.payloads) + "]") if records else []
+        rows = _parse(self.payloads)
         self.flat = all(type(r) is dict for r in rows)
         if not self.flat:
             rows = [r if type(r) is dict else {} for r in rows]
@@ -163,6 +163,17 @@ class _Decoded:
     def check(self, name: str) -> None:
         if name in self.kinds:
             raise ValueError(f"a payload field is named {name!r}, as the frame's own column")
+
+
+def _parse(payloads: list[str]) -> list[Any]:
+    """Every payload decoded, in one parse of them all (a third of the time of one each)."""
+    if not payloads:
+        return []
+    try:
+        rows: list[Any] = _LOADS("[" + ",".join(payloads) + "]")
+    except ValueError:  # JSON that orjson refuses (integers past 64 bits)
+        rows = [json.loads(p) for p in payloads]
+    return rows
 
 
 def _columns(rows: list[dict[str, Any]]) -> dict[str, Sequence[Any]]:
