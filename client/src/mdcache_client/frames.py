@@ -272,7 +272,8 @@ def to_polars(result: Records, *, tz: str = "UTC", payload: bool | None = None) 
         "bool?": polars.Boolean,
     }
     for name, kind in decoded.kinds.items():
-        columns.append(polars.Series(name, decoded.columns[name], dtype=dtypes[kind], strict=False))
+        values, strict = decoded.columns[name], kind not in ("float", "none")  # ints as floats
+        columns.append(polars.Series(name, values, dtype=dtypes[kind], strict=strict))
     if payload or (payload is None and not decoded.flat):
         decoded.check(PAYLOAD)
         columns.append(polars.Series(PAYLOAD, decoded.payloads, dtype=polars.String))
