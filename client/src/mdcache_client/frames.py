@@ -171,7 +171,7 @@ def _parse(payloads: list[str]) -> list[Any]:
         return []
     try:
         rows: list[Any] = _LOADS("[" + ",".join(payloads) + "]")
-    except ValueError:  # JSON that orjson refuses (integers past 64 bits)
+    except ValueError:  # JSON that orjson refuses and json reads
         rows = [json.loads(p) for p in payloads]
     return rows
 
