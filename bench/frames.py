@@ -1,4 +1,5 @@
-"""DataFrames: mdcache_client.frames against doing the same by hand with ``json.loads``.
+"""DataFrames: the client's to_pandas, to_polars and frame_records against doing the same by
+hand with ``json.loads``.
 
 The data is real: the SSE Composite index's 5,257 one-minute bars of January 2019 (czsc, as
 ``mdcache load`` files them) and Kweichow Moutai's last 250 daily bars (tushare), from
@@ -44,8 +45,15 @@ import polars as pl
 
 from bench import procs
 from bench.data import data_dir
-from mdcache_client import AsyncClient, Record, Series
-from mdcache_client.frames import frame_records, to_pandas, to_polars, write_frame
+from mdcache_client import (
+    AsyncClient,
+    Record,
+    Series,
+    frame_records,
+    to_pandas,
+    to_polars,
+    write_frame,
+)
 from mdcache_server.ops.csvformats import detect
 
 MINUTES_FILE = "cn_index_czsc/000001.XSHG_1min.csv"

@@ -1,5 +1,5 @@
-"""mdcache_client.frames: Read results as pandas and polars DataFrames, and DataFrames as Writes,
-on real bars of ../shared/data through a real server on each store."""
+"""The client's DataFrame functions: Read results as pandas and polars DataFrames, and
+DataFrames as Writes, on real bars of ../shared/data through a real server on each store."""
 
 from __future__ import annotations
 
@@ -17,10 +17,15 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from mdcache_client import AsyncClient, Client, Record, Series, Window, ranges_loader
-from mdcache_client.frames import (
+from mdcache_client import (
+    AsyncClient,
+    Client,
+    Record,
+    Series,
+    Window,
     frame_records,
     get_or_load_frame,
+    ranges_loader,
     to_pandas,
     to_polars,
     write_frame,
@@ -445,10 +450,8 @@ def test_the_client_imports_and_says_which_extra_without_the_libraries() -> None
     code = """
 import sys
 sys.modules["pandas"] = sys.modules["polars"] = None  # as if not installed
-import mdcache_client
-from mdcache_client import Record, frames
-records = frames.frame_records  # the module imports
-for call, extra in ((frames.to_pandas, "pandas"), (frames.to_polars, "polars")):
+from mdcache_client import Record, to_pandas, to_polars  # the client imports
+for call in (to_pandas, to_polars):
     try:
         call([Record.of(1, {"close": 1.0})])
     except ImportError as exc:
@@ -460,8 +463,8 @@ print(sorted(m for m in ("numpy", "orjson") if m in sys.modules))
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
-        "mdcache_client.frames.to_pandas needs pandas: pip install 'mdcache-client[pandas]'",
-        "mdcache_client.frames.to_polars needs polars: pip install 'mdcache-client[polars]'",
+        "mdcache_client.to_pandas needs pandas: pip install 'mdcache-client[pandas]'",
+        "mdcache_client.to_polars needs polars: pip install 'mdcache-client[polars]'",
         "['orjson']",
     ]
     plain = subprocess.run(

@@ -45,8 +45,8 @@ async def load(series, window):
     return [Record.of(1704153600000, {"close": 1702.5})]
 
 try:  # the DataFrame functions, without their extras
-    from mdcache_client import frames
-    frames.to_pandas([])
+    from mdcache_client import to_pandas
+    to_pandas([])
 except ImportError as exc:
     frames_error = str(exc)
 
@@ -110,6 +110,6 @@ async def test_installs_and_works_in_a_fresh_venv(server: Server, tmp_path: Path
     assert installed <= set(found["needed"])
     assert found["server"] is False
     assert found["frames"] == (
-        "mdcache_client.frames.to_pandas needs pandas: pip install 'mdcache-client[pandas]'"
+        "mdcache_client.to_pandas needs pandas: pip install 'mdcache-client[pandas]'"
     )
     assert (Path(found["typed"]) / "py.typed").is_file()

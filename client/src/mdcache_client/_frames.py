@@ -4,7 +4,7 @@
 and this module imports them only when a function is called (without them it raises an
 ImportError naming the extra).
 
->>> from mdcache_client.frames import to_pandas, write_frame      # doctest: +SKIP
+>>> from mdcache_client import to_pandas, write_frame      # doctest: +SKIP
 >>> bars = to_pandas(cache.read(series, last_days=30), tz="Asia/Shanghai")
 >>> write_frame(cache, series, bars)
 
@@ -60,16 +60,6 @@ if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
 
-__all__ = [
-    "PAYLOAD",
-    "TIME",
-    "frame_records",
-    "get_or_load_frame",
-    "to_pandas",
-    "to_polars",
-    "write_frame",
-]
-
 TIME = "ts"  # the time: the pandas index's name, the polars column's
 PAYLOAD = "payload"  # the column of payloads as stored, for fields that are not flat
 Library = Literal["pandas", "polars"]
@@ -106,7 +96,7 @@ def _pandas(caller: str) -> Any:
         import pandas
     except ImportError as exc:
         raise ImportError(
-            f"mdcache_client.frames.{caller} needs pandas: pip install 'mdcache-client[pandas]'"
+            f"mdcache_client.{caller} needs pandas: pip install 'mdcache-client[pandas]'"
         ) from exc
     return pandas
 
@@ -116,7 +106,7 @@ def _polars(caller: str) -> Any:
         import polars
     except ImportError as exc:
         raise ImportError(
-            f"mdcache_client.frames.{caller} needs polars: pip install 'mdcache-client[polars]'"
+            f"mdcache_client.{caller} needs polars: pip install 'mdcache-client[polars]'"
         ) from exc
     return polars
 
