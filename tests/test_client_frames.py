@@ -65,7 +65,8 @@ def moutai_daily() -> tuple[Series, list[Record]]:
 
 
 def _ms(frame: pd.DataFrame) -> list[int]:
-    return [int(t.timestamp() * 1000) for t in frame.index]
+    stamps: list[int] = frame.index.as_unit("ms").asi8.tolist()
+    return stamps
 
 
 # Reading
