@@ -44,6 +44,12 @@ with Client(sys.argv[1]) as cache:
 async def load(series, window):
     return [Record.of(1704153600000, {"close": 1702.5})]
 
+try:  # the DataFrame functions, without their extras
+    from mdcache_client import to_pandas
+    to_pandas([])
+except ImportError as exc:
+    frames_error = str(exc)
+
 async def cache_aside():
     async with AsyncClient(sys.argv[1]) as cache:
         return await cache.get_or_load(bars, Window(1704153600000, 1704153600000), load)
@@ -55,6 +61,7 @@ print(json.dumps({
     "installed": sorted(name(d.metadata["Name"]) for d in md.distributions()),
     "needed": sorted(needed),
     "server": importlib.util.find_spec("mdcache_server") is not None,
+    "frames": frames_error,
     "typed": importlib.util.find_spec("mdcache_client").submodule_search_locations[0],
 }))
 """
@@ -102,4 +109,7 @@ async def test_installs_and_works_in_a_fresh_venv(server: Server, tmp_path: Path
     assert {"mdcache-client", "grpcio", "protobuf"} <= installed
     assert installed <= set(found["needed"])
     assert found["server"] is False
+    assert found["frames"] == (
+        "mdcache_client.to_pandas needs pandas: pip install 'mdcache-client[pandas]'"
+    )
     assert (Path(found["typed"]) / "py.typed").is_file()

@@ -6,8 +6,10 @@
 ...     print(cache.read(Series("600519", "kline", "1d"), newest_first=True, limit=1))
 
 ``AsyncClient`` has the same methods for asyncio; ``get_or_load`` is the cache-aside
-call. The contract's generated code is ``mdcache.v1.cache_pb2`` and
-``mdcache.v1.cache_pb2_grpc``. Logs go to the stdlib logger ``mdcache_client``.
+call. ``to_pandas``, ``to_polars``, ``write_frame`` and ``get_or_load_frame`` take and give
+DataFrames (the ``pandas`` and ``polars`` extras). The contract's generated code is
+``mdcache.v1.cache_pb2`` and ``mdcache.v1.cache_pb2_grpc``. Logs go to the stdlib logger
+``mdcache_client``.
 """
 
 from mdcache_client._aio import AsyncClient
@@ -19,6 +21,13 @@ from mdcache_client._errors import (
     ResourceExhaustedError,
     UnauthenticatedError,
     UnavailableError,
+)
+from mdcache_client._frames import (
+    frame_records,
+    get_or_load_frame,
+    to_pandas,
+    to_polars,
+    write_frame,
 )
 from mdcache_client._live import StreamedRecord
 from mdcache_client._live_aio import AsyncSubscription
@@ -71,6 +80,11 @@ __all__ = [
     "UnauthenticatedError",
     "UnavailableError",
     "Window",
+    "frame_records",
+    "get_or_load_frame",
     "ranges_loader",
+    "to_pandas",
+    "to_polars",
+    "write_frame",
 ]
 __version__ = "0.1.0"
