@@ -310,3 +310,13 @@ async def test_backward_adjusted_close_is_yahoos_adj_close_through_every_path(
 
 def closes_raw(result: object) -> list[str]:
     return [r.json()["Date"] for r in result.records]  # type: ignore[attr-defined]
+
+
+async def test_the_default_retention_keeps_old_factors_as_it_keeps_bars(store_url: str) -> None:
+    """Factors of 2020 are years older than the 7 days kept of most data: the default rules
+    keep them (``adj_factor=0``), or adjusted Reads would fail after the next run."""
+    async with running(store_url) as (_, client):
+        await write_hand_example(client)
+    async with running(store_url) as (server, client):  # its start-up run is over
+        assert server.config.retention.days["adj_factor"] == 0
+        assert closes(await client.read(BARS, adjust="backward")) == BACKWARD_CLOSES
