@@ -183,7 +183,8 @@ async def test_bad_adjusted_reads_name_the_field(client: AsyncClient) -> None:
     assert caught.value.details.startswith("adjust_factors: series[0] 600519.SH/kline/1d has bars")
     assert (await client.read(Series("000000.SH", "kline", "1d"), adjust="forward")).hit is False
     await client.write(FACTORS, [Record(day_ms(DAYS[0]), '{"adj": 1}')])
-    with pytest.raises(InvalidArgumentError, match=r"^INVALID_ARGUMENT: adjust_factors"):
+    bad = r"^INVALID_ARGUMENT: adjust_factors: the record of 600519.SH/adj_factor/1d at ts_ms"
+    with pytest.raises(InvalidArgumentError, match=bad):
         await client.read(BARS, adjust="forward")
     await client.write(FACTORS, [Record(day_ms(DAYS[0]), factor(1.5))])
     quotes = Series("600519.SH", "quote", "tick")

@@ -45,9 +45,11 @@ class Factors:
     values: list[float]
 
     @classmethod
-    def parse(cls, ts: Sequence[int], payloads: Sequence[str], field: str) -> Factors:
-        """The factors of records (ascending); InvalidArgument naming ``field`` and the
-        record when one holds no positive number under ``adj_factor`` (or ``factor``)."""
+    def parse(
+        cls, ts: Sequence[int], payloads: Sequence[str], field: str, series: str = ""
+    ) -> Factors:
+        """The factors of records (ascending) of ``series``; InvalidArgument naming ``field``
+        and the record when one holds no positive number under ``adj_factor`` (or ``factor``)."""
         values = []
         for t, payload in zip(ts, payloads, strict=True):
             try:
@@ -61,7 +63,8 @@ class Factors:
             if type(factor) not in NUMBERS or not factor > 0:
                 raise InvalidArgument(
                     field,
-                    f"the record at ts_ms {t} holds no positive adj_factor (or factor): "
+                    f"the record{series and ' of ' + series} at ts_ms {t} holds no positive "
+                    "adj_factor (or factor): "
                     f"{payload[:80]}",
                 )
             values.append(float(factor))

@@ -89,7 +89,7 @@ async def adjustments(
         if not ts:
             by_key[key] = None
             continue
-        factors = Factors.parse(ts, payloads, f"adjust_factors ({'/'.join(key)})")
+        factors = Factors.parse(ts, payloads, "adjust_factors", "/".join(key))
         by_key[key] = Adjustment.of(asked.mode, factors, asked.as_of_ms, asked.volume)
     return [by_key[key] for key in asked.factors], keys, found
 
