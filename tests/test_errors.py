@@ -155,6 +155,7 @@ def test_every_error_class_has_a_status_other_than_unknown() -> None:
         "Lagging": "RESOURCE_EXHAUSTED",  # a subscriber too far behind
         "ResumeLost": "FAILED_PRECONDITION",  # a stream's resume point no longer held
         "Stopping": "UNAVAILABLE",  # streams ended by a server stopping
+        "Unadjustable": "FAILED_PRECONDITION",  # adjusted bars without any factor record
     }
 
 

@@ -42,7 +42,7 @@ async def test_once_as_json_has_the_stats_and_calls_per_second(
     assert (stats["hits"], stats["misses"], stats["hit_rate"]) == (1, 1, 0.5)
     assert stats["hot_symbols"] == {"AAPL": 1, "MSFT": 1}
     assert stats["hot_tier"]["enabled"] is True
-    assert stats["retention"] == {"*": 7, "kline": 0}
+    assert stats["retention"] == {"*": 7, "kline": 0, "adj_factor": 0}
     assert 0.5 <= view["seconds"] < 5
     rates = view["calls_per_second"]
     assert rates["Write"] == rates["Read"] == 0  # none in the interval

@@ -44,7 +44,7 @@ async def test_stats_as_text_and_reset(server: Server, client: AsyncClient) -> N
     assert lines[1] == "records      251 in 1 series of 1 symbols"
     assert lines[2].startswith("hit rate     100.0%: 1 hits, 0 misses since ")
     assert lines[3] == "hot symbols  AAPL 1"
-    assert lines[6] == "retention    kline kept, default 7 days"
+    assert lines[6] == "retention    adj_factor kept, kline kept, default 7 days"
     assert lines[7] == "calls        Read 1, Write 1"
     assert (await client.stats()).hits == 0, "--reset did not start the counters anew"
 

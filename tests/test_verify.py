@@ -51,7 +51,7 @@ async def test_a_healthy_deployment_passes_every_check(
     assert details["health"] == "SERVING"
     assert details["reflection"] == "lists mdcache.v1.MarketDataCache"
     assert details["canary"].startswith("wrote, read back and purged __mdcache_canary__")
-    assert details["retention"].startswith("kline kept, default 7 days")
+    assert details["retention"].startswith("adj_factor kept, kline kept, default 7 days")
     assert (await client.stats()).records == 0, "the canary was left behind"
 
 

@@ -135,6 +135,10 @@ class AsyncClient:
         limit: int = 0,
         newest_first: bool = False,
         resample: str = "",
+        adjust: str = "",
+        adjust_factors: Series | None = None,
+        as_of_ms: int | None = None,
+        adjust_volume: bool = False,
         timeout: float | None = None,
     ) -> ReadResult:
         """Reads a window of one series (inclusive at both ends).
@@ -142,6 +146,13 @@ class AsyncClient:
         ``resample`` (``"5m"``, ``"60m"``, ``"1d"``, ``"1w"``, ``"1M"``...) answers the
         series' OHLCV bars made into bars of that coarser timeframe by the server, along
         the market's trading sessions; the window, limit and order apply to the new bars.
+
+        ``adjust`` (``"forward"`` or ``"qfq"``, ``"backward"`` or ``"hfq"``) answers bars
+        with adjusted prices, computed by the server from the raw bars and the factor series
+        ``adjust_factors`` (default: the symbol's ``adj_factor``/``1d``); forward relative
+        to the factor in force at ``as_of_ms`` (default: at ``end_ms``, or the latest);
+        ``adjust_volume`` also divides volumes by the price ratio. With ``resample``: the
+        bars are adjusted, then resampled.
         """
         results = await self.read_many(
             [series],
@@ -151,6 +162,10 @@ class AsyncClient:
             limit=limit,
             newest_first=newest_first,
             resample=resample,
+            adjust=adjust,
+            adjust_factors=adjust_factors,
+            as_of_ms=as_of_ms,
+            adjust_volume=adjust_volume,
             timeout=timeout,
         )
         return results[0]
@@ -165,10 +180,15 @@ class AsyncClient:
         limit: int = 0,
         newest_first: bool = False,
         resample: str = "",
+        adjust: str = "",
+        adjust_factors: Series | None = None,
+        as_of_ms: int | None = None,
+        adjust_volume: bool = False,
         timeout: float | None = None,
     ) -> list[ReadResult]:
         """Reads the same window of several series in one call, in the order given
-        (``resample``: as :meth:`read`)."""
+        (``resample``, ``adjust``...: as :meth:`read`; each series adjusted by its own
+        symbol's factors unless ``adjust_factors`` names a symbol)."""
         call = _calls.read(
             series,
             start_ms=start_ms,
@@ -177,6 +197,10 @@ class AsyncClient:
             limit=limit,
             newest_first=newest_first,
             resample=resample,
+            adjust=adjust,
+            adjust_factors=adjust_factors,
+            as_of_ms=as_of_ms,
+            adjust_volume=adjust_volume,
         )
         return await self._run(call, timeout)
 

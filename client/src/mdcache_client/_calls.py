@@ -42,6 +42,17 @@ def write(batches: Mapping[Series, Iterable[Record]]) -> Call[int]:
     return Call("Write", request, lambda resp: int(resp.written))
 
 
+# Read(adjust=): prices as stored, forward-adjusted (qfq) or backward-adjusted (hfq)
+_ADJUST = {
+    "": pb.ADJUST_UNSPECIFIED,
+    "none": pb.ADJUST_NONE,
+    "forward": pb.ADJUST_FORWARD,
+    "qfq": pb.ADJUST_FORWARD,
+    "backward": pb.ADJUST_BACKWARD,
+    "hfq": pb.ADJUST_BACKWARD,
+}
+
+
 def read(
     series: Iterable[Series],
     *,
@@ -51,7 +62,13 @@ def read(
     limit: int,
     newest_first: bool,
     resample: str = "",
+    adjust: str = "",
+    adjust_factors: Series | None = None,
+    as_of_ms: int | None = None,
+    adjust_volume: bool = False,
 ) -> Call[list[ReadResult]]:
+    if adjust not in _ADJUST:
+        raise ValueError(f"adjust: {adjust!r} is none of {', '.join(map(repr, _ADJUST))}")
     request = pb.ReadRequest(
         series=[_key(s) for s in series],
         start_ms=start_ms,
@@ -60,6 +77,10 @@ def read(
         limit=limit,
         order=pb.ORDER_NEWEST_FIRST if newest_first else pb.ORDER_OLDEST_FIRST,
         resample=resample,
+        adjust=_ADJUST[adjust],
+        adjust_as_of_ms=as_of_ms,
+        adjust_factors=None if adjust_factors is None else _key(adjust_factors),
+        adjust_volume=adjust_volume,
     )
 
     def result(resp: pb.ReadResponse) -> list[ReadResult]:

@@ -413,7 +413,7 @@ class Config:
         metadata=_declare(
             "--retention",
             "MDCACHE_RETENTION",
-            "*=7,kline=0",
+            "*=7,kline=0,adj_factor=0",
             _retention,
             "days to keep records by data_type[/timeframe], by their timestamp; 0 keeps",
             RETENTION,

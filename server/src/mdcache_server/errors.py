@@ -12,6 +12,8 @@ that table takes its nearest ancestor's)::
     │                            streams end                        -> UNAVAILABLE
     ├── ResumeLost               a Subscribe cannot resume where
     │                            asked                              -> FAILED_PRECONDITION
+    ├── Unadjustable             an adjusted Read of bars with no
+    │                            factor record; names the field     -> FAILED_PRECONDITION
     ├── ConfigError              bad configuration at start-up      (exit status 2)
     └── StoreError               the store failed                   -> INTERNAL
         ├── TableMissing         (store/tdengine/failures.py) a table that does not
@@ -56,6 +58,14 @@ class Stopping(MdcacheError):
 
 class ResumeLost(MdcacheError):
     """A stream cannot resume where asked: another process, or changes no longer held."""
+
+
+class Unadjustable(MdcacheError):
+    """An adjusted Read of bars whose factor series holds no record; ``field`` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
 
 
 class ConfigError(MdcacheError):

@@ -43,6 +43,31 @@ ORDER_OLDEST_FIRST: Order.ValueType  # 1
 ORDER_NEWEST_FIRST: Order.ValueType  # 2
 Global___Order: _TypeAlias = Order  # noqa: Y015
 
+class _Adjust:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AdjustEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Adjust.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ADJUST_UNSPECIFIED: _Adjust.ValueType  # 0
+    """none: prices as stored"""
+    ADJUST_NONE: _Adjust.ValueType  # 1
+    ADJUST_FORWARD: _Adjust.ValueType  # 2
+    """Forward (qfq): price x factor(t) / factor(as of); the latest prices stay as traded."""
+    ADJUST_BACKWARD: _Adjust.ValueType  # 3
+    """Backward (hfq): price x factor(t); the earliest prices stay as traded (factor 1)."""
+
+class Adjust(_Adjust, metaclass=_AdjustEnumTypeWrapper): ...
+
+ADJUST_UNSPECIFIED: Adjust.ValueType  # 0
+"""none: prices as stored"""
+ADJUST_NONE: Adjust.ValueType  # 1
+ADJUST_FORWARD: Adjust.ValueType  # 2
+"""Forward (qfq): price x factor(t) / factor(as of); the latest prices stay as traded."""
+ADJUST_BACKWARD: Adjust.ValueType  # 3
+"""Backward (hfq): price x factor(t); the earliest prices stay as traded (factor 1)."""
+Global___Adjust: _TypeAlias = Adjust  # noqa: Y015
+
 @_typing.final
 class SeriesKey(_message.Message):
     """Identifies a series, e.g. {"symbol": "600519", "data_type": "kline", "timeframe": "1d"}."""
@@ -175,6 +200,10 @@ class ReadRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _builtins.int
     ORDER_FIELD_NUMBER: _builtins.int
     RESAMPLE_FIELD_NUMBER: _builtins.int
+    ADJUST_FIELD_NUMBER: _builtins.int
+    ADJUST_AS_OF_MS_FIELD_NUMBER: _builtins.int
+    ADJUST_FACTORS_FIELD_NUMBER: _builtins.int
+    ADJUST_VOLUME_FIELD_NUMBER: _builtins.int
     start_ms: _builtins.int
     """Window start, inclusive. Absent: unbounded (or last_days)."""
     end_ms: _builtins.int
@@ -189,9 +218,28 @@ class ReadRequest(_message.Message):
     made of each series' OHLCV bars along its market's trading sessions; the window,
     limit and order then apply to the new bars. Empty: the records as stored.
     """
+    adjust: Global___Adjust.ValueType
+    """Answer bars with adjusted prices (open, high, low, close), computed from raw bars
+    and a series of cumulative adjustment factors when asked (docs/concepts/adjusted.md);
+    with resample: adjusted, then resampled.
+    """
+    adjust_as_of_ms: _builtins.int
+    """Forward adjustment: relative to the factor in force at this time. Absent: the
+    factor in force at end_ms (unbounded: the latest factor).
+    """
+    adjust_volume: _builtins.bool
+    """Also scale volume fields ("volume", "vol") by the inverse of the price factor (so
+    that volume x price is unchanged). Default: volume as stored.
+    """
     @_builtins.property
     def series(self) -> _containers.RepeatedCompositeFieldContainer[Global___SeriesKey]:
         """The series to read; results come back in the same order."""
+
+    @_builtins.property
+    def adjust_factors(self) -> Global___SeriesKey:
+        """The factor series. Empty fields: symbol the series' own, data_type "adj_factor",
+        timeframe "1d"; each record's payload {"adj_factor": <number>} (or "factor").
+        """
 
     def __init__(
         self,
@@ -203,15 +251,23 @@ class ReadRequest(_message.Message):
         limit: _builtins.int = ...,
         order: Global___Order.ValueType = ...,
         resample: _builtins.str = ...,
+        adjust: Global___Adjust.ValueType = ...,
+        adjust_as_of_ms: _builtins.int | None = ...,
+        adjust_factors: Global___SeriesKey | None = ...,
+        adjust_volume: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_end_ms", b"_end_ms", "_start_ms", b"_start_ms", "end_ms", b"end_ms", "start_ms", b"start_ms"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_adjust_as_of_ms", b"_adjust_as_of_ms", "_end_ms", b"_end_ms", "_start_ms", b"_start_ms", "adjust_as_of_ms", b"adjust_as_of_ms", "adjust_factors", b"adjust_factors", "end_ms", b"end_ms", "start_ms", b"start_ms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_end_ms", b"_end_ms", "_start_ms", b"_start_ms", "end_ms", b"end_ms", "last_days", b"last_days", "limit", b"limit", "order", b"order", "resample", b"resample", "series", b"series", "start_ms", b"start_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_adjust_as_of_ms", b"_adjust_as_of_ms", "_end_ms", b"_end_ms", "_start_ms", b"_start_ms", "adjust", b"adjust", "adjust_as_of_ms", b"adjust_as_of_ms", "adjust_factors", b"adjust_factors", "adjust_volume", b"adjust_volume", "end_ms", b"end_ms", "last_days", b"last_days", "limit", b"limit", "order", b"order", "resample", b"resample", "series", b"series", "start_ms", b"start_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__adjust_as_of_ms: _TypeAlias = _typing.Literal["adjust_as_of_ms"]  # noqa: Y015
+    _WhichOneofArgType__adjust_as_of_ms: _TypeAlias = _typing.Literal["_adjust_as_of_ms", b"_adjust_as_of_ms"]  # noqa: Y015
     _WhichOneofReturnType__end_ms: _TypeAlias = _typing.Literal["end_ms"]  # noqa: Y015
     _WhichOneofArgType__end_ms: _TypeAlias = _typing.Literal["_end_ms", b"_end_ms"]  # noqa: Y015
     _WhichOneofReturnType__start_ms: _TypeAlias = _typing.Literal["start_ms"]  # noqa: Y015
     _WhichOneofArgType__start_ms: _TypeAlias = _typing.Literal["_start_ms", b"_start_ms"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__adjust_as_of_ms) -> _WhichOneofReturnType__adjust_as_of_ms | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__end_ms) -> _WhichOneofReturnType__end_ms | None: ...
     @_typing.overload

@@ -18,6 +18,10 @@ us-1m      the same, a ``Date`` with a time                    SYMBOL as yahoo/k
                                                                York time
 vnpy-tick  ``symbol,date,time,lastPrice,...,bidPrice1,``       ``symbol``/tick/tick; ``date``
            ``askPrice1,...``                                   ``time`` as written, China time
+adj-factor ``[,]ts_code,trade_date,adj_factor`` (tushare's)    ``ts_code``/adj_factor/1d;
+           or ``date,adj_factor``                              ``trade_date`` as tushare's bars;
+                                                               ``date`` (YYYY-MM-DD) at 00:00 UTC
+                                                               as Yahoo's, the symbol as Yahoo's
 =========  ==================================================  =====================================
 
 China time is UTC+8 (no daylight saving time). A record's payload is the row as a JSON
@@ -121,6 +125,11 @@ class CsvFormat(ABC):
         none) is of this format, of those whose header it matches."""
         return True
 
+    @classmethod
+    def named_by_file(cls, header: Sequence[str]) -> bool:
+        """Whether the file's name (or ``--symbol``) names the symbol of its rows."""
+        return False
+
     def check(self, numbers: Mapping[str, int | float]) -> None:
         """Raises BadRow when a row's numbers cannot be a record: here, not a bar."""
         o, h, low, c = (numbers[name] for name in self.ohlc)
@@ -169,14 +178,18 @@ class Tushare(CsvFormat):
         return series
 
     def moment(self, row: Mapping[str, str]) -> datetime:
-        text = row["trade_date"]
-        if len(text) != 8 or not text.isdigit():
-            raise BadRow(f"trade_date: {text!r} is not YYYYMMDD")
-        try:
-            day = date(int(text[:4]), int(text[4:6]), int(text[6:]))
-        except ValueError as exc:
-            raise BadRow(f"trade_date: {text!r}: {exc}") from None
-        return datetime.combine(day, time(15), CHINA)
+        return _trade_date(row["trade_date"])
+
+
+def _trade_date(text: str) -> datetime:
+    """Tushare's ``trade_date`` (YYYYMMDD), at the 15:00 close in China time."""
+    if len(text) != 8 or not text.isdigit():
+        raise BadRow(f"trade_date: {text!r} is not YYYYMMDD")
+    try:
+        day = date(int(text[:4]), int(text[4:6]), int(text[6:]))
+    except ValueError as exc:
+        raise BadRow(f"trade_date: {text!r}: {exc}") from None
+    return datetime.combine(day, time(15), CHINA)
 
 
 class Czsc(CsvFormat):
@@ -230,6 +243,10 @@ class Yahoo(CsvFormat):
     @classmethod
     def fits(cls, first: Mapping[str, str]) -> bool:
         return " " not in first.get("Date", "").strip()  # a day, not a time of day
+
+    @classmethod
+    def named_by_file(cls, header: Sequence[str]) -> bool:
+        return True
 
     def series(self, row: Mapping[str, str]) -> Series:
         assert self.symbol is not None  # detect() requires one
@@ -313,7 +330,50 @@ class VnpyTick(CsvFormat):
             raise BadRow(f"date/time: {day!r} {moment!r} is not YYYYMMDD HH:MM:SS[.f]") from None
 
 
-FORMATS: tuple[type[CsvFormat], ...] = (Tushare, Czsc, Yahoo, UsMinutes, VnpyTick)
+class AdjFactor(CsvFormat):
+    """Cumulative adjustment factors by day (tushare's ``adj_factor``, or ``date,adj_factor``),
+    into the series that adjusted Reads find by convention: SYMBOL/adj_factor/1d. Each is
+    stamped as the same vendor's daily bars, so that a bar's own day's factor is in force
+    at it."""
+
+    name = "adj-factor"
+    required = frozenset({"adj_factor"})
+    text = frozenset({"ts_code", "trade_date", "date"})
+    default_data_type = "adj_factor"
+    timeframe = "1d"
+
+    @classmethod
+    def matches(cls, header: Sequence[str]) -> bool:
+        names = set(header)
+        return "adj_factor" in names and ({"ts_code", "trade_date"} <= names or "date" in names)
+
+    @classmethod
+    def named_by_file(cls, header: Sequence[str]) -> bool:
+        return "ts_code" not in header
+
+    def check(self, numbers: Mapping[str, int | float]) -> None:
+        if not numbers["adj_factor"] > 0:
+            raise BadRow(f"adj_factor: {numbers['adj_factor']} is not a positive factor")
+
+    def series(self, row: Mapping[str, str]) -> Series:
+        seen = row.get("ts_code", ""), None
+        series = self._seen.get(seen)
+        if series is None:
+            symbol = self.symbol or identifier("ts_code", seen[0])
+            series = self._seen[seen] = Series(symbol, self.data_type, "1d")
+        return series
+
+    def moment(self, row: Mapping[str, str]) -> datetime:
+        if "trade_date" in row:
+            return _trade_date(row["trade_date"])
+        text = row["date"]
+        try:
+            return datetime.combine(date.fromisoformat(text), time(0), UTC)
+        except ValueError:
+            raise BadRow(f"date: {text!r} is not YYYY-MM-DD") from None
+
+
+FORMATS: tuple[type[CsvFormat], ...] = (Tushare, Czsc, Yahoo, UsMinutes, VnpyTick, AdjFactor)
 
 
 def detect(
@@ -334,11 +394,11 @@ def detect(
     for fmt in FORMATS:
         if not fmt.matches(header) or not fmt.fits(first):
             continue
-        if issubclass(fmt, Yahoo) and symbol is None:
+        if fmt.named_by_file(header) and symbol is None:
             found = _YAHOO_NAME.match(path.name) or _LEADING_SYMBOL.match(path.name)
             if found is None:
                 raise UnknownFormat(
-                    f"{path}: a Yahoo-style file names no symbol; call it "
+                    f"{path}: a {fmt.name} file names no symbol; call it "
                     "yahoofinance-SYMBOL-....csv (or SYMBOL_....csv) or pass --symbol"
                 )
             symbol = found[1]

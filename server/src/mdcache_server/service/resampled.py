@@ -11,7 +11,7 @@ ends at the last whole bar and is marked ``truncated``, and the caller pages on.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mdcache.v1 import cache_pb2 as pb
 from mdcache_server.cache.hot import HeldRecords
@@ -142,8 +142,10 @@ async def read(
     resampling: Resampling,
     limits: Limits,
     parsed: ParsedFields | None = None,
+    adjust: Callable[[int, Fields], Fields] | None = None,
 ) -> tuple[bytes, int, list[SeriesRead]]:
-    """The answer to a resampled Read, its bars, and the source reads it was made of."""
+    """The answer to a resampled Read, its bars, and the source reads it was made of;
+    ``adjust(i, fields)``: series ``i``'s bars adjusted before they are resampled."""
     target, sources = _timeframes(message, query)
     window = query.window
     share = limits.max_read_records // len(query.series)
@@ -162,6 +164,10 @@ async def read(
             ts, payloads = _columns(read_.records)
             if window.newest_first:
                 ts, payloads = ts[::-1], payloads[::-1]
+        if adjust is not None and ts:
+            if fields is None:
+                fields = Fields(ts, payloads, resampling.summed, f"series[{i}]")
+            fields = adjust(i, fields)
         cut = ("start" if window.newest_first else "end") if read_.truncated else ""
         bars = resample(
             ts,

@@ -27,10 +27,11 @@ from mdcache_server.errors import InvalidArgument, MdcacheError, StoreError, Sto
 from mdcache_server.live.delivery import Delivery, Direct
 from mdcache_server.live.hub import Hub
 from mdcache_server.metrics import Metrics
-from mdcache_server.model import Limits, SeriesKey
+from mdcache_server.model import Limits, SeriesKey, SeriesRead
+from mdcache_server.resample.adjust import Adjustment
 from mdcache_server.resample.parsed import ParsedFields
 from mdcache_server.resample.rules import Resampling
-from mdcache_server.service import resampled, subscribe, validation
+from mdcache_server.service import adjusted, resampled, subscribe, validation
 from mdcache_server.service.answers import Answers
 from mdcache_server.service.responses import read_response
 from mdcache_server.service.status import status_for
@@ -259,24 +260,45 @@ class MarketDataCacheServicer:
             message = parsed(pb.ReadRequest, request)
             query = validation.read_request(message, self.limits, self.now_ms)
             fields["series"] = _describe(query.series)
+            asked = adjusted.asked(message, query, self.limits)
+            factor_keys: list[SeriesKey] = []
+            factor_reads: list[SeriesRead] = []
+            adjustments: list[Adjustment | None] = []
+            if asked is not None:  # the factors, read through the cache as any series
+                fields["adjust"] = asked.mode.value
+                adjustments, factor_keys, factor_reads = await adjusted.adjustments(
+                    self.cache, asked, self.limits
+                )
             resampled_series = 0
             if message.resample:
                 fields["resample"] = message.resample
+                adjust = None
+                if asked is not None:
+                    adjust = adjusted.fields_adjuster(adjustments, asked, query.series)
                 response, fields["rows"], results = await resampled.read(
-                    self.cache, message, query, self.resampling, self.limits, self.parsed
+                    self.cache, message, query, self.resampling, self.limits, self.parsed, adjust
                 )
                 resampled_series = len(results)
                 self._count_resampled(resampled_series)
             else:
                 results = await self.cache.read(query.series, query.window)
+                answered = results
+                if asked is not None:
+                    answered = adjusted.adjusted(results, adjustments, asked, query.series)
                 response, fields["rows"] = read_response(
-                    message.series, results, self.limits.max_response_bytes
+                    message.series, answered, self.limits.max_response_bytes
                 )
+            results = [*results, *factor_reads]  # the answer depends on the factors too
             if self.metrics is not None:
                 self.metrics.reads([bool(result.records) for result in results])
             if not message.last_days:  # an answer that does not depend on the clock
                 self.answers.remember(
-                    request, response, query.series, results, fields["rows"], resampled_series
+                    request,
+                    response,
+                    [*query.series, *factor_keys],
+                    results,
+                    fields["rows"],
+                    resampled_series,
                 )
             return response
 

@@ -14,12 +14,14 @@ from mdcache_server.errors import (
     Stopping,
     StoreError,
     StoreUnavailable,
+    Unadjustable,
 )
 
 STATUS: Final[dict[type[MdcacheError], grpc.StatusCode]] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     ResumeLost: grpc.StatusCode.FAILED_PRECONDITION,
+    Unadjustable: grpc.StatusCode.FAILED_PRECONDITION,
     Stopping: grpc.StatusCode.UNAVAILABLE,
     StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
     StoreError: grpc.StatusCode.INTERNAL,
