@@ -282,6 +282,8 @@ class Replica:
                 self.proc.wait(10)
         if self._reader is not None:
             self._reader.join(10)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
 
 
 @dataclass

@@ -139,13 +139,34 @@ def run(
         dump = Path(site.topo.folder) / f"history-{tag}.jsonl"
         dump.write_text(history.dump())
         shown = "\n".join(f"{v.rule}: {v.detail}" for v in violations[:30])
-        raise AssertionError(f"{len(violations)} violation(s) (history in {dump}):\n{shown}")
+        message = f"{len(violations)} violation(s) (history in {dump}):\n{shown}"
+        if all(v.rule == "stream" for v in violations):
+            raise StreamsIncomplete(message)
+        raise AssertionError(message)
     return report
 
 
+class StreamsIncomplete(AssertionError):
+    """Only the Subscribe rule broken (every other rule held): what an ``xfail`` of a known
+    feed bug expects, and nothing else."""
+
+
+@pytest.mark.xfail(
+    reason=(
+        "mdcache bug (issue 26, fault 1): after the vnode leader's node is cut from the other "
+        "two and healed, both replicas' TMQ consumers stay silent (no error, no relay restart) "
+        "while their Writes and Reads succeed: open Subscribe streams get neither the records "
+        "acknowledged after the heal nor an UNAVAILABLE that would make the client resume or "
+        "replay (2 runs of 2: no record delivered for 40 s after the last Write, and in one "
+        "run for 3.5 min, until another fault reset the consumer)"
+    ),
+    raises=StreamsIncomplete,
+    strict=True,
+)
 def test_leader_cut_from_the_other_nodes(site: Site, request: pytest.FixtureRequest) -> None:
     """(1) The node holding the database's vnode leader cut from the other two nodes (a
-    minority partition: blackhole routes both ways); replicas and clients still reach it."""
+    minority partition: blackhole routes both ways); replicas and clients still reach it.
+    Every rule but the streams' holds (a failure of any other is a failure, not the xfail)."""
 
     def fault(history: History) -> Callable[[], None]:
         leader = site.topo.leader_node(site.database)
