@@ -34,7 +34,7 @@ from .workload import Workload
 pytestmark = [pytest.mark.cluster, pytest.mark.partition_faults, pytest.mark.timeout(420)]
 
 HOME = os.environ.get("MDCACHE_TEST_TDENGINE_HOME", "")
-WARM, HOLD, SETTLE = 5.0, 12.0, 6.0  # seconds of load before the cut, cut, after the heal
+WARM, HOLD, SETTLE = 5.0, 12.0, 3.0  # seconds of load before the cut, cut, after the heal
 
 
 @dataclass
@@ -119,7 +119,7 @@ def run(
     finally:
         site.topo.heal()
         workload.stop()
-    drained = workload.drain()
+    drained = workload.drain(20)
     site.topo.whole()
     found = site.topo.wait_for(lambda: stored(site, tag))
     names = list(site.targets)
