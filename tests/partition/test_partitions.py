@@ -157,8 +157,8 @@ class StreamsIncomplete(AssertionError):
         "two and healed, both replicas' TMQ consumers stay silent (no error, no relay restart) "
         "while their Writes and Reads succeed: open Subscribe streams get neither the records "
         "acknowledged after the heal nor an UNAVAILABLE that would make the client resume or "
-        "replay (2 runs of 2: no record delivered for 40 s after the last Write, and in one "
-        "run for 3.5 min, until another fault reset the consumer)"
+        "replay (3 runs of 3: nothing given in the 20-40 s waited after the last Write; in one "
+        "run a feed stayed silent 3.5 min, until another fault reset its consumer)"
     ),
     raises=StreamsIncomplete,
     strict=True,
