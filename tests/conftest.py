@@ -66,6 +66,17 @@ def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestR
     return report
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The partition tests' figures (tests/partition/report.py), shown when they ran."""
+    from .partition.report import summary_lines
+
+    lines = summary_lines(terminalreporter.stats)
+    if lines:
+        terminalreporter.section("partitions: time from heal to first success")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 # Databases whose topic a consumer still followed when their test ended (a server's
 # Subscribe relay leaves TDengine's consumer group in about 4 s, in the background):
 # dropped on a thread of their own while the next tests run, two at most pending (each

@@ -205,10 +205,16 @@ def streams(history: History) -> list[Violation]:
                 counts[rec] = counts.get(rec, 0) + 1
             dups = [rec for rec, n in counts.items() if n > 1]
             if dups:
+                times = ", ".join(
+                    f"{_since(history, d.at)}{' replayed' if d.replayed else ''}"
+                    for d in stream.deliveries
+                    if d.series == series and d.record == dups[0]
+                )
                 out.append(
                     Violation(
                         "stream",
-                        f"{stream.name} {series}: {len(dups)} duplicate(s), first ts={dups[0][0]}",
+                        f"{stream.name} {series}: {len(dups)} duplicate(s), first ts="
+                        f"{dups[0][0]} given at {times}",
                     )
                 )
             want = [rec for rec, _ in acked.get(series, [])]
@@ -233,6 +239,15 @@ def streams(history: History) -> list[Violation]:
                     )
                 )
     return out
+
+
+def _since(history: History, at: float) -> str:
+    """A time as seconds after the marks (``cut+3.1s`` ...), for a violation's detail."""
+    marks = [m for m in history.marks if m.at <= at]
+    if not marks:
+        return f"{at:.2f}s"
+    last = marks[-1]
+    return f"{last.what}+{at - last.at:.2f}s"
 
 
 def recovery(history: History, replicas: Iterable[str]) -> dict[str, dict[str, float | None]]:

@@ -119,7 +119,7 @@ def run(
     finally:
         site.topo.heal()
         workload.stop()
-    drained = workload.drain(20)
+        drained = workload.drain(20)  # also closes the streams and clients
     site.topo.whole()
     found = site.topo.wait_for(lambda: stored(site, tag))
     names = list(site.targets)
@@ -140,6 +140,8 @@ def run(
         dump.write_text(history.dump())
         shown = "\n".join(f"{v.rule}: {v.detail}" for v in violations[:30])
         message = f"{len(violations)} violation(s) (history in {dump}):\n{shown}"
+        if all(v.rule == "stream" and "duplicate" in v.detail for v in violations):
+            raise StreamDuplicates(message)
         if all(v.rule == "stream" for v in violations):
             raise StreamsIncomplete(message)
         raise AssertionError(message)
@@ -149,6 +151,10 @@ def run(
 class StreamsIncomplete(AssertionError):
     """Only the Subscribe rule broken (every other rule held): what an ``xfail`` of a known
     feed bug expects, and nothing else."""
+
+
+class StreamDuplicates(StreamsIncomplete):
+    """Only duplicates in Subscribe streams (no gap, no disorder, every other rule held)."""
 
 
 @pytest.mark.xfail(
@@ -209,6 +215,18 @@ def test_replica_cut_from_the_feed_leader(site: Site, request: pytest.FixtureReq
     run(site, request, "F3", fault)
 
 
+@pytest.mark.xfail(
+    reason=(
+        "mdcache bug (issue 26, fault 4), intermittent: as the cut leader's node is killed and "
+        "the vgroup's leadership moves, a replica's change feed (TMQ, offsets never committed) "
+        "can give records it gave already, and the relay pushes them again as new live changes "
+        "(not flagged replayed), which the client passes on: a Subscribe stream shows a "
+        "record twice (2 runs of 4: 1-2 records of one series). Not strict: it does not happen "
+        "every run; any other violation fails the test"
+    ),
+    raises=StreamDuplicates,
+    strict=False,
+)
 def test_node_cut_killed_restarted_while_cut(site: Site, request: pytest.FixtureRequest) -> None:
     """(4) The leader's node cut (its link down), killed, started again while still cut,
     then its link brought back up."""
