@@ -163,7 +163,7 @@ class StreamDuplicates(StreamsIncomplete):
         "two and healed, both replicas' TMQ consumers stay silent (no error, no relay restart) "
         "while their Writes and Reads succeed: open Subscribe streams get neither the records "
         "acknowledged after the heal nor an UNAVAILABLE that would make the client resume or "
-        "replay (3 runs of 3: nothing given in the 20-40 s waited after the last Write; in one "
+        "replay (5 runs of 5: nothing given in the 20-40 s waited after the last Write; in one "
         "run a feed stayed silent 3.5 min, until another fault reset its consumer)"
     ),
     raises=StreamsIncomplete,
@@ -221,7 +221,7 @@ def test_replica_cut_from_the_feed_leader(site: Site, request: pytest.FixtureReq
         "the vgroup's leadership moves, a replica's change feed (TMQ, offsets never committed) "
         "can give records it gave already, and the relay pushes them again as new live changes "
         "(not flagged replayed), which the client passes on: a Subscribe stream shows a "
-        "record twice (2 runs of 4: 1-2 records of one series). Not strict: it does not happen "
+        "record twice (2 runs of 5: 1-2 records of one series). Not strict: it does not happen "
         "every run; any other violation fails the test"
     ),
     raises=StreamDuplicates,
