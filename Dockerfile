@@ -11,14 +11,14 @@
 # built by hatchling from requirements/build.txt, hashed too, without build isolation.
 # taospy needs TDengine's client library, which pip cannot install: it is copied from the
 # official TDengine image of TDENGINE_VERSION, which must match the server's version (the
-# compose file runs that image). Without MDCACHE_STORE_URL the server uses SQLite under
-# MDCACHE_DATA_DIR.
+# compose file runs that image): 3.2.2.2, the version CI tests. Without MDCACHE_STORE_URL
+# the server uses SQLite under MDCACHE_DATA_DIR.
 #
 # Both stages start from one pinned base, so the virtual environment built in `build` runs
 # unchanged in the final stage, which has no build inputs and no pip cache. The tag pins Python's
 # patch release and Debian 12; add @sha256:<digest> to freeze the Debian packages too.
 
-ARG TDENGINE_VERSION=3.3.6.13
+ARG TDENGINE_VERSION=3.2.2.2
 
 FROM tdengine/tdengine:${TDENGINE_VERSION} AS tdengine
 

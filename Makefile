@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml client/pyproject.toml | 
 # in one process.
 PYTEST_ARGS ?= -n 3 --durations=15
 
-.PHONY: serve test check lint typecheck gen docker-lint clean bench bench-quick bench-profile bench-deps \
+.PHONY: serve test check lint typecheck imports gen docs docker-lint clean bench bench-quick bench-profile bench-deps \
         prometheus-deps partition-deps lock
 
 # Third-party packages from the lock (requirements/dev.txt, hashed; scripts/lock), then the
@@ -22,13 +22,20 @@ $(STAMP): requirements/dev.txt
 serve: $(STAMP)  ## run the server on the embedded store (SQLite under ./mdcache-data)
 	$(VENV)/bin/mdcache serve
 
-test: check partition-deps  ## everything CI runs: generated code, lint, types, Docker files, tests
+test: check partition-deps  ## everything CI runs: generated code, lint, types, Docker files, docs, tests
 	scripts/with-tdengine $(PY) -m pytest $(PYTEST_ARGS)
 
-check: $(STAMP) lint typecheck docker-lint prometheus-deps
+check: $(STAMP) lint typecheck imports docker-lint prometheus-deps docs
 	scripts/gen-proto --check
 	scripts/gen-sync-client --check
 	scripts/lock --check
+
+# The documentation site (docs/, mkdocs.yml), built strictly: a broken link or anchor, or a
+# page left out of nav, fails; and its configuration tables are what the settings make.
+# (Not --quiet: it hides the warnings that --strict fails on.)
+docs: $(STAMP)
+	scripts/gen-config-docs --check
+	$(VENV)/bin/mkdocs build --strict --site-dir $(VENV)/site
 
 lock: $(STAMP)  ## after editing a pyproject.toml: uv.lock and requirements/*.txt (commit them)
 	scripts/lock
@@ -39,6 +46,9 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+imports: $(STAMP)  ## the import layers and no cycles (pyproject.toml's [tool.importlinter])
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 docker-lint: $(STAMP)
 	scripts/lint-docker
@@ -101,4 +111,4 @@ bench-profile: bench-deps  ## py-spy profiles of the server under load (bench/re
 	$(PY) -m bench.profile $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache site

@@ -29,6 +29,7 @@ from typing import Any
 from bench import data, procs, taosd, wire, writes
 from bench.data import HOT_SERIES, YEAR
 from bench.load import closed_loop, summarize
+from harness.taosd import Cluster
 from mdcache_client import Client, MdcacheError, Record, Series
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -70,7 +71,7 @@ async def _measure(
         server.stop()
 
 
-def _failover(url: str, workdir: Path, cluster: taosd.Cluster, kills: int) -> dict[str, Any]:
+def _failover(url: str, workdir: Path, cluster: Cluster, kills: int) -> dict[str, Any]:
     server = procs.mdcache("failover", workdir, "--hot-tier-bytes", "0", store=url)
     acked: list[float] = []
     failed: list[float] = []
@@ -95,7 +96,7 @@ def _failover(url: str, workdir: Path, cluster: taosd.Cluster, kills: int) -> di
     try:
         for n in range(kills):
             time.sleep(3)
-            node = n % len(cluster.folders)
+            node = n % len(cluster.nodes)
             killed = cluster.kill(node)
             deadline = killed + 60
             while time.monotonic() < deadline and not any(a > killed for a in acked):

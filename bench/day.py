@@ -23,6 +23,7 @@ window asked, which any cache-aside client must fetch once.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from bisect import bisect_left, bisect_right
@@ -31,9 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import procs
+from bench import data, procs
+from bench.case import Case, Results, Settings, Target
 from bench.data import Bars
 from bench.load import percentile, process_cpu
+from bench.table import fmt, verdict
 from mdcache_client import AsyncClient, Record, Series, Source, Window
 
 LOADER_SECONDS = 0.2
@@ -282,3 +285,202 @@ def _summary(
         "ingest_writes": len(writes),
         "ingest_write_p50_ms": _ms(writes, 50),
     }
+
+
+# The case ---------------------------------------------------------------------------------
+
+UPSTREAM_VS_BEFORE = 1 / 20  # issue 19: history replay's upstream records against before's
+HISTORY_REPLAYS = {"history": "mixed look-backs", "history_250": "last 250 bars only"}
+HIT_RATE = 0.8  # the seed's target
+
+
+@dataclass(frozen=True)
+class DayResult:
+    """Part 5 (``day``): the fed replay's figures, the history replays' under theirs, and
+    ``before``'s (``--day-before``) when given."""
+
+    day: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"day": self.day}
+
+
+def steps(settings: Settings) -> int:
+    return 40 if settings.quick else 240
+
+
+def every_series(settings: Settings) -> Bars:
+    """The series a day replays: the A shares and every other file of ../shared/data."""
+    return settings.all_shares | data.others()
+
+
+class DayCase(Case[DayResult]):
+    name = "day"
+
+    async def run(self, settings: Settings) -> DayResult:
+        day = await run(
+            settings.workdir,
+            every_series(settings),
+            steps=steps(settings),
+            step_seconds=0.25,
+            progress=settings.say,
+        )
+        if settings.options.day_before:
+            day["before"] = _day_before(settings.options.day_before)
+        return DayResult(day)
+
+    def load(self, results: Results) -> DayResult | None:
+        day = results.get("day")
+        return DayResult(day) if day else None
+
+    def targets(self, result: DayResult, results: Results) -> list[Target]:
+        day = result.day
+        return [
+            Target(
+                target="day replay: hit rate >= 80% (the seed's target)",
+                measured=day["hit_rate"],
+                ok=day["hit_rate"] >= HIT_RATE,
+            ),
+            *_upstream_targets(day),
+        ]
+
+    def tables(self, result: DayResult, results: Results) -> list[str]:
+        lines: list[str] = []
+        day_table(result.day, lines.append)
+        return lines
+
+
+CASE = DayCase()
+
+
+def _day_before(path: Path) -> dict[str, Any]:
+    """The history replays' figures of an earlier results file, and the code it measured."""
+    before = json.loads(path.read_text())
+    day = before["day"]
+    replays = {k: day[k] for k in ("history", "history_250") if k in day}
+    return {"results": path.name, "code": before.get("code", "unknown")} | replays
+
+
+def _upstream_targets(day: dict[str, Any]) -> list[Target]:
+    """Each history replay's upstream records against the same replay's before
+    (``--day-before``), with no answer unlike the upstream's."""
+    out: list[Target] = []
+    for kind, name in HISTORY_REPLAYS.items():
+        now, before = day.get(kind), (day.get("before") or {}).get(kind)
+        if now and before:
+            most = before["loader_records"] * UPSTREAM_VS_BEFORE
+            out.append(
+                Target(
+                    target=f"day history, {name}: upstream records <= 1/20 of before's "
+                    f"{before['loader_records']:,} ({most:,.0f}), no wrong answer",
+                    measured=now["loader_records"],
+                    ok=now["loader_records"] <= most and now["wrong_answers"] == 0,
+                )
+            )
+    return out
+
+
+def day_table(day: dict[str, Any], add: Callable[[str], None], store: str = "SQLite") -> None:
+    """The section of a day result (its store named: SQLite's, or TDengine's under it)."""
+    add(
+        "## A day of the market-data service (part 5)"
+        if store == "SQLite"
+        else f"### A day on {store}"
+    )
+    add("")
+    add(
+        f"{day['series']} real series, {day['steps']} steps of {day['step_seconds']} s (each step "
+        f"every series gets its next bar, one write_many); {day['callers']} callers in a closed "
+        f"loop through `AsyncClient.get_or_load`, series Zipf-skewed (s={day['zipf_s']}, the top "
+        f"series {day['top_series_share']:.0%} of calls), windows ending today looking back "
+        f"{', '.join(day['lookbacks'])} bars; loader sleeps {day['loader_seconds'] * 1000:.0f} ms. "
+        "The cache starts empty."
+    )
+    add("")
+    add("| figure | measured | comparison |")
+    add("|---|---:|---|")
+    add(f"| hit rate | {day['hit_rate']:.1%} | seed's target >= 80% |")
+    add(f"| hit rate, second half | {day['hit_rate_second_half']:.1%} | |")
+    add(f"| calls/s | {fmt(day['calls_per_s'])} | |")
+    add(
+        f"| p50 / p99 ms, all calls | {day['p50_ms']:.2f} / {day['p99_ms']:.1f} "
+        "| seed 2-10 ms reads |"
+    )
+    add(f"| p50 / p99 ms, hits | {day['hit_p50_ms']:.2f} / {day['hit_p99_ms']:.1f} | |")
+    add(
+        f"| p50 / p99 ms, misses (loader) | {day['miss_p50_ms']:.1f} / {day['miss_p99_ms']:.1f} | "
+        f"loader {day['loader_seconds'] * 1000:.0f} ms |"
+    )
+    add(f"| loader calls | {day['loader_calls']:,} | |")
+    if "loader_records" in day:
+        add(f"| records the loader returned | {day['loader_records']:,} | |")
+    add(f"| answers unlike the upstream's | {day['wrong_answers']} | 0 |")
+    add(f"| fallbacks (cache unreachable) | {day['fallbacks']} | 0 |")
+    add(f"| ingest write_many p50 ms | {day['ingest_write_p50_ms']:.2f} | |")
+    add(f"| server CPU ms per call | {day['server_cpu_ms_per_call']:.3f} | |")
+    add("")
+    if day.get("history"):
+        _history_table(day, add)
+
+
+def _history_table(day: dict[str, Any], add: Callable[[str], None]) -> None:
+    replays = {k: name for k, name in HISTORY_REPLAYS.items() if day.get(k)}
+    add(
+        "**History** (the same replay with no feed: the cache starts holding each series' "
+        "250 bars up to yesterday, and learns each new bar only through `get_or_load`; "
+        "callers ask with the mixed look-backs above, or all of them the service's question, "
+        "the last 250 bars up to today). The floor counts the new bars inside at least one "
+        "window asked: each must come from the upstream once, whatever the client does."
+    )
+    add("")
+    add("| figure | " + " | ".join(replays.values()) + " |")
+    add("|---|" + "---:|" * len(replays))
+
+    def row(figure: str, show: Any) -> None:
+        add(f"| {figure} | " + " | ".join(show(day[k]) for k in replays) + " |")
+
+    def floor(h: dict[str, Any]) -> str:
+        return fmt(h.get("new_bars_asked"))
+
+    row("calls", lambda h: f"{h['calls']:,}")
+    row("hit rate", lambda h: f"{h['hit_rate']:.1%}")
+    row("loader calls", lambda h: f"{h['loader_calls']:,}")
+    row("records the loader returned", lambda h: f"{h['loader_records']:,}")
+    row("floor: new bars asked", floor)
+    row("answers unlike the upstream's", lambda h: f"{h['wrong_answers']}")
+    row("p50 / p99 ms, all calls", lambda h: f"{h['p50_ms']:.2f} / {h['p99_ms']:.1f}")
+    add("")
+    before = day.get("before")
+    add(
+        "Target (issue 19): records fetched from the upstream at most 1/20 of before's, "
+        "with no answer unlike the upstream's"
+        + (f"; before: {before['code']} ({before['results']})." if before else ".")
+    )
+    add("")
+    for kind, name in replays.items():
+        add(f"- {name}: " + _upstreamverdict(day[kind], (before or {}).get(kind)))
+    add("")
+
+
+def _upstreamverdict(now: dict[str, Any], before: dict[str, Any] | None) -> str:
+    records, floor = now["loader_records"], now.get("new_bars_asked")
+    if not before:
+        return (
+            f"{records:,} records, floor {fmt(floor)}; no before to judge against (--day-before)."
+        )
+    was = before["loader_records"]
+    ok = records <= was * UPSTREAM_VS_BEFORE and now["wrong_answers"] == 0
+    text = (
+        f"{records:,} records ({now['wrong_answers']} wrong) against {was:,} before "
+        f"({before['wrong_answers']} wrong): 1/{was / max(records, 1):.1f}, {verdict(ok)}."
+    )
+    if floor:
+        text += f" The floor, {floor:,}, is 1/{was / floor:.1f} of before"
+        if floor > was * UPSTREAM_VS_BEFORE:
+            text += (
+                f": 1/20 of before ({was * UPSTREAM_VS_BEFORE:,.0f}) is below it, out of reach "
+                "on this replay whatever the client fetches."
+            )
+        else:
+            text += "."
+    return text

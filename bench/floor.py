@@ -26,7 +26,7 @@ import hashlib
 import json
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,12 @@ class FloorServicer(pb_grpc.MarketDataCacheServicer):
         self, request: pb.StatsRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.StatsResponse:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the floor only reads and writes")
+
+    async def Subscribe(
+        self, request: pb.SubscribeRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.SubscribeResponse]:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "the floor only reads and writes")
+        yield pb.SubscribeResponse()  # never: a generator, as a stream's handler is
 
 
 class HopFloorServicer(FloorServicer):

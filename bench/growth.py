@@ -14,16 +14,20 @@ series for a random window of 250 bars, so that it touches pages all over the fi
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import procs, wire
+from bench.case import Case, Results, Settings, Target
 from bench.data import YEAR, Bars
 from bench.load import closed_loop, summarize
+from bench.table import fmt, ratio_of
 from mdcache_client import Record, Series
 from mdcache_server.model import Record as StoreRecord
 from mdcache_server.model import SeriesKey
@@ -200,3 +204,141 @@ async def run(
 
                 drop_database(url)
     return out
+
+
+# The case ---------------------------------------------------------------------------------
+
+GROWTH_P50_FACTOR = 1.5
+CONCURRENCIES = [1, 8]
+
+
+@dataclass(frozen=True)
+class GrowthResult:
+    """Part 4 (``growth``): ``sizes[rows]`` with the file's bytes, its build and the reads."""
+
+    growth: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"growth": self.growth}
+
+
+class GrowthCase(Case[GrowthResult]):
+    name = "growth"
+
+    async def run(self, settings: Settings) -> GrowthResult:
+        return GrowthResult(
+            await run(
+                settings.workdir,
+                settings.all_shares,
+                settings.growth_rows,
+                concurrencies=CONCURRENCIES,
+                seconds=settings.seconds,
+                warmup=settings.warmup,
+                progress=settings.say,
+            )
+        )
+
+    def load(self, results: Results) -> GrowthResult | None:
+        growth = results.get("growth")
+        return GrowthResult(growth) if growth else None
+
+    def targets(self, result: GrowthResult, results: Results) -> list[Target]:
+        return growth_targets(result.growth)
+
+    def tables(self, result: GrowthResult, results: Results) -> list[str]:
+        lines: list[str] = []
+        growth_table(result.growth, lines.append)
+        return lines
+
+    def files(self, result: GrowthResult, stem: Path) -> list[Path]:
+        png = stem.with_name(f"{stem.name}-growth.png")
+        chart(result.growth, png)
+        return [png]
+
+
+CASE = GrowthCase()
+
+
+def growth_targets(growth: dict[str, Any] | None, prefix: str = "") -> list[Target]:
+    """Read p50 with the most rows stored against the fewest."""
+    if not growth or len(growth["sizes"]) < 2:
+        return []
+    sizes = sorted(growth["sizes"], key=int)
+    small = growth["sizes"][sizes[0]]["reads"]["250 records"]["1"]["p50_ms"]
+    large = growth["sizes"][sizes[-1]]["reads"]["250 records"]["1"]["p50_ms"]
+    factor = ratio_of(large, small)
+    return [
+        Target(
+            target=f"{prefix}Read p50 (250 records, c=1) with {int(sizes[-1]):,} rows within "
+            f"{GROWTH_P50_FACTOR} x of {int(sizes[0]):,} rows",
+            measured=round(factor, 3),
+            ok=factor <= GROWTH_P50_FACTOR,
+        )
+    ]
+
+
+def growth_table(growth: dict[str, Any], add: Callable[[str], None], store: str = "SQLite") -> None:
+    """The section of a growth result (its store named: SQLite's, or TDengine's under it)."""
+    add("## Growth (part 4)" if store == "SQLite" else f"### Growth on {store}")
+    add("")
+    add(f"`mdcache serve --hot-tier-bytes 0` on {store} stores of each size (the real bars copied")
+    add("into series `NNNNNN.BN`); each Read asks a random series for a random 250-bar window, or")
+    add("its latest bar. p50 / p99 ms, and calls/s.")
+    add("")
+    sizes = sorted(growth["sizes"], key=int)
+    base = growth["sizes"][sizes[0]]["reads"]
+    add("| rows stored | file MB | read | c | calls/s | p50 ms | p99 ms | p50 ÷ smallest |")
+    add("|---:|---:|---|---:|---:|---:|---:|---:|")
+    for rows in sizes:
+        entry = growth["sizes"][rows]
+        for case, by_conc in entry["reads"].items():
+            for conc, m in by_conc.items():
+                ratio = ratio_of(m["p50_ms"], base[case][conc]["p50_ms"])
+                mb = entry["file_bytes"] / 1e6 if entry["file_bytes"] else math.nan
+                add(
+                    f"| {int(rows):,} | {fmt(mb)} | {case} | {conc} | "
+                    f"{fmt(m['calls_per_s'])} | {m['p50_ms']:.3f} | {m['p99_ms']:.3f} | "
+                    f"{fmt(ratio, 2)} |"
+                )
+    add("")
+    builds = {
+        r: growth["sizes"][r]["build_seconds"] for r in sizes if growth["sizes"][r]["build_seconds"]
+    }
+    if builds:
+        add(
+            "Built this run: "
+            + ", ".join(f"{int(r):,} rows in {s:g} s" for r, s in builds.items())
+            + (
+                " (SqliteStore.write, synchronous=OFF while building; cached under bench/.cache/)."
+                if store == "SQLite"
+                else " (TDengineStore.write in the benchmark's process)."
+            )
+        )
+        add("")
+
+
+def chart(growth: dict[str, Any], path: Path) -> None:
+    """Read latency against rows stored (log scale), p50 and p99, for each read."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted(growth["sizes"], key=int)
+    xs = [int(s) for s in sizes]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    cases = list(growth["sizes"][sizes[0]]["reads"])
+    for case, color in zip(cases, ("tab:blue", "tab:orange", "tab:green"), strict=False):
+        for q, style in (("p50_ms", "-o"), ("p99_ms", "--s")):
+            ys = [growth["sizes"][s]["reads"][case]["1"][q] for s in sizes]
+            ax.plot(xs, ys, style, color=color, label=f"{case}, {q[:3]}")
+    ax.set_xscale("log")
+    ax.set_xlabel("rows stored")
+    ax.set_ylabel("Read latency, ms (concurrency 1)")
+    ax.set_title("mdcache Read latency against rows stored (SQLite, hot tier off)")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -24,10 +24,12 @@ import tempfile
 import time
 import timeit
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import data, wire
+from bench.case import Case, Results, Settings
 from bench.data import HOT_SERIES, YEAR
 from mdcache.v1 import cache_pb2 as pb
 
@@ -195,6 +197,94 @@ async def run(quick: bool = False) -> tuple[dict[str, float], list[str]]:
         errors.append(f"server handlers: {type(exc).__name__}: {exc}")
     out.update(reference(quick))
     return out, errors
+
+
+# The case ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MicroResult:
+    """µs per call of each piece that ran (``micro_us``), and what could not (``micro_errors``)."""
+
+    pieces: dict[str, float]
+    errors: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"micro_us": self.pieces, "micro_errors": self.errors}
+
+
+class MicroCase(Case[MicroResult]):
+    name = "micro"
+
+    async def run(self, settings: Settings) -> MicroResult:
+        pieces, errors = await run(settings.quick)
+        for name, us in pieces.items():
+            settings.say(f"micro: {us:9.1f} µs  {name}")
+        for error in errors:
+            settings.say(f"micro: left out: {error}")
+        return MicroResult({k: round(v, 2) for k, v in pieces.items()}, errors)
+
+    def load(self, results: Results) -> MicroResult | None:
+        pieces = results.get("micro_us")
+        return MicroResult(pieces, results.get("micro_errors") or []) if pieces else None
+
+    def tables(self, result: MicroResult, results: Results) -> list[str]:
+        lines = [
+            "## Pieces of a call (in-process, µs per call, best of 5)",
+            "",
+            "| piece | µs |",
+            "|---|---:|",
+            *(f"| {name} | {us:,.1f} |" for name, us in result.pieces.items()),
+            *(f"| left out: {error} | - |" for error in result.errors),
+            "",
+        ]
+        return lines
+
+    def notes(self, result: MicroResult, results: Results) -> list[str]:
+        return _notes(result.pieces)
+
+
+CASE = MicroCase()
+
+
+def _notes(pieces: dict[str, float]) -> list[str]:
+    """What the pieces say of a call's costs."""
+    notes: list[str] = []
+    hot1 = pieces.get("Read handler, hot, 1 record (serialized)")
+    hot250 = pieces.get("Read handler, hot, 250 records (serialized)")
+    cold250 = pieces.get("Read handler, cold, 250 records (serialized)")
+    first1 = pieces.get("Read handler, hot, not remembered, 1 record (serialized)")
+    first250 = pieces.get("Read handler, hot, not remembered, 250 records (serialized)")
+    if hot1 and hot250 and cold250:
+        notes.append(
+            f"In-process, the server's Read handler takes {hot1:.0f} µs for a hot 1-record "
+            f"read and {hot250:.0f} µs for a hot 250-record read asked before (a remembered "
+            "answer)"
+            + (
+                f", {first1:.0f} and {first250:.0f} µs asked for the first time"
+                if first1 and first250
+                else ""
+            )
+            + f", and {cold250:.0f} µs for a cold 250-record read (answer serialized, metrics "
+            "included). Over the network a µs of handler work costs 1.1 to 3.8 µs of server CPU "
+            "(bench/PROFILE.md), so 0.8 x the floor's calls/s leaves at most about 50 µs of "
+            "handler work per call."
+        )
+    write = pieces.get("Write handler, 1,000 rows (validation, SQLite commit)")
+    if write:
+        notes.append(
+            f"The Write handler takes {write / 1000:.1f} µs a row for a 1,000-row batch "
+            f"(validation on the event loop, the commit on a worker): about "
+            f"{1e6 / (write / 1000):,.0f} rows/s for one batch in flight at a time."
+        )
+    built = pieces.get("250-record answer: built as messages, then serialized")
+    joined = pieces.get("250-record answer: joined from records serialized once")
+    if built and joined:
+        notes.append(
+            f"A 250-record answer built as messages costs {built:.0f} µs; joined from records "
+            f"serialized once, {joined:.0f} µs."
+        )
+    return notes
 
 
 def main() -> None:

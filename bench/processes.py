@@ -28,13 +28,14 @@ import os
 import re
 import sys
 import tempfile
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from bench import procs, wire
 from bench.load import Samples, closed_loop, process_cpu, summarize
+from harness.poll import wait_until
+from harness.process import MDCACHE
 from mdcache_client import Record, Series
 
 CONNECTIONS = 8
@@ -67,7 +68,7 @@ class Parent:
         data_dir = workdir / f"{name}-data"
         data_dir.mkdir(parents=True, exist_ok=True)
         argv = [
-            sys.executable, "-m", "mdcache_server", "serve",
+            *MDCACHE, "serve",
             "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir", str(data_dir),
             "--warm-seconds", "0", "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
         ]  # fmt: skip
@@ -77,11 +78,9 @@ class Parent:
         first = self.proc.wait_log_event("serving", timeout=120)
         self.proc.port = int(first["port"])
         self.children = self._count(processes)
-        deadline = time.monotonic() + 120
-        while self._events("serving") < self.children:
-            if time.monotonic() > deadline:
-                raise procs.ProcessError(f"{name}: not every child serves")
-            time.sleep(0.1)
+        wait_until(
+            lambda: self._events("serving") >= self.children, 120, f"{name}: every child serving"
+        )
         started = self._all("child_started")
         self.pids = [self.proc.pid, *(int(e["pid"]) for e in started)]
 
@@ -92,16 +91,7 @@ class Parent:
         return int(event["processes"])
 
     def _all(self, name: str) -> list[dict[str, Any]]:
-        found = []
-        for line in self.proc.log.read_text(errors="replace").splitlines():
-            if f'"{name}"' in line:
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if event.get("event") == name:
-                    found.append(event)
-        return found
+        return [e for e in self.proc.events if e.get("event") == name]
 
     def _events(self, name: str) -> int:
         return len(self._all(name))

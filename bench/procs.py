@@ -7,113 +7,43 @@ goes to a log file in the run's work directory, never to a pipe that could fill 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
+
+from harness.ports import free_port
+from harness.process import MDCACHE, LogProcess, ProcessError, clean_env
+
+__all__ = ["REPO", "Process", "ProcessError", "floor", "free_port", "mdcache", "redis"]
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-class ProcessError(RuntimeError):
-    """A process of the run did not start; the message has the end of its log."""
+class Process(LogProcess):
+    """A process of the run, in the checkout, with its standard error in ``log``."""
 
-
-def free_port() -> int:
-    """A loopback port free right now (for the processes that cannot report their own)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-class Process:
-    """A child process with its standard error in ``log``; stopped by SIGTERM, then SIGKILL."""
-
-    def __init__(self, name: str, argv: list[str], log: Path, env: dict[str, str] | None = None):
-        self.name = name
-        self.log = log
-        self._log_file = log.open("w")
-        self.proc = subprocess.Popen(
-            argv,
-            stdout=subprocess.DEVNULL,
-            stderr=self._log_file,
-            env=env,
-            cwd=REPO,
-        )
-        self.port = 0
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def _check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            raise ProcessError(
-                f"{self.name} exited with {self.proc.returncode}:\n{_tail(self.log)}"
-            )
+    def __init__(
+        self, name: str, argv: list[str], log: Path, env: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(name, argv, log, env=env, cwd=REPO)
 
     def wait_log_event(self, name: str, timeout: float) -> dict[str, Any]:
-        """The first JSON log line whose ``event`` is ``name``."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._check_alive()
-            for line in self.log.read_text(errors="replace").splitlines():
-                if f'"{name}"' not in line:
-                    continue
-                try:
-                    event = json.loads(line)
-                except ValueError:
-                    continue
-                if event.get("event") == name:
-                    return dict(event)
-            time.sleep(0.05)
-        self.stop()
-        raise ProcessError(f"{self.name}: no {name!r} in {timeout:g} s:\n{_tail(self.log)}")
+        """The first JSON log line whose ``event`` is ``name``; stopped if there is none."""
+        try:
+            return self.wait_event(name, timeout)
+        except ProcessError:
+            self.stop()
+            raise
 
     def wait_port(self, port: int, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._check_alive()
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    self.port = port
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise ProcessError(f"{self.name}: port {port} not open in {timeout:g} s")
-
-    def stop(self, timeout: float = 30) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log_file.close()
-
-
-def _clean_env() -> dict[str, str]:
-    """This environment without MDCACHE_ settings, so that only the run's flags count."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("MDCACHE_")}
+        try:
+            super().wait_port(port, timeout)
+        except ProcessError:
+            self.stop()
+            raise
 
 
 def mdcache(name: str, workdir: Path, *args: str, store: str | None = None) -> Process:
@@ -128,9 +58,7 @@ def mdcache(name: str, workdir: Path, *args: str, store: str | None = None) -> P
     data_dir = workdir / f"{name}-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
-        sys.executable,
-        "-m",
-        "mdcache_server",
+        *MDCACHE,
         "serve",
         "--listen",
         f"127.0.0.1:{port}",
@@ -143,7 +71,7 @@ def mdcache(name: str, workdir: Path, *args: str, store: str | None = None) -> P
         *(["--store", store] if store is not None else []),
         *args,
     ]
-    proc = Process(name, argv, workdir / f"{name}.log", env=_clean_env())
+    proc = Process(name, argv, workdir / f"{name}.log", env=clean_env())
     if quiet:
         proc.wait_port(port, timeout=120)
     else:

@@ -30,11 +30,13 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import procs, wire
+from bench.case import Case, Results, Settings, Target
 from bench.data import data_dir
 from bench.load import Samples, closed_loop, summarize
 from mdcache.v1 import cache_pb2 as pb
@@ -60,6 +62,13 @@ def month_of_minutes(root: Path | None = None) -> tuple[Series, list[Record]]:
         found = [fmt.bar(row) for row in reader if row and row[dt].startswith(MONTH)]
     series = found[0][0]
     return series, [record for _, record in found]
+
+
+def _sending(read: wire.RawCall, request: bytes) -> Callable[[int], Awaitable[bytes]]:
+    async def one(_: int) -> bytes:
+        return await read(request)
+
+    return one
 
 
 def _request(
@@ -137,7 +146,7 @@ async def run(
                         for case in cases[shift:] + cases[:shift]:
                             runs[case].append(
                                 await closed_loop(
-                                    lambda _n, r=requests[case], f=read: f(r),
+                                    _sending(read, requests[case]),
                                     conc,
                                     seconds,
                                     warmup,
@@ -165,7 +174,7 @@ async def run(
     }
 
 
-def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+def targets(result: dict[str, Any]) -> list[Target]:
     """The two targets at each concurrency: the ratio of calls/s and its verdict."""
     out = []
     cells = result["cells"]
@@ -178,13 +187,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             ours = cells[mode]["resampled"][conc]["calls_per_s"]
             theirs = cells[mode][against][conc]["calls_per_s"]
             ratio = ours / theirs if theirs else 0.0
-            out.append(
-                {
-                    "target": f"{text} (c={conc})",
-                    "measured": round(ratio, 3),
-                    "ok": ratio >= 0.5,
-                }
-            )
+            out.append(Target(f"{text} (c={conc})", round(ratio, 3), ratio >= 0.5))
     return out
 
 
@@ -210,7 +213,7 @@ def markdown(result: dict[str, Any]) -> list[str]:
                 )
     lines += ["", "| target | ratio | verdict |", "|---|---:|---|"]
     for t in targets(result):
-        lines.append(f"| {t['target']} | {t['measured']:.2f} | {'met' if t['ok'] else 'missed'} |")
+        lines.append(f"| {t.target} | {t.measured:.2f} | {'met' if t.ok else 'missed'} |")
     cold = result["cells"].get("cold", {})
     if cold:
         ours = cold["resampled"]["1"]["server_cpu_ms_per_call"]
@@ -225,6 +228,44 @@ def markdown(result: dict[str, Any]) -> list[str]:
         ]
     lines.append("")
     return lines
+
+
+@dataclass(frozen=True)
+class ResampleResult:
+    """Resampled Reads (``resample``): ``cells[mode][case][concurrency]``."""
+
+    result: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"resample": self.result}
+
+
+class ResampleCase(Case[ResampleResult]):
+    name = "resample"
+
+    async def run(self, settings: Settings) -> ResampleResult:
+        return ResampleResult(
+            await run(
+                settings.workdir,
+                seconds=settings.seconds,
+                warmup=settings.warmup,
+                rounds=min(settings.rounds, 2),
+                progress=settings.say,
+            )
+        )
+
+    def load(self, results: Results) -> ResampleResult | None:
+        result = results.get("resample")
+        return ResampleResult(result) if result else None
+
+    def targets(self, result: ResampleResult, results: Results) -> list[Target]:
+        return targets(result.result)
+
+    def tables(self, result: ResampleResult, results: Results) -> list[str]:
+        return markdown(result.result)
+
+
+CASE = ResampleCase()
 
 
 def main() -> None:

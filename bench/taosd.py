@@ -10,17 +10,14 @@ database of its own on it, created by mdcache with its defaults (``PRECISION 'ms
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.procs import free_port
+from harness.taosd import Cluster, Taosd
 
 DEFAULT_HOME = Path(__file__).resolve().parents[2] / "shared" / "tdengine"
 
@@ -49,27 +46,16 @@ def server(workdir: Path, url: str | None) -> Iterator[str]:
         yield f"{parts.scheme}://{parts.netloc}"
         return
     bundle = home()
-    folder = workdir / "taosd"
-    port = free_port()
     lib = str(bundle / "lib")
     os.environ["LD_LIBRARY_PATH"] = lib + (
         ":" + os.environ["LD_LIBRARY_PATH"] if os.environ.get("LD_LIBRARY_PATH") else ""
     )
-    subprocess.run(
-        [str(bundle / "tdengine-start"), str(folder), str(port)],
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
+    node = Taosd(bundle, workdir / "taosd")
+    node.start()
     try:
-        yield f"taos://root:taosdata@localhost:{port}"
+        yield f"taos://root:taosdata@localhost:{node.port}"
     finally:
-        subprocess.run(
-            [str(bundle / "tdengine-stop"), str(folder)],
-            check=False,
-            capture_output=True,
-            timeout=120,
-        )
+        node.stop()
 
 
 def connect(base: str) -> Any:
@@ -94,97 +80,11 @@ def version(base: str) -> str:
         conn.close()
 
 
-def _connect(port: int) -> object:
-    import taos
-
-    return taos.connect(host="localhost", port=port, user="root", password="taosdata")  # noqa: S106 (the bundle's default)
-
-
-class Cluster:
-    """Three taosd of the bundle on one machine, one cluster with an mnode on each node."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.home = home()
-        self.folders = [workdir / f"dnode{n}" for n in (1, 2, 3)]
-        self.ports = [free_port() for _ in self.folders]
-        self.base = "taos://root:taosdata@" + ",".join(f"localhost:{p}" for p in self.ports)
-
-    def _start(self, n: int) -> None:
-        extra = "" if n == 0 else f"firstEp localhost:{self.ports[0]}"
-        subprocess.run(
-            [str(self.home / "tdengine-start"), str(self.folders[n]), str(self.ports[n])],
-            check=True,
-            capture_output=True,
-            timeout=180,
-            env={**os.environ, "TDENGINE_EXTRA_CFG": extra},
-        )
-
-    def _query(self, statement: str) -> list[tuple[object, ...]]:
-        for port in self.ports:
-            try:
-                conn: Any = _connect(port)
-            except Exception:  # noqa: BLE001, S112 (that node is down: the next)
-                continue
-            try:
-                return list(conn.query(statement).fetch_all())
-            finally:
-                conn.close()
-        raise RuntimeError("no node of the cluster answers")
-
-    def _until(self, what: str, check: Any, seconds: float = 120) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                if check():
-                    return
-            except Exception:  # noqa: BLE001, S110 (not yet: ask again)
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"cluster: {what} not within {seconds:g} s")
-
-    def _ready(self) -> bool:
-        rows = self._query("SELECT status FROM information_schema.ins_dnodes")
-        mnodes = self._query("SELECT status FROM information_schema.ins_mnodes")
-        return [r[0] for r in rows] == ["ready"] * 3 and [r[0] for r in mnodes] == ["ready"] * 3
-
-    def start(self) -> None:
-        for n in range(3):
-            self._start(n)
-        for port in self.ports[1:]:
-            self._query(f'CREATE DNODE "localhost:{port}"')
-        for dnode in (2, 3):
-            self._until(
-                f"an mnode on dnode {dnode}",
-                lambda d=dnode: self._query(f"CREATE MNODE ON DNODE {d}") is not None,
-            )
-        self._until("3 dnodes and mnodes ready", self._ready)
-
-    def kill(self, n: int) -> float:
-        """SIGKILL of node ``n``; the monotonic time of the kill."""
-        pid = int((self.folders[n] / "taosd.pid").read_text())
-        os.kill(pid, signal.SIGKILL)
-        killed = time.monotonic()
-        (self.folders[n] / "taosd.pid").unlink(missing_ok=True)
-        return killed
-
-    def restart(self, n: int) -> None:
-        """Node ``n`` started again on its folder; returns once the cluster is whole."""
-        self._start(n)
-        self._until("3 dnodes and mnodes ready", self._ready)
-
-    def stop(self) -> None:
-        for folder in self.folders:
-            subprocess.run(
-                [str(self.home / "tdengine-stop"), str(folder)],
-                check=False,
-                capture_output=True,
-                timeout=120,
-            )
-
-
 @contextmanager
 def cluster(workdir: Path) -> Iterator[Cluster]:
-    the = Cluster(workdir)
+    """Three taosd of the bundle on one machine, one cluster with an mnode on each node;
+    stopped on the way out."""
+    the = Cluster(home(), workdir)
     try:
         the.start()
         yield the

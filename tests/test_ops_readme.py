@@ -1,4 +1,4 @@
-"""The README's "Operating mdcache" commands run as printed against a real server process."""
+"""The commands of docs/operations/commands.md run as printed against a real server process."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from .commands import mdcache
 from .process import ServerProcess
 
 ROOT = Path(__file__).parent.parent
-SECTION = (ROOT / "README.md").read_text().split("## Operating mdcache\n", 1)[1].split("\n## ")[0]
+PAGE = (ROOT / "docs" / "operations" / "commands.md").read_text()
 
 
 def readme_commands() -> list[list[str]]:
-    """The ``mdcache`` commands of the section's bash blocks, but ``serve``."""
-    blocks = re.findall(r"```bash\n(.*?)```", SECTION, flags=re.DOTALL)
+    """The ``mdcache`` commands of the page's bash blocks, but ``serve``."""
+    blocks = re.findall(r"```bash\n(.*?)```", PAGE, flags=re.DOTALL)
     lines = [line.split() for block in blocks for line in block.splitlines()]
     return [line[1:] for line in lines if line[:1] == ["mdcache"] and line[1] != "serve"]
 

@@ -13,12 +13,12 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.poll import wait_until
 from mdcache_client import Client, Record, Series
 
 from .market_data import sse_minutes_20190201
 from .process import MDCACHE, ServerProcess
 from .test_metrics import scrape, value
-from .test_reliability import wait_for
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def test_signal_drains_in_flight_calls_then_exits_0(data_dir: Path, sig: int) ->
             writer.start()
             port = int(server.wait_event("metrics")["port"])
             in_flight = lambda: value(scrape(port), "mdcache_pool_in_flight")  # noqa: E731
-            wait_for(lambda: in_flight() >= 1, 10)  # the Write waits for the lock
+            wait_until(lambda: in_flight() >= 1, 10)  # the Write waits for the lock
             server.proc.send_signal(sig)
             assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
             watch.cancel()  # an open Watch stream would hold the drain for the whole grace

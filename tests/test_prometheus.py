@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import sqlite3
 import subprocess
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from harness.ports import free_port
 from mdcache_client import AsyncClient, Client, MdcacheError, Record, Series
 
 from .monitoring import GRAFANA_DIR, PROMETHEUS_DIR, binary
@@ -141,12 +141,6 @@ def test_compose_wires_the_metrics_prometheus_and_grafana_together() -> None:
 
 
 # The end-to-end test ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Prometheus:

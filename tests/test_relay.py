@@ -14,6 +14,7 @@ from mdcache_client import AsyncClient, Change, Record, Series
 from mdcache_server.app import live_relay
 from mdcache_server.errors import StoreUnavailable
 from mdcache_server.live import hub as hub_module
+from mdcache_server.live.delivery import Relayed
 from mdcache_server.live.hub import Hub
 from mdcache_server.live.relay import Relay
 from mdcache_server.model import Record as StoredRecord
@@ -94,14 +95,14 @@ class Failing:
         self.feed, self.down, self.starts, self.closes = feed, False, 0, 0
         self.journals = feed.journals
 
-    def record(self, changes: Sequence[base.Change]) -> None:
+    def record(self, changes: Sequence[base.StoredChange]) -> None:
         self.feed.record(changes)
 
     def start(self) -> None:
         self.starts += 1
         self.feed.start()
 
-    def poll(self, wait: float) -> list[base.Change]:
+    def poll(self, wait: float) -> list[base.StoredChange]:
         if self.down:
             raise StoreUnavailable("changes journal: disk I/O error")
         return self.feed.poll(wait)
@@ -118,13 +119,14 @@ async def test_an_interrupted_relay_ends_streams_and_starts_a_new_stream_id(
     hub = Hub()
     feed = Failing(store.change_feed("replica"))
     relay = Relay(feed, hub)
+    live = Relayed(relay)
     running = asyncio.ensure_future(relay.run())
     try:
         stream = hub.open([SeriesKey(*QUOTES)], "")
-        await asyncio.wait_for(hub.ready(), 15)
+        await asyncio.wait_for(live.ready(), 15)
         epoch = hub.epoch
         change = (SeriesKey(*QUOTES), Record(T0, "{}"))
-        await hub.acknowledged([(change[0], [change[1]])])
+        await live.acknowledged([(change[0], [change[1]])])
         pushed = await asyncio.wait_for(stream.next(), 5)
         assert pushed.record.ts_ms == T0
         feed.down = True
@@ -134,9 +136,9 @@ async def test_an_interrupted_relay_ends_streams_and_starts_a_new_stream_id(
         hub.close(stream)
         feed.down = False
         again = hub.open([SeriesKey(*QUOTES)], "")
-        await asyncio.wait_for(hub.ready(), 15)  # the next stream follows the feed again
+        await asyncio.wait_for(live.ready(), 15)  # the next stream follows the feed again
         assert feed.starts == 2
-        await hub.acknowledged([(change[0], [change[1]])])
+        await live.acknowledged([(change[0], [change[1]])])
         pushed = await asyncio.wait_for(again.next(), 5)
         assert pushed.record.ts_ms == T0
     finally:
@@ -154,11 +156,12 @@ async def test_the_relay_stops_following_when_nobody_may_resume(
     hub = Hub()
     feed = Failing(SqliteStore(tmp_path / "cache.sqlite3").change_feed("replica"))
     relay = Relay(feed, hub)
+    live = Relayed(relay)
     running = asyncio.ensure_future(relay.run())
     try:
         stream = hub.open([SeriesKey(*QUOTES)], "")
-        await asyncio.wait_for(hub.ready(), 15)
-        await hub.acknowledged([(SeriesKey(*QUOTES), [Record(T0, "{}")])])
+        await asyncio.wait_for(live.ready(), 15)
+        await live.acknowledged([(SeriesKey(*QUOTES), [Record(T0, "{}")])])
         seq = (await asyncio.wait_for(stream.next(), 5)).seq
         hub.close(stream)
         deadline = time.monotonic() + 10
@@ -167,9 +170,9 @@ async def test_the_relay_stops_following_when_nobody_may_resume(
         assert feed.closes == 1
         again = hub.open([SeriesKey(*QUOTES)], "")
         assert hub.since(again, seq) is None  # a resume from before the pause: replay
-        await asyncio.wait_for(hub.ready(), 15)
+        await asyncio.wait_for(live.ready(), 15)
         assert feed.starts == 2
-        await hub.acknowledged([(SeriesKey(*QUOTES), [Record(T0 + 1, "{}")])])
+        await live.acknowledged([(SeriesKey(*QUOTES), [Record(T0 + 1, "{}")])])
         assert (await asyncio.wait_for(again.next(), 5)).record.ts_ms == T0 + 1
     finally:
         running.cancel()
@@ -184,13 +187,14 @@ async def test_a_horizon_covers_a_change_another_replica_journals_late(tmp_path:
     store = SqliteStore(tmp_path / "cache.sqlite3")
     hub = Hub()
     relay = Relay(store.change_feed("b"), hub)
+    live = Relayed(relay)
     other = store.change_feed("a")  # the other replica's side of the journal
     key = SeriesKey(*QUOTES)
     running = asyncio.ensure_future(relay.run())
     try:
         stream = hub.open([key], "")
-        await asyncio.wait_for(hub.ready(), 15)
-        mark = hub.horizon()  # just after the replay's read
+        await asyncio.wait_for(live.ready(), 15)
+        mark = live.horizon()  # just after the replay's read
         await asyncio.sleep(0.1)  # about ten empty polls go by
         await asyncio.to_thread(other.record, [(key, StoredRecord(T0, "{}"))])
         pushed = await asyncio.wait_for(stream.next(), 5)

@@ -17,6 +17,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.poll import wait_until
 from mdcache.v1 import cache_pb2 as pb
 from mdcache_client import Client, MdcacheError, Record, Series, UnavailableError
 
@@ -33,14 +34,6 @@ def health(target: str) -> str:
         except grpc.RpcError as exc:
             return str(exc.code().name)
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
-
-
-def wait_for(check: Callable[[], bool], seconds: float = 10) -> float:
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < seconds, "condition not met in time"
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 @pytest.fixture
@@ -63,9 +56,9 @@ def test_a_full_disk_is_unavailable_and_not_serving_then_recovers(server: Server
         resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (1, unlimited))
         with pytest.raises(UnavailableError, match=r"disk|full|I/O"):
             client.write(series, bars[100:])
-        wait_for(lambda: health(server.target) == "NOT_SERVING")
+        wait_until(lambda: health(server.target) == "NOT_SERVING")
         resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (unlimited, unlimited))
-        recovered = wait_for(lambda: health(server.target) == "SERVING")
+        recovered = wait_until(lambda: health(server.target) == "SERVING")
         assert recovered < 5
         assert client.write(series, bars[100:]) == len(bars) - 100
         assert [r.ts_ms for r in client.read(series).records] == [b.ts_ms for b in bars]
@@ -123,7 +116,7 @@ def test_nothing_acknowledged_is_lost_when_killed_under_load(
     try:
         server.wait_serving()
         acked, stop, threads = run_writers(server.target, 8)
-        wait_for(lambda: sum(len(a) for a in acked) > 150, 60)  # under load
+        wait_until(lambda: sum(len(a) for a in acked) > 150, 60)  # under load
         server.proc.send_signal(sig)
         exit_status = server.proc.wait(30)
         stop.set()

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import pytest
 
+from harness.poll import eventually
 from mdcache_client import AsyncClient, Record, Series
 from mdcache_server.app import Server
 
@@ -52,13 +52,6 @@ async def replicas(
         yield list(started)
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
 @pytest.mark.parametrize("count", [2, 3])
 async def test_replicas_evict_exactly_the_never_read_series(store_url: str, count: int) -> None:
     """Fault 1 of issue 15: 3 x 600 bars under a bound of 1,500, two series read, one never.
@@ -78,19 +71,24 @@ async def test_replicas_evict_exactly_the_never_read_series(store_url: str, coun
             each = [await client.stats() for _, client in group]
             return all(s.hits + s.misses >= reads and s.replicas == count for s in each)
 
-        await wait_for(flushed, 15)
+        await eventually(flushed, 15)
         await writer.write(*never)  # 1,800 records: over the bound by 300
 
         async def evicted() -> bool:
             return (await writer.stats()).records <= 1500
 
-        await wait_for(evicted, 15)
+        await eventually(evicted, 15)
         await asyncio.sleep(1.2)  # two more rounds of checks by every replica
         stats = await writer.stats()
         assert stats.records == 1200
+
+        async def counted() -> bool:  # every replica's Stats sums every replica's evictions
+            each = [await client.stats() for _, client in group]
+            return all(s.evicted_series for s in each)
+
+        await eventually(counted, 15)
         each = [await client.stats() for _, client in group]
-        assert sum(s.evicted_series for s in each) == 1
-        assert sum(s.evicted_records for s in each) == 600
+        assert [(s.evicted_series, s.evicted_records) for s in each] == [(1, 600)] * count
         assert not (await writer.read(never[0])).hit
         for series, _ in (read_a, read_b):
             assert len((await writer.read(series)).records) == 600

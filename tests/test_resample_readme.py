@@ -1,5 +1,5 @@
-"""The README's resampled Read runs as printed (``mdcache load``, then grpcurl) and answers
-what the README shows."""
+"""The resampled Read of docs/concepts/resampling.md runs as printed (``mdcache load``, then
+grpcurl) and answers what the page shows."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from .commands import amdcache
 from .test_grpcurl import run
 
 ROOT = Path(__file__).parent.parent
-SECTION = (ROOT / "README.md").read_text().split("## Resampled reads", 1)[1].split("\n## ", 1)[0]
+PAGE = (ROOT / "docs" / "concepts" / "resampling.md").read_text()
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
-async def test_the_readme_example_answers_as_shown(server: Server) -> None:
-    commands, shown = re.findall(r"```(?:sh)?\n(.*?)```", SECTION, flags=re.DOTALL)
+async def test_the_page_example_answers_as_shown(server: Server) -> None:
+    commands, shown = re.findall(r"```(?:sh)?\n(.*?)```", PAGE, flags=re.DOTALL)
     load, grpcurl = commands.split("\n", 1)
     assert load.startswith("mdcache load ")
     env = {"MDCACHE_TARGET": f"127.0.0.1:{server.port}"}

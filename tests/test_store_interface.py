@@ -99,6 +99,22 @@ def test_usage_is_saved_per_replica_and_forgotten(conn: StoreConnection) -> None
     assert conn.load_usage() == []
 
 
+def test_evictions_are_saved_with_a_replicas_usage(conn: StoreConnection) -> None:
+    """What each replica's capacity checks evicted, stored beside its read counters so that
+    every replica's Stats can sum them (absolute values: a save overwrites)."""
+    conn.save_usage(Usage("a", 1000, 5, 2, {}, evicted_series=1, evicted_records=600))
+    conn.save_usage(Usage("b", 1500, 1, 0, {}))
+    conn.save_usage(Usage("a", 1000, 6, 2, {}, evicted_series=3, evicted_records=900))
+    stored = {u.replica: u for u in conn.load_usage()}
+    assert stored["a"] == Usage("a", 1000, 6, 2, {}, evicted_series=3, evicted_records=900)
+    assert (stored["b"].evicted_series, stored["b"].evicted_records) == (0, 0)
+    conn.reset_usage("a")
+    conn.save_usage(Usage("a", 2000, 0, 0, {}))
+    assert {u.replica: u.evicted_series for u in conn.load_usage()} == {"a": 0, "b": 0}
+    conn.reset_usage()
+    assert conn.load_usage() == []
+
+
 def test_usage_of_series_never_written(conn: StoreConnection) -> None:
     unknown = SeriesKey("NEVER", "kline", "1d")
     conn.save_usage(Usage("a", 1, 0, 1, {unknown: SeriesUsage(1, 5)}))

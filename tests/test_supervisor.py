@@ -12,6 +12,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.poll import eventually
 from mdcache_client import AsyncClient, Record, Series
 from mdcache_server.app import Server, compose
 from mdcache_server.store.url import open_store
@@ -28,10 +29,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 async def until(check: Callable[[], object], seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "not reached in time"
-        await asyncio.sleep(0.02)
+    await eventually(check, seconds, interval=0.02)
 
 
 def stored_hits(url: str) -> int:

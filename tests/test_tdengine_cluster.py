@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
+from harness.poll import wait_until
 from mdcache_client import Client, MdcacheError, Record, Series
 from mdcache_server.store.tdengine import drop_database
 
 from .process import ServerProcess
-from .test_reliability import health, wait_for
+from .test_reliability import health
 from .test_tdengine_faults import stored
 
 pytestmark = [pytest.mark.tdengine, pytest.mark.cluster, pytest.mark.timeout(300)]
@@ -98,13 +99,13 @@ def test_a_node_killed_under_load_loses_nothing_and_rejoins(
     server = serve(url, "--hot-tier-bytes", "0")
     try:
         writers = Writers(server.target)
-        wait_for(lambda: writers.count() > 80, 60)  # under load
+        wait_until(lambda: writers.count() > 80, 60)  # under load
         before = answers(server.target)
         assert sum(map(len, before)) > 50, "the load was too light to show anything"
         node = cluster.nodes[victim]
         node.kill(signal.SIGKILL)
         killed = time.monotonic()
-        wait_for(lambda: writers.count(since=killed) > 0, 60)  # writes go on after the election
+        wait_until(lambda: writers.count(since=killed) > 0, 60)  # writes go on after the election
         first_after = min(at for a in writers.acked for *_, at in a if at > killed)
         time.sleep(2)
         writers.halt()
@@ -121,7 +122,7 @@ def test_a_node_killed_under_load_loses_nothing_and_rejoins(
         # The killed node, started again on its folder, rejoins; the service never stopped.
         node.start()
         cluster.whole()
-        wait_for(lambda: health(server.target) == "SERVING", 30)
+        wait_until(lambda: health(server.target) == "SERVING", 30)
         with Client(server.target, timeout=30) as client:
             assert client.write(Series("W0", "quote", "tick"), [Record(1, "{}")]) == 1
         assert server.proc.poll() is None
@@ -141,7 +142,7 @@ def test_mdcache_starts_while_the_first_node_is_down(cluster: Any, url: str) -> 
         with Client(server.target, timeout=30) as client:
             assert client.write(series, [Record(1_700_000_000_000, '{"close": 1}')]) == 1
             assert len(client.read(series).records) == 1
-        wait_for(lambda: health(server.target) == "SERVING", 30)
+        wait_until(lambda: health(server.target) == "SERVING", 30)
     finally:
         server.kill()
         cluster.whole()
@@ -156,7 +157,7 @@ def test_two_mdcache_replicas_on_the_cluster_add_up(cluster: Any, url: str) -> N
         bars = [Record(1_700_000_000_000 + i * 86_400_000, f'{{"i": {i}}}') for i in range(20)]
         with Client(a.target, timeout=30) as ca, Client(b.target, timeout=30) as cb:
             assert ca.write(series, bars) == 20
-            wait_for(lambda: len(cb.read(series).records) == 20, 15)
+            wait_until(lambda: len(cb.read(series).records) == 20, 15)
             ca.read(series)
             ca.read(Series("NONE", "kline", "1d"))
 
@@ -164,7 +165,7 @@ def test_two_mdcache_replicas_on_the_cluster_add_up(cluster: Any, url: str) -> N
                 stats = cb.stats()
                 return stats.replicas == 2 and stats.hits >= 2 and stats.misses >= 1
 
-            wait_for(added_up, 10)
+            wait_until(added_up, 10)
             assert ca.stats().records == cb.stats().records == 20
     finally:
         a.kill()

@@ -6,24 +6,18 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
+from harness.ports import free_port
 from mdcache_server.app import Server
 from mdcache_server.errors import StoreUnavailable
 from mdcache_server.store.url import open_store
 
 from .support import server_config
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.skipif(importlib.util.find_spec("taosws") is None, reason="taos-ws-py not installed")

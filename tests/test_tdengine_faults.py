@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.poll import wait_until
 from mdcache_client import Client, Record, Series, UnavailableError
 
 from .conftest import tdengine_test_url
 from .process import ServerProcess
 from .taosd import Taosd
-from .test_reliability import health, run_writers, wait_for
+from .test_reliability import health, run_writers
 
 pytestmark = [pytest.mark.tdengine, pytest.mark.timeout(240)]
 
@@ -84,7 +85,7 @@ def test_nothing_acknowledged_is_lost_when_mdcache_is_killed_under_load(url: str
     try:
         server.wait_serving(60)
         acked, stop, threads = run_writers(server.target, 8)
-        wait_for(lambda: sum(len(a) for a in acked) > 150, 60)  # under load
+        wait_until(lambda: sum(len(a) for a in acked) > 150, 60)  # under load
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait(30)
         stop.set()
@@ -107,7 +108,7 @@ def test_nothing_acknowledged_is_lost_when_taosd_is_killed_under_load(taosd: Tao
     try:
         server.wait_serving(60)
         acked, stop, threads = run_writers(server.target, 8)
-        wait_for(lambda: sum(len(a) for a in acked) > 150, 60)  # under load
+        wait_until(lambda: sum(len(a) for a in acked) > 150, 60)  # under load
         taosd.kill(signal.SIGKILL)
         killed_at = sum(len(a) for a in acked)
         stop.set()
@@ -138,9 +139,9 @@ def test_a_stopped_taosd_is_unavailable_in_time_and_the_service_recovers_by_itse
                 with pytest.raises(UnavailableError):
                     call()
                 assert time.monotonic() - started < 4  # UNAVAILABLE, not DEADLINE_EXCEEDED
-            wait_for(lambda: health(server.target) == "NOT_SERVING", 20)
+            wait_until(lambda: health(server.target) == "NOT_SERVING", 20)
             taosd.start()
-            wait_for(lambda: health(server.target) == "SERVING", 30)
+            wait_until(lambda: health(server.target) == "SERVING", 30)
             assert [r.ts_ms for r in client.read(series).records] == [b.ts_ms for b in bars]
             assert client.write(series, bars[:1]) == 1
         assert server.proc.poll() is None  # the same process throughout
@@ -203,11 +204,11 @@ def test_a_subscriber_gets_every_write_of_another_replica_across_a_taosd_restart
         with Client(writer.target, timeout=4) as client:
             for bar in bars[:5]:
                 assert client.write(series, [bar]) == 1
-            wait_for(lambda: len(got) == 5, 20)
+            wait_until(lambda: len(got) == 5, 20)
             taosd.stop()
             time.sleep(2)
             taosd.start()
-            wait_for(lambda: health(writer.target) == "SERVING", 30)
+            wait_until(lambda: health(writer.target) == "SERVING", 30)
             for bar in bars[5:]:
                 for _ in range(50):  # the first writes may meet vnodes still starting
                     try:

@@ -9,7 +9,9 @@ taospy directly.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,6 +74,7 @@ def test_every_statement_the_store_builds_is_accepted(url: str, taos_conn: Any) 
         sql.series_counts(db, 1_600_000_000_002),
         sql.load_totals(db),
         sql.load_series_usage(db),
+        sql.load_evictions(db),
         sql.series_usage_tables(db),
         sql.purge_subtable(db, table, 1_600_000_000_001),
         sql.purge_all(db, 1_600_000_000_002),
@@ -210,3 +213,15 @@ def test_the_database_mdcache_makes_fsyncs_every_write(url: str, taos_conn: Any)
         f"WHERE name = '{db}'",
     )
     assert (precision, wal, fsync) == ("ms", 2, 0)
+
+
+def test_the_compose_file_and_the_image_ship_the_version_tested(taos_conn: Any) -> None:
+    """The TDengine that docker-compose.yml runs, and whose client library the Dockerfile
+    copies, is the version this suite runs against (issue 24)."""
+    ((version,),) = query(taos_conn, sql.server_version())
+    root = Path(__file__).parent.parent
+    compose = (root / "docker-compose.yml").read_text()
+    dockerfile = (root / "Dockerfile").read_text()
+    assert re.findall(r"image: tdengine/tdengine:(\S+)", compose) == [version]
+    assert re.findall(r"TDENGINE_VERSION: (\S+)", compose) == [version]
+    assert re.findall(r"^ARG TDENGINE_VERSION=(\S+)$", dockerfile, re.MULTILINE) == [version]

@@ -33,7 +33,7 @@ from mdcache_server.model import (
     Usage,
     Window,
 )
-from mdcache_server.store.tdengine import TDengineStore, batches, parse_url, sql
+from mdcache_server.store.tdengine import TDengineStore, batches, connector, parse_url, sql
 from mdcache_server.store.tdengine.connector import (
     Batch,
     Column,
@@ -49,6 +49,7 @@ from mdcache_server.store.tdengine.failures import (
     code_of,
 )
 from mdcache_server.store.tdengine.naming import (
+    evictions_table,
     is_identifier,
     series_table,
     series_usage_table,
@@ -280,6 +281,9 @@ def test_schema_sql() -> None:
         "CREATE STABLE IF NOT EXISTS mdcache_test.usage_totals "
         "(ts TIMESTAMP, since_ms BIGINT, hits BIGINT, misses BIGINT) "
         "TAGS (replica_name VARCHAR(256))",
+        "CREATE STABLE IF NOT EXISTS mdcache_test.usage_evictions "
+        "(ts TIMESTAMP, evicted_series BIGINT, evicted_records BIGINT) "
+        "TAGS (replica_name VARCHAR(256))",
         "CREATE STABLE IF NOT EXISTS mdcache_test.usage_series "
         "(ts TIMESTAMP, reads BIGINT, last_read_ms BIGINT) "
         "TAGS (replica_name VARCHAR(256), symbol VARCHAR(64), data_type VARCHAR(64), "
@@ -302,6 +306,9 @@ def test_insert_sql_binds_everything() -> None:
     )
     assert sql.insert_series_usage(DB) == (
         "INSERT INTO ? USING mdcache_test.usage_series TAGS (?, ?, ?, ?) VALUES (?, ?, ?)"
+    )
+    assert sql.insert_evictions(DB) == (
+        "INSERT INTO ? USING mdcache_test.usage_evictions TAGS (?) VALUES (?, ?, ?)"
     )
 
 
@@ -369,9 +376,13 @@ def test_usage_sql() -> None:
         "SELECT replica_name, symbol, data_type, timeframe, reads, last_read_ms "
         "FROM mdcache_test.usage_series"
     )
+    assert sql.load_evictions(DB) == (
+        "SELECT replica_name, evicted_series, evicted_records FROM mdcache_test.usage_evictions"
+    )
     assert sql.reset_usage(DB) == [
         "DELETE FROM mdcache_test.usage_totals",
         "DELETE FROM mdcache_test.usage_series",
+        "DELETE FROM mdcache_test.usage_evictions",
     ]
     assert sql.USAGE_TS_MS == 4_102_444_800_000 > sql.MAX_TS_MS
 
@@ -421,6 +432,10 @@ class RecordingSession:
         self.calls.append(("query", statement, None))
         self._maybe_fail()
         return self.respond(statement)
+
+    def query_columns(self, statement: str, kinds: Sequence[Any]) -> list[list[Any]]:
+        rows = self.query(statement)
+        return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in kinds]
 
     def insert(self, statement: str, batches: Sequence[Batch]) -> int:
         self.calls.append(("insert", statement, list(batches)))
@@ -475,24 +490,54 @@ def test_server_version_is_the_probe() -> None:
     assert _statements(session) == ["SELECT SERVER_VERSION()"]
 
 
-def test_write_binds_one_batch_per_series_in_timestamp_order() -> None:
+def _is_versions(statement: str, *keys: SeriesKey) -> bool:
+    """A multi-table INSERT of a new version for each of ``keys``, and nothing else."""
+    clauses = statement.removeprefix("INSERT INTO ").split(f") {DB}.")
+    return len(clauses) == len(keys) and all(
+        f"{version_table(key)} USING {DB}.{sql.VERSIONS} TAGS " in statement for key in keys
+    )
+
+
+WRITTEN = [
+    (KEY, [Record(30, '{"c":3}'), Record(10, '{"c":1}'), Record(20, '"x"')]),
+    (SeriesKey(HOSTILE, BACKSLASHES, "1d"), [Record(5, "[]")]),
+]
+
+
+def test_a_small_write_is_one_multi_table_insert_then_the_versions() -> None:
     session = RecordingSession()
     conn, _ = _connect(session)
-    hostile = SeriesKey(HOSTILE, BACKSLASHES, "1d")
-    written = conn.write(
-        [
-            (KEY, [Record(30, '{"c":3}'), Record(10, '{"c":1}'), Record(20, '"x"')]),
-            (hostile, [Record(5, "[]")]),
-        ]
+    hostile = WRITTEN[1][0]
+    assert conn.write(WRITTEN) == 4
+    [(kind, statement, _), (_, changed, _)] = session.calls
+    assert (kind, statement) == (
+        "execute",
+        f"INSERT INTO {DB}.{KEY_TABLE} USING {DB}.records TAGS ('600519', 'kline', '1d') "
+        """VALUES (30, '{"c":3}') (10, '{"c":1}') (20, '"x"') """
+        f"{DB}.{series_table(hostile)} USING {DB}.records TAGS "
+        """('000001\\'; DROP DATABASE x; --', 'a\\\\\\'b\\\\\\\\c\\\\', '1d') VALUES (5, '[]')""",
     )
-    assert written == 4
-    [(kind, statement, plan), (_, changed, versions)] = session.calls
-    assert changed == sql.insert_version(DB)  # each series written gets a new version
-    assert [(b.table, b.tags, b.columns[0].values) for b in versions] == [
-        (f"{DB}.{version_table(KEY)}", ("600519", "kline", "1d"), [sql.USAGE_TS_MS]),
-        (f"{DB}.{version_table(hostile)}", (HOSTILE, BACKSLASHES, "1d"), [sql.USAGE_TS_MS]),
-    ]
-    assert len({b.columns[1].values[0] for b in versions}) == 2
+    assert _is_versions(changed, KEY, hostile)  # each series written gets a new version
+    assert len({changed.split("VALUES")[i][-22:] for i in (1, 2)}) == 2  # two random versions
+
+
+def test_a_group_commit_keeps_the_record_given_last() -> None:
+    session = RecordingSession()
+    conn, _ = _connect(session)
+    assert conn.write([(KEY, [Record(1, '"a"'), Record(2, '"b"')]), (KEY, [Record(1, '"c"')])]) == 3
+    assert session.calls[0][1].endswith(""" VALUES (1, '"c"') (2, '"b"')""")
+
+
+def test_a_large_write_binds_one_batch_per_series_in_timestamp_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sql, "TEXT_INSERT_MAX_CHARS", 0)
+    session = RecordingSession()
+    conn, _ = _connect(session)
+    hostile = WRITTEN[1][0]
+    assert conn.write(WRITTEN) == 4
+    [(kind, statement, plan), (_, changed, _)] = session.calls
+    assert _is_versions(changed, KEY, hostile)
     assert (kind, statement) == ("insert", sql.insert_records(DB))
     assert plan == [
         Batch(
@@ -589,16 +634,21 @@ def test_filtered_purge_deletes_per_matching_subtable(
     purge: PurgeFilter, tables: list[str]
 ) -> None:
     session = RecordingSession(
-        respond=lambda _s: SERIES_ROWS, affected=lambda s: int(s.split("r_")[1][0])
+        respond=lambda _s: SERIES_ROWS,
+        affected=lambda s: 0 if s.startswith("INSERT") else int(s.split("r_")[1][0]),
     )
     conn, _ = _connect(session)
     assert conn.purge(purge) == sum(int(t) for t in tables)
-    assert _statements(session) == [
+    statements = _statements(session)
+    assert statements[: 1 + len(tables)] == [
         sql.series_counts(DB, 1000),
         *(f"DELETE FROM mdcache_test.r_{t * 32} WHERE ts < 1000" for t in tables),
-        *([sql.insert_version(DB)] if tables else []),  # the series purged get new versions
     ]
-    assert not any(HOSTILE in s or "kline" in s for s in _statements(session))
+    # the series purged get new versions
+    assert len(statements) == 1 + len(tables) + bool(tables)
+    assert not tables or statements[-1].count(f"USING {DB}.{sql.VERSIONS}") == len(tables)
+    # the deletes name derived tables only (the versions carry tags as escaped literals)
+    assert not any(HOSTILE in s or "kline" in s for s in statements[: 1 + len(tables)])
 
 
 def test_counts_and_listing_cover_series_holding_records() -> None:
@@ -624,52 +674,67 @@ def test_drop_series_deletes_each_subtable_and_counts_missing_as_zero() -> None:
     session = RecordingSession(affected=affected)
     conn, _ = _connect(session)
     assert conn.drop_series([KEY, other]) == 5
-    assert _statements(session) == [
+    statements = _statements(session)
+    assert statements[:2] == [
         f"DELETE FROM mdcache_test.{KEY_TABLE}",
         f"DELETE FROM mdcache_test.{series_table(other)}",
-        sql.insert_version(DB),  # both get new versions
     ]
+    assert _is_versions(statements[2], KEY, other)  # both get new versions
 
 
 def test_usage_is_saved_as_one_row_per_subtable_and_loaded_back() -> None:
-    usage = Usage("replica-1", 1000, 7, 3, {KEY: SeriesUsage(4, 1500)})
+    usage = Usage("replica-1", 1000, 7, 3, {KEY: SeriesUsage(4, 1500)}, 2, 600)
     session = RecordingSession()
     conn, _ = _connect(session)
     conn.save_usage(usage)
-    assert session.calls == [
-        ("insert", sql.insert_totals(DB), [batches.totals_batch(DB, usage)]),
+    assert session.calls == [  # the totals last: a load reads them first
         ("insert", sql.insert_series_usage(DB), batches.series_usage_batches(DB, usage)),
+        ("insert", sql.insert_evictions(DB), [batches.evictions_batch(DB, usage)]),
+        ("insert", sql.insert_totals(DB), [batches.totals_batch(DB, usage)]),
     ]
-    [totals] = session.calls[0][2]
+    [totals] = session.calls[2][2]
     assert totals.table == "mdcache_test.u_020bbc14c989bf3eeecfb14bae918e99"
     assert totals.tags == ("replica-1",)
     assert [c.values for c in totals.columns] == [[4_102_444_800_000], [1000], [7], [3]]
-    [series] = session.calls[1][2]
+    [series] = session.calls[0][2]
     assert series.tags == ("replica-1", "600519", "kline", "1d")
     assert [c.values for c in series.columns] == [[4_102_444_800_000], [4], [1500]]
+    [evictions] = session.calls[1][2]
+    assert evictions.table == "mdcache_test.e_020bbc14c989bf3eeecfb14bae918e99"
+    assert evictions.tags == ("replica-1",)
+    assert [c.values for c in evictions.columns] == [[4_102_444_800_000], [2], [600]]
 
     loaded = RecordingSession(
         respond=lambda s: (
             [("r2", 5, 1, 1), ("replica-1", 1000, 7, 3)]
             if "usage_totals" in s
+            else [("replica-1", 2, 600), ("orphan", 1, 1)]
+            if "usage_evictions" in s
             else [("replica-1", *KEY, 4, 1500), ("orphan", *KEY, 1, 1)]
         )
     )
     conn, _ = _connect(loaded)
     assert conn.load_usage() == [Usage("r2", 5, 1, 1, {}), usage]
-    assert _statements(loaded) == [sql.load_totals(DB), sql.load_series_usage(DB)]
+    assert _statements(loaded) == [
+        sql.load_totals(DB),
+        sql.load_series_usage(DB),
+        sql.load_evictions(DB),
+    ]
 
 
 def test_saving_usage_without_series_writes_totals_only() -> None:
     session = RecordingSession()
     conn, _ = _connect(session)
     conn.save_usage(Usage("r", 0, 0, 0, {}))
-    assert [statement for _, statement, _ in session.calls] == [sql.insert_totals(DB)]
+    assert [statement for _, statement, _ in session.calls] == [
+        sql.insert_evictions(DB),
+        sql.insert_totals(DB),
+    ]
     with pytest.raises(StoreError, match="replica name over 256 bytes"):
         conn.save_usage(Usage("r" * 257, 0, 0, 0, {}))
 
 
-def test_reset_usage_deletes_both_tables() -> None:
+def test_reset_usage_deletes_every_usage_table() -> None:
     session = RecordingSession()
     conn, _ = _connect(session)
     conn.reset_usage()
@@ -694,6 +759,7 @@ def test_reset_usage_of_one_replica_deletes_its_subtables() -> None:
         "SELECT tbname, replica_name FROM mdcache_test.usage_series",
         f"DELETE FROM mdcache_test.{mine}",
         f"DELETE FROM mdcache_test.{totals_table(HOSTILE)}",
+        f"DELETE FROM mdcache_test.{evictions_table(HOSTILE)}",
     ]
 
 
@@ -866,7 +932,8 @@ def _fake_taos(driver: FakeDriver) -> types.ModuleType:
         def __init__(self, statement: str) -> None:
             driver.log.append(("statement", statement))
             self._stmt = self  # the handle libtaos' stmt calls take
-            self.executes = 0
+            self.bound = 0  # rows bound since the last execute
+            self.affected = 0
 
         def close(self) -> None:
             driver.log.append(("stmt.close",))
@@ -880,6 +947,7 @@ def _fake_taos(driver: FakeDriver) -> types.ModuleType:
 
         def taos_stmt_bind_param_batch(self, stmt: Stmt, binds: list[FakeMultiBind]) -> int:
             driver.log.append(("bind_param_batch", [b.read() for b in binds]))
+            stmt.bound += binds[0].num
             return 0
 
         def taos_stmt_add_batch(self, stmt: Stmt) -> int:
@@ -887,11 +955,11 @@ def _fake_taos(driver: FakeDriver) -> types.ModuleType:
 
         def taos_stmt_execute(self, stmt: Stmt) -> int:
             driver.log.append(("execute",))
-            stmt.executes += 1
+            stmt.affected, stmt.bound = stmt.affected + stmt.bound, 0
             return 0
 
         def taos_stmt_affected_rows(self, stmt: Stmt) -> int:
-            return 2 * stmt.executes
+            return stmt.affected
 
     class Connection:
         def query(self, statement: str) -> FakeResult:
@@ -955,20 +1023,31 @@ def test_native_session_calls_taospy_as_documented(
     driver.rows = [(1, "a")]
     assert session.query("SELECT 1") == [(1, "a")]
     assert session.execute("DELETE FROM db.records") == 3
-    assert session.insert("INSERT INTO ? ...", PLAN) == 4
-    bound = [
+    assert session.insert("INSERT INTO ? ...", PLAN) == 3
+    bound = [  # every subtable bound, then one execute: one submit
         ("set_tbname_tags", b"db.r_1", [("binary", "s"), ("binary", "d"), ("binary", "t")]),
         ("bind_param_batch", [("timestamp", [1, 2]), ("binary", ["a", "bé"])]),
-        ("execute",),
         ("set_tbname_tags", b"db.u_1", [("binary", "r")]),
         ("bind_param_batch", [("timestamp", [9]), ("bigint", [4])]),
         ("execute",),
     ]
     assert driver.log[3:] == [("statement", "INSERT INTO ? ..."), *bound]
-    assert session.insert("INSERT INTO ? ...", PLAN) == 4  # the statement prepared once
+    assert session.insert("INSERT INTO ? ...", PLAN) == 3  # the statement prepared once
     assert driver.log[3 + 1 + len(bound) :] == bound
     session.close()
     assert driver.log[-2:] == [("stmt.close",), ("close",)]
+
+
+def test_a_native_insert_past_its_budget_executes_as_it_goes(
+    native: tuple[NativeSession, FakeDriver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, driver = native
+    monkeypatch.setattr(connector, "EXECUTE_BUDGET_BYTES", 1)
+    assert session.insert("INSERT INTO ? ...", PLAN) == 3
+    assert [entry[0] for entry in driver.log[1:]] == [
+        "statement",
+        *("set_tbname_tags", "bind_param_batch", "execute") * 2,
+    ]
 
 
 def test_native_session_translates_errno(native: tuple[NativeSession, FakeDriver]) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from harness.ports import free_port
 from mdcache_client import AsyncClient
 from mdcache_server.app import Server
 from mdcache_server.ops.verify import redact
@@ -25,12 +25,6 @@ CHECKS = [
     "server_store",
     "retention",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def store_with_schema(path: Path) -> str:

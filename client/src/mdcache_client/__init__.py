@@ -20,7 +20,9 @@ from mdcache_client._errors import (
     UnauthenticatedError,
     UnavailableError,
 )
-from mdcache_client._live import AsyncSubscription, Change, Subscription
+from mdcache_client._live import StreamedRecord
+from mdcache_client._live_aio import AsyncSubscription
+from mdcache_client._live_sync import Subscription
 from mdcache_client._sync import Client
 from mdcache_client._topup import ranges_loader
 from mdcache_client._types import (
@@ -38,6 +40,9 @@ from mdcache_client._types import (
     Stats,
     Window,
 )
+
+Change = StreamedRecord
+"""Deprecated: the former name of :class:`StreamedRecord` (the same class)."""
 
 __all__ = [
     "AsyncClient",
@@ -61,6 +66,7 @@ __all__ = [
     "Series",
     "Source",
     "Stats",
+    "StreamedRecord",
     "Subscription",
     "UnauthenticatedError",
     "UnavailableError",

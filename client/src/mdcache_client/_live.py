@@ -9,21 +9,20 @@ changes) and series were named, the iterator replays from the store from the old
 timestamp last received, and leaves out what it already gave (the same series,
 timestamp and payload; a record older than the newest given of its series): no
 acknowledged record is lost, and none is given twice unless it was rewritten.
+
+What both flavours share is here; :class:`~mdcache_client._live_aio.AsyncSubscription`
+follows, and its blocking twin is generated from it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
 from mdcache.v1 import cache_pb2 as pb
-from mdcache_client._errors import from_rpc_error
 from mdcache_client._types import Record, Series
 
 RETRY = (grpc.StatusCode.UNAVAILABLE,)
@@ -31,8 +30,14 @@ BACKOFF = (0.1, 2.0)
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
-    """A record as written (``replayed``: read from the store before the live part)."""
+class StreamedRecord:
+    """A record of a followed series as a subscription gives it: as written, or
+    (``replayed``) read from the store before the live part. ``seq`` numbers the
+    server's live changes (0 for a replayed record).
+
+    Formerly ``Change`` (the server has changes of its own): ``mdcache_client.Change``
+    remains, a deprecated alias of this class.
+    """
 
     series: Series
     record: Record
@@ -65,8 +70,8 @@ class _Resume:
         """The server cannot resume: replay from the store instead."""
         self.stream, self.seq = "", 0
 
-    def take(self, message: pb.SubscribeResponse) -> Change | None:
-        """The message as a Change, or None when it was given already."""
+    def take(self, message: pb.SubscribeResponse) -> StreamedRecord | None:
+        """The message as a StreamedRecord, or None when it was given already."""
         series = Series(message.series.symbol, message.series.data_type, message.series.timeframe)
         record = Record(message.record.ts_ms, message.record.payload)
         ts = message.record.ts_ms
@@ -77,7 +82,7 @@ class _Resume:
         if message.seq:
             self.stream, self.seq = message.stream, message.seq
         self.newest[series] = (ts, record.payload)
-        return Change(series, record, message.seq, message.replayed)
+        return StreamedRecord(series, record, message.seq, message.replayed)
 
 
 def _giving_up(exc: grpc.RpcError, state: _Resume) -> bool:
@@ -114,97 +119,3 @@ class _Following:
         """A new Subscribe call, continuing where the subscription is."""
         self._call = self._stub.Subscribe(self.state.request(), metadata=self._metadata)
         return self._call
-
-
-class AsyncSubscription(_Following):
-    """``async for change in AsyncSubscription(...)``: reconnects after UNAVAILABLE."""
-
-    def __aiter__(self) -> AsyncIterator[Change]:
-        return self._changes()
-
-    async def __aenter__(self) -> AsyncSubscription:
-        return self
-
-    async def open(self) -> None:
-        """Subscribes now, returning once the server follows the series: a write made
-        after this is given. (Iterating subscribes too, without waiting.)"""
-        if self._call is None:
-            self._subscribe()
-        with contextlib.suppress(grpc.RpcError):  # raised again, or retried, when iterated
-            await self._call.initial_metadata()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
-
-    async def _changes(self) -> AsyncIterator[Change]:
-        delay = BACKOFF[0]
-        while not self._closed:
-            call = self._call
-            if call is None or call.done():
-                call = self._subscribe()
-            try:
-                async for message in call:
-                    delay = BACKOFF[0]
-                    change = self.state.take(message)
-                    if change is not None:
-                        yield change
-                return
-            except asyncio.CancelledError:
-                if self._closed:
-                    return
-                raise
-            except grpc.RpcError as exc:
-                if self._closed:
-                    return
-                if _giving_up(exc, self.state):
-                    raise from_rpc_error(exc) from None
-            finally:
-                call.cancel()
-                self._call = None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, BACKOFF[1])
-
-
-class Subscription(_Following):
-    """``for change in Subscription(...)``: reconnects after UNAVAILABLE."""
-
-    def __iter__(self) -> Iterator[Change]:
-        return self._changes()
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def open(self) -> None:
-        """Subscribes now, returning once the server follows the series: a write made
-        after this is given. (Iterating subscribes too, without waiting.)"""
-        if self._call is None:
-            self._subscribe()
-        with contextlib.suppress(grpc.RpcError):  # raised again, or retried, when iterated
-            self._call.initial_metadata()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _changes(self) -> Iterator[Change]:
-        delay = BACKOFF[0]
-        while not self._closed:
-            call = self._call
-            if call is None or call.done():
-                call = self._subscribe()
-            try:
-                for message in call:
-                    delay = BACKOFF[0]
-                    change = self.state.take(message)
-                    if change is not None:
-                        yield change
-                return
-            except grpc.RpcError as exc:
-                if self._closed:
-                    return
-                if _giving_up(exc, self.state):
-                    raise from_rpc_error(exc) from None
-            finally:
-                call.cancel()
-                self._call = None
-            time.sleep(delay)
-            delay = min(delay * 2, BACKOFF[1])

@@ -4,34 +4,17 @@ Generated from _aio.py by scripts/gen-sync-client; do not edit."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import grpc
 
 from mdcache.v1 import cache_pb2_grpc as pb_grpc
 from mdcache_client import _calls
-from mdcache_client._coverage import covers, stamp, within
-from mdcache_client._errors import (
-    DeadlineExceededError,
-    MdcacheError,
-    UnavailableError,
-    from_rpc_error,
-)
-from mdcache_client._flight import SingleFlight
-from mdcache_client._live import Subscription
-from mdcache_client._topup import (
-    EmptyRanges,
-    Newest,
-    RangeFlight,
-    Seams,
-    answer,
-    coalesce,
-    missing,
-    takes_ranges,
-)
+from mdcache_client._cacheaside_sync import CacheAside
+from mdcache_client._errors import from_rpc_error
+from mdcache_client._live_sync import Subscription
 from mdcache_client._transport import Transport
 from mdcache_client._types import (
     Loader,
@@ -40,7 +23,6 @@ from mdcache_client._types import (
     ReadResult,
     Record,
     Series,
-    Source,
     Stats,
     Window,
 )
@@ -50,7 +32,6 @@ DEFAULT_TIMEOUT = 5.0
 DEFAULT_KEEPALIVE = 30.0
 DEFAULT_MAX_ATTEMPTS = 4
 DEFAULT_EMPTY_RANGE_SECONDS = 600.0
-log = logging.getLogger("mdcache_client")
 
 
 class Client:
@@ -117,11 +98,7 @@ class Client:
             self._metadata = transport.metadata(own_channel=False)
         self._channel = channel
         self._stub = pb_grpc.MarketDataCacheStub(channel)
-        self._flight: SingleFlight[LoadResult] = SingleFlight()
-        self._ranges = RangeFlight()
-        self._empty = EmptyRanges(empty_range_seconds)
-        self._newest = Newest()
-        self._seams = Seams()
+        self._cache_aside = CacheAside(self, empty_range_seconds)
 
     @property
     def channel(self) -> grpc.Channel:
@@ -242,151 +219,10 @@ class Client:
         into ``series``' timeframe by the server are the answer (``Source.CACHE``); else
         the series itself is read and topped up, as above.
         """
-        if tolerance_ms < 0:
-            raise ValueError("tolerance_ms must be 0 or more")
         fallback = self.fallback if fallback is None else fallback
-        return self._flight.run(
-            (series, window, tolerance_ms, fallback, resample_from),
-            lambda: self._get_or_load(
-                series, window, loader, tolerance_ms, fallback, resample_from, timeout
-            ),
+        return self._cache_aside.get_or_load(
+            series, window, loader, tolerance_ms, fallback, resample_from, timeout
         )
-
-    def _get_or_load(
-        self,
-        series: Series,
-        window: Window,
-        loader: Loader | RangesLoader,
-        tolerance_ms: int,
-        fallback: bool,
-        resample_from: str | None,
-        timeout: float | None,
-    ) -> LoadResult:
-        # From before the read: a load that ends between the read and this call's own
-        # loads is shared like one in flight (the read may have missed its records).
-        with self._ranges.watching(series) as mark:
-            try:
-                if resample_from is not None:
-                    finer = Series(series.symbol, series.data_type, resample_from)
-                    covered = self._covering(
-                        finer, window, tolerance_ms, timeout, resample=series.timeframe
-                    )
-                    if covered is not None:
-                        return LoadResult(series, covered.records, Source.CACHE, covered.truncated)
-                held, newest = self._held(series, window, timeout)
-            except (UnavailableError, DeadlineExceededError) as exc:
-                if not fallback:
-                    raise
-                log.warning(
-                    "mdcache unreachable, loading %s from the loader without caching: %s",
-                    "/".join(series),
-                    exc,
-                )
-                loaded = self._call_loader(loader, series, [window])
-                return LoadResult(series, within(loaded, window), Source.FALLBACK)
-            stamps = [stamp(r) for r in held.records]
-            self._newest.saw(series, stamps if newest is None else [newest])
-            found = missing(window, stamps, tolerance_ms, newest)
-            gaps = self._newest.joined(series, window, found)
-            if gaps == [window]:  # nothing known around it: a hole may be left beside it
-                self._seams.opened(series, window)
-            suspects = self._seams.suspects(series, window, stamps)
-            if suspects:
-                gaps = coalesce(sorted([*gaps, *suspects], key=lambda w: w.start_ms), tolerance_ms)
-            gaps = self._empty.unknown(series, gaps)
-            if not gaps:
-                return LoadResult(series, held.records, Source.CACHE, held.truncated)
-            loaded = self._ranges.load(
-                series,
-                gaps,
-                lambda ranges: self._top_up(series, ranges, loader, tolerance_ms, timeout),
-                mark,
-            )
-            through = stamps[-1] if held.truncated else None
-            records = answer(held.records, loaded, window, through)
-            return LoadResult(series, records, Source.LOADER, held.truncated)
-
-    def _top_up(
-        self,
-        series: Series,
-        ranges: list[Window],
-        loader: Loader | RangesLoader,
-        tolerance_ms: int,
-        timeout: float | None,
-    ) -> list[Record]:
-        """Loads the missing ranges, writes back what came, remembers what came empty."""
-        records = self._call_loader(loader, series, ranges)
-        stamps = [stamp(r) for r in records]
-        for asked in ranges:
-            self._empty.remember(series, asked, stamps, tolerance_ms)
-        if not records:
-            self._seams.closed(series, ranges)
-        else:
-            try:
-                self.write(series, records, timeout=timeout)
-                self._newest.saw(series, stamps)
-                self._seams.closed(series, ranges)
-            except MdcacheError as exc:
-                log.warning(
-                    "mdcache write-back of %d records to %s failed: %s",
-                    len(records),
-                    "/".join(series),
-                    exc,
-                )
-        return records
-
-    def _covering(
-        self,
-        series: Series,
-        window: Window,
-        tolerance_ms: int,
-        timeout: float | None,
-        resample: str = "",
-    ) -> ReadResult | None:
-        """The cached records of the window if they cover it, else None."""
-        start_ms, end_ms = window.start_ms, window.end_ms
-        result = self.read(
-            series, start_ms=start_ms, end_ms=end_ms, resample=resample, timeout=timeout
-        )
-        if not result.hit:
-            return None
-        first, last = result.records[0], result.records[-1]
-        if result.truncated:  # the newest record of the window is not in this answer
-            newest = self.read(
-                series,
-                start_ms=start_ms,
-                end_ms=end_ms,
-                limit=1,
-                newest_first=True,
-                resample=resample,
-                timeout=timeout,
-            )
-            last = newest.records[0]
-        return result if covers(window, stamp(first), stamp(last), tolerance_ms) else None
-
-    @staticmethod
-    def _call_loader(
-        loader: Loader | RangesLoader, series: Series, ranges: list[Window]
-    ) -> list[Record]:
-        if takes_ranges(loader):
-            return list(cast(RangesLoader, loader)(series, ranges))
-        records: list[Record] = []
-        for window in ranges:
-            records.extend(cast(Loader, loader)(series, window))
-        return records
-
-    def _held(
-        self, series: Series, window: Window, timeout: float | None
-    ) -> tuple[ReadResult, int | None]:
-        """The cached records of the window, and its newest record's time when truncated."""
-        start_ms, end_ms = window.start_ms, window.end_ms
-        result = self.read(series, start_ms=start_ms, end_ms=end_ms, timeout=timeout)
-        if not result.truncated:
-            return result, None
-        newest = self.read(
-            series, start_ms=start_ms, end_ms=end_ms, limit=1, newest_first=True, timeout=timeout
-        )
-        return result, stamp(newest.records[0])
 
     def subscribe(
         self,
@@ -399,7 +235,7 @@ class Client:
 
         Returns once the server follows them (a write made after is given), an iterator
         to close (or use as a context manager) to hang up. With ``since_ms`` the records
-        held from then are replayed first, oldest first (``Change.replayed``). An
+        held from then are replayed first, oldest first (``StreamedRecord.replayed``). An
         iterator without end: it reconnects after UNAVAILABLE and
         resumes after the last change received (see :mod:`mdcache_client._live`); any other
         error (RESOURCE_EXHAUSTED for a subscriber that fell behind) is raised.

@@ -12,28 +12,25 @@
 - missing ranges closer together than ``tolerance_ms`` are one range: one upstream call
   costs more than the few bars held between them.
 
-Concurrent calls share loads by range (:class:`AsyncRangeFlight`, :class:`RangeFlight`): a
-call loads only the parts of its ranges that no load in flight covers, and waits for the
-loads in flight that cover the rest.
+Concurrent calls share loads by range (:class:`~mdcache_client._flight_aio.AsyncRangeFlight`
+and its blocking twin): a call loads only the parts of its ranges that no load in flight
+covers, and waits for the loads in flight that cover the rest.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
-from concurrent.futures import Future
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 from mdcache_client._coverage import stamp, within
 from mdcache_client._types import Record, Series, Window
 
 F = TypeVar("F", bound=Callable[..., Any])
-L = TypeVar("L")  # a load in flight: a task, or a future
+L = TypeVar("L")  # a load in flight
 RANGES_ATTRIBUTE = "mdcache_takes_ranges"
 
 
@@ -301,130 +298,3 @@ class _Recent(Generic[L]):
             del self.loads[:drop]
             self.base += drop
         return False
-
-
-class AsyncRangeFlight:
-    """Loads of ranges in flight per series, shared by overlapping asyncio callers."""
-
-    def __init__(self) -> None:
-        self._flying: dict[Series, list[tuple[Window, asyncio.Task[list[Record]]]]] = {}
-        self._recent: dict[Series, _Recent[asyncio.Task[list[Record]]]] = {}
-
-    @contextmanager
-    def watching(self, series: Series) -> Iterator[int]:
-        """Around a call's cache read and its loads: the mark to give ``load``."""
-        recent = self._recent.setdefault(series, _Recent())
-        mark = recent.mark()
-        try:
-            yield mark
-        finally:
-            if recent.release(mark):
-                self._recent.pop(series, None)
-
-    async def load(
-        self,
-        series: Series,
-        ranges: list[Window],
-        work: Callable[[list[Window]], Coroutine[Any, Any, list[Record]]],
-        mark: int,
-    ) -> list[Record]:
-        """Loads ``ranges`` with ``work``, sharing the parts in flight, or that ended
-        since ``mark`` (this caller's read may lack them)."""
-        recent = self._recent.get(series)
-        known = [*self._flying.get(series, ()), *(recent.since(mark) if recent else ())]
-        shared = [t for w, t in known if any(overlaps(w, r) for r in ranges)]
-        own = subtract(ranges, [w for w, _ in known])
-        if own:
-            task = asyncio.create_task(work(own))
-            self._flying.setdefault(series, []).extend((w, task) for w in own)
-            task.add_done_callback(lambda done: self._finished(series, done))
-            shared.append(task)
-        records: list[Record] = []
-        for done in await asyncio.shield(asyncio.gather(*dict.fromkeys(shared))):
-            records.extend(done)
-        return records
-
-    def _finished(self, series: Series, task: asyncio.Task[list[Record]]) -> None:
-        flying = self._flying.get(series, [])
-        left = [(w, t) for w, t in flying if t is not task]
-        if left:
-            self._flying[series] = left
-        else:
-            self._flying.pop(series, None)
-        if task.cancelled() or task.exception() is not None:
-            return  # (retrieved here too, for when every caller was cancelled)
-        recent = self._recent.get(series)
-        if recent is not None:
-            recent.loads.extend((w, t) for w, t in flying if t is task)
-
-
-class RangeFlight:
-    """Loads of ranges in flight per series, shared by overlapping threads.
-
-    A caller runs the load of its own ranges in its own thread first, then waits for the
-    loads of others it shares, so two callers never wait for each other.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._flying: dict[Series, list[tuple[Window, Future[list[Record]]]]] = {}
-        self._recent: dict[Series, _Recent[Future[list[Record]]]] = {}
-
-    @contextmanager
-    def watching(self, series: Series) -> Iterator[int]:
-        """Around a call's cache read and its loads: the mark to give ``load``."""
-        with self._lock:
-            recent = self._recent.setdefault(series, _Recent())
-            mark = recent.mark()
-        try:
-            yield mark
-        finally:
-            with self._lock:
-                if recent.release(mark):
-                    self._recent.pop(series, None)
-
-    def load(
-        self,
-        series: Series,
-        ranges: list[Window],
-        work: Callable[[list[Window]], list[Record]],
-        mark: int,
-    ) -> list[Record]:
-        """Loads ``ranges`` with ``work``, sharing the parts in flight, or that ended
-        since ``mark`` (this caller's read may lack them)."""
-        with self._lock:
-            recent = self._recent.get(series)
-            flying = self._flying.setdefault(series, [])
-            known = [*flying, *(recent.since(mark) if recent else ())]
-            near = (f for w, f in known if any(overlaps(w, r) for r in ranges))
-            shared = list(dict.fromkeys(near))
-            own = subtract(ranges, [w for w, _ in known])
-            mine: Future[list[Record]] = Future()
-            flying.extend((w, mine) for w in own)
-        records: list[Record] = []
-        if own:
-            try:
-                loaded = work(own)
-            except BaseException as exc:
-                mine.set_exception(exc)
-                raise
-            else:
-                mine.set_result(loaded)
-                records.extend(loaded)
-            finally:
-                self._finished(series, mine)
-        for future in shared:
-            records.extend(future.result())
-        return records
-
-    def _finished(self, series: Series, future: Future[list[Record]]) -> None:
-        with self._lock:
-            flying = self._flying.get(series, [])
-            left = [(w, f) for w, f in flying if f is not future]
-            if left:
-                self._flying[series] = left
-            else:
-                self._flying.pop(series, None)
-            recent = self._recent.get(series)
-            if recent is not None and future.exception() is None:
-                recent.loads.extend((w, f) for w, f in flying if f is future)

@@ -25,6 +25,7 @@ from mdcache_server.cache.stats import HitStats
 from mdcache_server.config import Config
 from mdcache_server.errors import MdcacheError, StoreUnavailable
 from mdcache_server.health import HealthReporter
+from mdcache_server.live.delivery import Delivery, Direct, Relayed
 from mdcache_server.live.hub import Hub
 from mdcache_server.live.relay import Relay
 from mdcache_server.metrics import Metrics, MetricsEndpoint
@@ -52,7 +53,7 @@ def _prepare(conn: StoreConnection) -> str:
 def live_relay(config: Config, store: Store, hub: Hub) -> Relay | None:
     """The relay of every replica's writes to this server's subscribers, when on."""
     relay = config.subscribe_relay
-    if relay == "off" or (relay == "auto" and store.name == "sqlite" and config.processes < 2):
+    if relay == "off" or (relay == "auto" and not store.shared and config.processes < 2):
         return None
     feed = store.change_feed(hub.epoch)
     if feed is None:
@@ -72,6 +73,8 @@ class Parts:
     cache: CachePolicy
     health: HealthReporter
     supervisor: Supervisor
+    relay: Relay | None  # every replica's writes to the hub, when on (``live_relay``)
+    servicer: MarketDataCacheServicer  # with the hub, and the Delivery that feeds it
 
 
 def compose(config: Config, store: Store) -> Parts:
@@ -79,7 +82,7 @@ def compose(config: Config, store: Store) -> Parts:
     metrics = Metrics()
     pool = WorkerPool(
         store,
-        workers=config.workers,
+        workers=config.workers or store.default_workers,  # 0: auto
         max_pending=config.max_pending,
         observe=metrics.store_call,
     )
@@ -103,20 +106,35 @@ def compose(config: Config, store: Store) -> Parts:
         evictions=lambda: cache.hot.evictions,
         reconnects=lambda: pool.reconnects,
     )
+    hub = Hub(buffer=config.subscribe_buffer)
+    relay = live_relay(config, store, hub)
+    delivery: Delivery = Direct(hub) if relay is None else Relayed(relay)
+    servicer = MarketDataCacheServicer(
+        cache,
+        config.limits,
+        metrics=metrics,
+        slow_call_ms=config.slow_call_ms,
+        answers=Answers(config.hot_tier_bytes // ANSWERS_SHARE),
+        resampling=Resampling(config.calendars, config.markets, config.summed_fields),
+        live=delivery,
+    )
     return Parts(
         metrics=metrics,
         pool=pool,
         cache=cache,
         health=health,
         supervisor=Supervisor(count_failure=metrics.background_failure),
+        relay=relay,
+        servicer=servicer,
     )
 
 
 class Server:
     """One mdcache server. ``await start()`` returns once it serves; ``await stop()`` drains it.
 
-    ``Server(config, store)`` builds its parts with :func:`compose`; ``parts`` hands in
-    parts built beforehand (by ``compose``, with one replaced to inject a fault)."""
+    It serves the parts it is handed (built by :func:`compose`, with one replaced to
+    inject a fault); ``Server(config, store)`` composes them itself. It builds only its
+    listeners: the gRPC server and the metrics endpoint."""
 
     def __init__(self, config: Config, store: Store, parts: Parts | None = None) -> None:
         parts = compose(config, store) if parts is None else parts
@@ -129,22 +147,16 @@ class Server:
         self.cache = parts.cache
         self.health = parts.health
         self.supervisor = parts.supervisor
+        self.relay = parts.relay
+        self.servicer = parts.servicer
+        self.hub = parts.servicer.hub
         self.metrics_endpoint = MetricsEndpoint(self.metrics.registry, config.metrics_listen)
         self.grpc = grpc.aio.server(
             options=options(config),
             interceptors=interceptors(config.tokens),
             maximum_concurrent_rpcs=config.max_concurrent_calls,
         )
-        self.servicer = servicer = MarketDataCacheServicer(
-            self.cache,
-            config.limits,
-            metrics=self.metrics,
-            slow_call_ms=config.slow_call_ms,
-            answers=Answers(config.hot_tier_bytes // ANSWERS_SHARE),
-            resampling=Resampling(config.calendars, config.markets, config.summed_fields),
-            hub=Hub(buffer=config.subscribe_buffer),
-        )
-        methods.add_to_server(servicer, self.grpc)
+        methods.add_to_server(self.servicer, self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self.grpc)
         names = (
             methods.SERVICE,
@@ -153,7 +165,6 @@ class Server:
         )
         reflection.enable_server_reflection(names, self.grpc)
         self.port = 0
-        self.relay = live_relay(config, store, servicer.hub)
         # Set once the start-up retention run has ended (applied or failed): a record
         # written after it is purged, if its rules expire it, only by the next run.
         self.retention_started = asyncio.Event()
@@ -203,7 +214,7 @@ class Server:
             store=self.store.name,
             store_version=version,
             replica=self.cache.stats.replica,
-            workers=self.config.workers,
+            workers=self.pool.workers,
             version=__version__,
             tls=self.config.tls_cert is not None,
             tokens=len(self.config.tokens),
@@ -250,7 +261,7 @@ class Server:
         grace = self.config.grace_seconds if grace is None else grace
         log.info("stopping", grace_seconds=grace)
         await self.health.shutting_down()
-        self.servicer.hub.stop()  # open Subscribe streams end UNAVAILABLE: clients go elsewhere
+        self.hub.stop()  # open Subscribe streams end UNAVAILABLE: clients go elsewhere
         await self.grpc.stop(grace)
         await self.supervisor.stop()
         await self.cache.close()
@@ -267,7 +278,7 @@ class Server:
 
 async def serve(config: Config, store: Store) -> None:
     """Runs a server until SIGTERM or SIGINT, then drains it."""
-    server = Server(config, store)
+    server = Server(config, store, compose(config, store))
     try:
         await server.start()
     except BaseException:

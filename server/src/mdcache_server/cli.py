@@ -36,7 +36,9 @@ def parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "serve",
         help="run the gRPC server",
-        description="Run the gRPC server until SIGTERM or SIGINT.",
+        description="Run the gRPC server until SIGTERM or SIGINT. Each setting is a flag and "
+        "an environment variable: a flag wins over its variable, which wins over the default "
+        "(docs/operations/configuration.md).",
     )
     add_arguments(run)
     for command in OPERATIONS:

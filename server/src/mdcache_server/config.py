@@ -1,7 +1,9 @@
 """Configuration: one frozen object, built once in ``main()`` from flags and environment.
 
-Each setting has a flag, an environment variable and a default; a flag wins over
-the environment, which wins over the default. Nothing else reads ``os.environ``.
+Each setting is declared once, as a field of :class:`Config` whose metadata holds its flag,
+environment variable, default, parser and group; :data:`SETTINGS` lists them in that order
+(``mdcache serve --help`` and the generated configuration page of the docs read it). A flag
+wins over the environment, which wins over the default. Nothing else reads ``os.environ``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import argparse
 import dataclasses
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -113,387 +115,468 @@ LIMITS = Limits()  # where the defaults of the limits that are also settings are
 SQLITE_FILE = "mdcache.sqlite3"  # the default store: this file in the data directory
 
 
+# The groups of settings, as an operator thinks of them: (title, description), in the order
+# `mdcache serve --help` and the configuration page show them.
+SERVING = ("serving", "the gRPC address, TLS, bearer tokens, stopping")
+STORE = ("store", "where records are kept, and how the server waits for the store")
+POOL = ("pool and limits", "worker threads, queues, and the size of calls")
+CACHE = ("cache", "the hot tier in front of the store, warming, hit statistics")
+RETENTION = ("retention and capacity", "how long records are kept, how many the store holds")
+RESAMPLING = ("resampled reads", "trading sessions, markets, summed fields")
+SUBSCRIBE = ("subscribe", "live streams and the relay of other replicas' writes")
+LOGS = ("logs and metrics", "log events, and the Prometheus endpoint")
+PROCESSES = ("processes and replicas", "server processes on one port, replica names")
+GROUPS: tuple[tuple[str, str], ...] = (
+    SERVING,
+    STORE,
+    POOL,
+    CACHE,
+    RETENTION,
+    RESAMPLING,
+    SUBSCRIBE,
+    LOGS,
+    PROCESSES,
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
-    name: str
+    """One setting: a field of :class:`Config`, with its flag, variable, default and parser."""
+
+    name: str  # the Config field's name
     flag: str
     env: str
     default: str
     parse: Callable[[str], Any]
     help: str
+    group: tuple[str, str]
     secret: bool = False  # never shown in an error message
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "listen",
-        "--listen",
-        "MDCACHE_LISTEN",
-        "[::]:50051",
-        str,
-        "address to serve gRPC on (port 0 picks a free port)",
-    ),
-    Setting(
-        "tls_cert",
-        "--tls-cert",
-        "MDCACHE_TLS_CERT",
-        "",
-        _pem_file("CERTIFICATE"),
-        "PEM certificate chain: serve TLS (with --tls-key)",
-    ),
-    Setting(
-        "tls_key",
-        "--tls-key",
-        "MDCACHE_TLS_KEY",
-        "",
-        _pem_file("PRIVATE KEY"),
-        "PEM private key of the TLS certificate",
-    ),
-    Setting(
-        "tls_client_ca",
-        "--tls-client-ca",
-        "MDCACHE_TLS_CLIENT_CA",
-        "",
-        _pem_file("CERTIFICATE"),
-        "PEM certificates of the CAs whose client certificates are required (mutual TLS)",
-    ),
-    Setting(
-        "tokens_file",
-        "--tokens-file",
-        "MDCACHE_TOKENS_FILE",
-        "",
-        _optional_path,
-        "file of bearer tokens, a line `token role` each (role read or write)",
-    ),
-    Setting(
-        "tokens",
-        "--tokens",
-        "MDCACHE_TOKENS",
-        "",
-        parse_list,
-        "bearer tokens as token:role,... (prefer the variable or the file to the flag)",
-        secret=True,
-    ),
-    Setting(
-        "keepalive_min_interval",
-        "--keepalive-min-interval",
-        "MDCACHE_KEEPALIVE_MIN_INTERVAL_SECONDS",
-        "10",
-        _positive_float,
-        "shortest interval between a client's keepalive pings that the server accepts",
-    ),
-    Setting(
-        "data_dir",
-        "--data-dir",
-        "MDCACHE_DATA_DIR",
-        "./mdcache-data",
-        Path,
-        "directory of the default SQLite file",
-    ),
-    Setting(
-        "store_url",
-        "--store",
-        "MDCACHE_STORE_URL",
-        "",
-        str,
-        f"store URL; default sqlite:///<data dir>/{SQLITE_FILE}",
-    ),
-    Setting(
-        "workers",
-        "--workers",
-        "MDCACHE_WORKERS",
-        "auto",
-        _workers,
-        "worker threads, each with its own store connection (auto: 2 for SQLite, whose calls "
-        "hold the GIL, 8 for TDengine, whose calls wait on the network)",
-    ),
-    Setting(
-        "max_pending",
-        "--max-pending",
-        "MDCACHE_MAX_PENDING",
-        "256",
-        _positive_int,
-        "store calls that may wait for a worker before RESOURCE_EXHAUSTED",
-    ),
-    Setting(
-        "max_concurrent_calls",
-        "--max-concurrent-calls",
-        "MDCACHE_MAX_CONCURRENT_CALLS",
-        "1024",
-        _positive_int,
-        "calls in progress at once (each holds its request); more are RESOURCE_EXHAUSTED",
-    ),
-    Setting(
-        "grace_seconds",
-        "--grace",
-        "MDCACHE_GRACE_SECONDS",
-        "10",
-        _positive_float,
-        "on SIGTERM/SIGINT, how long in-flight calls may take to finish",
-    ),
-    Setting(
-        "startup_timeout",
-        "--startup-timeout",
-        "MDCACHE_STARTUP_TIMEOUT_SECONDS",
-        "60",
-        _positive_float,
-        "how long to retry a store that is not ready at start-up",
-    ),
-    Setting(
-        "health_interval",
-        "--health-interval",
-        "MDCACHE_HEALTH_INTERVAL_SECONDS",
-        "5",
-        _positive_float,
-        "seconds between store probes that drive gRPC health",
-    ),
-    Setting(
-        "max_message_bytes",
-        "--max-message-bytes",
-        "MDCACHE_MAX_MESSAGE_BYTES",
-        str(LIMITS.max_response_bytes + RESPONSE_ROOM),
-        _positive_int,
-        "largest gRPC message accepted or sent",
-    ),
-    Setting(
-        "max_records_per_write",
-        "--max-records-per-write",
-        "MDCACHE_MAX_RECORDS_PER_WRITE",
-        str(LIMITS.max_records_per_write),
-        _positive_int,
-        "records in one Write call, over all its series",
-    ),
-    Setting(
-        "max_read_records",
-        "--max-read-records",
-        "MDCACHE_MAX_READ_RECORDS",
-        str(LIMITS.max_read_records),
-        _positive_int,
-        "records in one Read answer, over all its series",
-    ),
-    Setting(
-        "log_level",
-        "--log-level",
-        "MDCACHE_LOG_LEVEL",
-        "info",
-        _choice("debug", "info", "warning", "error"),
-        "least severe log event written",
-    ),
-    Setting(
-        "log_format",
-        "--log-format",
-        "MDCACHE_LOG_FORMAT",
-        "auto",
-        _choice("auto", "json", "console"),
-        "log lines as JSON, or for a terminal (auto: console on a terminal, else JSON)",
-    ),
-    Setting(
-        "slow_call_ms",
-        "--slow-call-ms",
-        "MDCACHE_SLOW_CALL_MS",
-        "100",
-        _non_negative_float,
-        "a call that succeeds is logged at info when it takes this long or longer, else at "
-        "debug (0: every call at info); failed calls are always logged",
-    ),
-    Setting(
-        "subscribe_buffer",
-        "--subscribe-buffer",
-        "MDCACHE_SUBSCRIBE_BUFFER",
-        "10000",
-        _positive_int,
-        "changes a Subscribe stream may have unsent; a subscriber further behind is cut "
-        "(RESOURCE_EXHAUSTED) and resumes from its last seq",
-    ),
-    Setting(
-        "subscribe_relay",
-        "--subscribe-relay",
-        "MDCACHE_SUBSCRIBE_RELAY",
-        "auto",
-        _choice("auto", "on", "off"),
-        "push every replica's writes to this server's subscribers through the store's "
-        "change feed (TDengine: its subscriptions; SQLite: a journal beside the file); "
-        "auto: on for TDengine and for --processes above 1, off for one SQLite server",
-    ),
-    Setting(
-        "subscribe_poll_ms",
-        "--subscribe-poll-ms",
-        "MDCACHE_SUBSCRIBE_POLL_MS",
-        "10",
-        _positive_float,
-        "how long the relay waits for changes in one poll: on SQLite, how often a replica "
-        "looks in the journal for the others' writes (its own are pushed at once)",
-    ),
-    Setting(
-        "hot_tier_bytes",
-        "--hot-tier-bytes",
-        "MDCACHE_HOT_TIER_BYTES",
-        str(256 * 1024 * 1024),
-        _non_negative_int,
-        "memory for whole series held in front of the store (0: off)",
-    ),
-    Setting(
-        "hot_tier_max_age",
-        "--hot-tier-max-age",
-        "MDCACHE_HOT_TIER_MAX_AGE_SECONDS",
-        "2",
-        _positive_float,
-        "a held series is read again after this long (bounds how long a "
-        "write through another replica stays unseen)",
-    ),
-    Setting(
-        "hot_tier_max_series_records",
-        "--hot-tier-max-series-records",
-        "MDCACHE_HOT_TIER_MAX_SERIES_RECORDS",
-        "50000",
-        _positive_int,
-        "a series with more records is never held",
-    ),
-    Setting(
-        "retention",
-        "--retention",
-        "MDCACHE_RETENTION",
-        "*=7,kline=0",
-        _retention,
-        "days to keep records by data_type[/timeframe], by their timestamp; 0 keeps",
-    ),
-    Setting(
-        "retention_interval",
-        "--retention-interval",
-        "MDCACHE_RETENTION_INTERVAL_SECONDS",
-        "3600",
-        _positive_float,
-        "seconds between retention runs (one runs at start-up)",
-    ),
-    Setting(
-        "max_records",
-        "--max-records",
-        "MDCACHE_MAX_RECORDS",
-        "0",
-        _non_negative_int,
-        "records the store may hold; past it least recently read series go (0: no bound)",
-    ),
-    Setting(
-        "capacity_interval",
-        "--capacity-interval",
-        "MDCACHE_CAPACITY_INTERVAL_SECONDS",
-        "30",
-        _positive_float,
-        "seconds between capacity checks",
-    ),
-    Setting(
-        "usage_flush_interval",
-        "--usage-flush-interval",
-        "MDCACHE_USAGE_FLUSH_SECONDS",
-        "10",
-        _positive_float,
-        "seconds between flushes of hit statistics to the store",
-    ),
-    Setting(
-        "warm_seconds",
-        "--warm-seconds",
-        "MDCACHE_WARM_SECONDS",
-        "10",
-        _non_negative_float,
-        "at start-up, time to spend loading the hottest series into the hot tier",
-    ),
-    Setting(
-        "replica_id",
-        "--replica-id",
-        "MDCACHE_REPLICA_ID",
-        "",
-        str,
-        "this process's name among replicas sharing a store (default: host:port)",
-    ),
-    Setting(
-        "calendars",
-        "--calendars",
-        "MDCACHE_CALENDARS",
-        trading.DEFAULT_CALENDARS,
-        trading.parse_calendars,
-        "trading sessions of each market, for resampled reads: name=Zone HH:MM-HH:MM ...;name=...",
-    ),
-    Setting(
-        "markets",
-        "--markets",
-        "MDCACHE_MARKETS",
-        trading.DEFAULT_MARKETS,
-        trading.MarketRules.parse,
-        "the market of a symbol: .SUFFIX=market, SYMBOL=market, *=default market",
-    ),
-    Setting(
-        "summed_fields",
-        "--summed-fields",
-        "MDCACHE_SUMMED_FIELDS",
-        SUMMED,
-        parse_summed,
-        "payload fields added up when bars are resampled (any case)",
-    ),
-    Setting(
-        "processes",
-        "--processes",
-        "MDCACHE_PROCESSES",
-        "1",
-        _processes,
-        "server processes sharing the port (SO_REUSEPORT), each a replica of the store; "
-        "auto: one per core available",
-    ),
-    Setting(
-        "metrics_listen",
-        "--metrics-listen",
-        "MDCACHE_METRICS_LISTEN",
-        "",
-        _host_port_or_off,
-        "address to serve Prometheus metrics on, e.g. 127.0.0.1:9464 (default: off)",
-    ),
-)
+_SETTING = "setting"  # the key of a Config field's metadata that holds its Setting
+
+
+def _declare(
+    flag: str,
+    env: str,
+    default: str,
+    parse: Callable[[str], Any],
+    help: str,
+    group: tuple[str, str],
+    *,
+    secret: bool = False,
+) -> dict[str, Setting]:
+    """A Config field's metadata: its setting, named after the field by :data:`SETTINGS`."""
+    return {_SETTING: Setting("", flag, env, default, parse, help, group, secret)}
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """The server's configuration; build it with :meth:`load` (every default is in
-    :data:`SETTINGS`, with its flag, variable and validator)."""
+    """The server's configuration; build it with :meth:`load`. Each field but ``limits`` is
+    a setting, declared once here with its flag, variable, default, parser and group
+    (:data:`SETTINGS` lists them)."""
 
-    listen: str
-    tls_cert: Path | None
-    tls_key: Path | None
-    tls_client_ca: Path | None
-    tokens_file: Path | None
-    tokens: Tokens
-    keepalive_min_interval: float
-    data_dir: Path
-    store_url: str
-    workers: int
-    max_pending: int
-    max_concurrent_calls: int
-    grace_seconds: float
-    startup_timeout: float
-    health_interval: float
-    max_message_bytes: int
-    max_records_per_write: int
-    max_read_records: int
-    log_level: str
-    log_format: str
-    slow_call_ms: float
-    subscribe_buffer: int
-    subscribe_relay: str
-    subscribe_poll_ms: float
-    hot_tier_bytes: int
-    hot_tier_max_age: float
-    hot_tier_max_series_records: int
-    retention: RetentionRules
-    retention_interval: float
-    max_records: int
-    capacity_interval: float
-    usage_flush_interval: float
-    warm_seconds: float
-    replica_id: str
-    processes: int
-    metrics_listen: str
-    calendars: Mapping[str, trading.Calendar]
-    markets: trading.MarketRules
-    summed_fields: frozenset[str]
-    limits: Limits
+    listen: str = field(
+        metadata=_declare(
+            "--listen",
+            "MDCACHE_LISTEN",
+            "[::]:50051",
+            str,
+            "address to serve gRPC on (port 0 picks a free port)",
+            SERVING,
+        )
+    )
+    tls_cert: Path | None = field(
+        metadata=_declare(
+            "--tls-cert",
+            "MDCACHE_TLS_CERT",
+            "",
+            _pem_file("CERTIFICATE"),
+            "PEM certificate chain: serve TLS (with --tls-key)",
+            SERVING,
+        )
+    )
+    tls_key: Path | None = field(
+        metadata=_declare(
+            "--tls-key",
+            "MDCACHE_TLS_KEY",
+            "",
+            _pem_file("PRIVATE KEY"),
+            "PEM private key of the TLS certificate",
+            SERVING,
+        )
+    )
+    tls_client_ca: Path | None = field(
+        metadata=_declare(
+            "--tls-client-ca",
+            "MDCACHE_TLS_CLIENT_CA",
+            "",
+            _pem_file("CERTIFICATE"),
+            "PEM certificates of the CAs whose client certificates are required (mutual TLS)",
+            SERVING,
+        )
+    )
+    tokens_file: Path | None = field(
+        metadata=_declare(
+            "--tokens-file",
+            "MDCACHE_TOKENS_FILE",
+            "",
+            _optional_path,
+            "file of bearer tokens, a line `token role` each (role read or write)",
+            SERVING,
+        )
+    )
+    tokens: Tokens = field(
+        metadata=_declare(
+            "--tokens",
+            "MDCACHE_TOKENS",
+            "",
+            parse_list,
+            "bearer tokens as token:role,... (prefer the variable or the file to the flag)",
+            SERVING,
+            secret=True,
+        )
+    )
+    keepalive_min_interval: float = field(
+        metadata=_declare(
+            "--keepalive-min-interval",
+            "MDCACHE_KEEPALIVE_MIN_INTERVAL_SECONDS",
+            "10",
+            _positive_float,
+            "shortest interval between a client's keepalive pings that the server accepts",
+            SERVING,
+        )
+    )
+    grace_seconds: float = field(
+        metadata=_declare(
+            "--grace",
+            "MDCACHE_GRACE_SECONDS",
+            "10",
+            _positive_float,
+            "on SIGTERM/SIGINT, how long in-flight calls may take to finish",
+            SERVING,
+        )
+    )
+    data_dir: Path = field(
+        metadata=_declare(
+            "--data-dir",
+            "MDCACHE_DATA_DIR",
+            "./mdcache-data",
+            Path,
+            "directory of the default SQLite file",
+            STORE,
+        )
+    )
+    store_url: str = field(
+        metadata=_declare(
+            "--store",
+            "MDCACHE_STORE_URL",
+            "",
+            str,
+            f"store URL; default sqlite:///<data dir>/{SQLITE_FILE}",
+            STORE,
+        )
+    )
+    startup_timeout: float = field(
+        metadata=_declare(
+            "--startup-timeout",
+            "MDCACHE_STARTUP_TIMEOUT_SECONDS",
+            "60",
+            _positive_float,
+            "how long to retry a store that is not ready at start-up",
+            STORE,
+        )
+    )
+    health_interval: float = field(
+        metadata=_declare(
+            "--health-interval",
+            "MDCACHE_HEALTH_INTERVAL_SECONDS",
+            "5",
+            _positive_float,
+            "seconds between store probes that drive gRPC health",
+            STORE,
+        )
+    )
+    workers: int = field(
+        metadata=_declare(
+            "--workers",
+            "MDCACHE_WORKERS",
+            "auto",
+            _workers,
+            "worker threads, each with its own store connection (auto: 2 for SQLite, whose calls "
+            "hold the GIL, 8 for TDengine, whose calls wait on the network)",
+            POOL,
+        )
+    )
+    max_pending: int = field(
+        metadata=_declare(
+            "--max-pending",
+            "MDCACHE_MAX_PENDING",
+            "256",
+            _positive_int,
+            "store calls that may wait for a worker before RESOURCE_EXHAUSTED",
+            POOL,
+        )
+    )
+    max_concurrent_calls: int = field(
+        metadata=_declare(
+            "--max-concurrent-calls",
+            "MDCACHE_MAX_CONCURRENT_CALLS",
+            "1024",
+            _positive_int,
+            "calls in progress at once (each holds its request); more are RESOURCE_EXHAUSTED",
+            POOL,
+        )
+    )
+    max_message_bytes: int = field(
+        metadata=_declare(
+            "--max-message-bytes",
+            "MDCACHE_MAX_MESSAGE_BYTES",
+            str(LIMITS.max_response_bytes + RESPONSE_ROOM),
+            _positive_int,
+            "largest gRPC message accepted or sent",
+            POOL,
+        )
+    )
+    max_records_per_write: int = field(
+        metadata=_declare(
+            "--max-records-per-write",
+            "MDCACHE_MAX_RECORDS_PER_WRITE",
+            str(LIMITS.max_records_per_write),
+            _positive_int,
+            "records in one Write call, over all its series",
+            POOL,
+        )
+    )
+    max_read_records: int = field(
+        metadata=_declare(
+            "--max-read-records",
+            "MDCACHE_MAX_READ_RECORDS",
+            str(LIMITS.max_read_records),
+            _positive_int,
+            "records in one Read answer, over all its series",
+            POOL,
+        )
+    )
+    hot_tier_bytes: int = field(
+        metadata=_declare(
+            "--hot-tier-bytes",
+            "MDCACHE_HOT_TIER_BYTES",
+            str(256 * 1024 * 1024),
+            _non_negative_int,
+            "memory for whole series held in front of the store (0: off)",
+            CACHE,
+        )
+    )
+    hot_tier_max_age: float = field(
+        metadata=_declare(
+            "--hot-tier-max-age",
+            "MDCACHE_HOT_TIER_MAX_AGE_SECONDS",
+            "2",
+            _positive_float,
+            "a held series not checked for this long is read again (Reads check its change "
+            "version in the store: see the docs' Cache behaviour)",
+            CACHE,
+        )
+    )
+    hot_tier_max_series_records: int = field(
+        metadata=_declare(
+            "--hot-tier-max-series-records",
+            "MDCACHE_HOT_TIER_MAX_SERIES_RECORDS",
+            "50000",
+            _positive_int,
+            "a series with more records is never held",
+            CACHE,
+        )
+    )
+    warm_seconds: float = field(
+        metadata=_declare(
+            "--warm-seconds",
+            "MDCACHE_WARM_SECONDS",
+            "10",
+            _non_negative_float,
+            "at start-up, time to spend loading the hottest series into the hot tier",
+            CACHE,
+        )
+    )
+    usage_flush_interval: float = field(
+        metadata=_declare(
+            "--usage-flush-interval",
+            "MDCACHE_USAGE_FLUSH_SECONDS",
+            "10",
+            _positive_float,
+            "seconds between flushes of hit statistics to the store",
+            CACHE,
+        )
+    )
+    retention: RetentionRules = field(
+        metadata=_declare(
+            "--retention",
+            "MDCACHE_RETENTION",
+            "*=7,kline=0",
+            _retention,
+            "days to keep records by data_type[/timeframe], by their timestamp; 0 keeps",
+            RETENTION,
+        )
+    )
+    retention_interval: float = field(
+        metadata=_declare(
+            "--retention-interval",
+            "MDCACHE_RETENTION_INTERVAL_SECONDS",
+            "3600",
+            _positive_float,
+            "seconds between retention runs (one runs at start-up)",
+            RETENTION,
+        )
+    )
+    max_records: int = field(
+        metadata=_declare(
+            "--max-records",
+            "MDCACHE_MAX_RECORDS",
+            "0",
+            _non_negative_int,
+            "records the store may hold; past it least recently read series go (0: no bound)",
+            RETENTION,
+        )
+    )
+    capacity_interval: float = field(
+        metadata=_declare(
+            "--capacity-interval",
+            "MDCACHE_CAPACITY_INTERVAL_SECONDS",
+            "30",
+            _positive_float,
+            "seconds between capacity checks",
+            RETENTION,
+        )
+    )
+    calendars: Mapping[str, trading.Calendar] = field(
+        metadata=_declare(
+            "--calendars",
+            "MDCACHE_CALENDARS",
+            trading.DEFAULT_CALENDARS,
+            trading.parse_calendars,
+            "trading sessions of each market, for resampled reads: "
+            "name=Zone HH:MM-HH:MM ...;name=...",
+            RESAMPLING,
+        )
+    )
+    markets: trading.MarketRules = field(
+        metadata=_declare(
+            "--markets",
+            "MDCACHE_MARKETS",
+            trading.DEFAULT_MARKETS,
+            trading.MarketRules.parse,
+            "the market of a symbol: .SUFFIX=market, SYMBOL=market, *=default market",
+            RESAMPLING,
+        )
+    )
+    summed_fields: frozenset[str] = field(
+        metadata=_declare(
+            "--summed-fields",
+            "MDCACHE_SUMMED_FIELDS",
+            SUMMED,
+            parse_summed,
+            "payload fields added up when bars are resampled (any case)",
+            RESAMPLING,
+        )
+    )
+    subscribe_buffer: int = field(
+        metadata=_declare(
+            "--subscribe-buffer",
+            "MDCACHE_SUBSCRIBE_BUFFER",
+            "10000",
+            _positive_int,
+            "changes a Subscribe stream may have unsent; a subscriber further behind is cut "
+            "(RESOURCE_EXHAUSTED) and resumes from its last seq",
+            SUBSCRIBE,
+        )
+    )
+    subscribe_relay: str = field(
+        metadata=_declare(
+            "--subscribe-relay",
+            "MDCACHE_SUBSCRIBE_RELAY",
+            "auto",
+            _choice("auto", "on", "off"),
+            "push every replica's writes to this server's subscribers through the store's "
+            "change feed (TDengine: its subscriptions; SQLite: a journal beside the file); "
+            "auto: on for TDengine and for --processes above 1, off for one SQLite server",
+            SUBSCRIBE,
+        )
+    )
+    subscribe_poll_ms: float = field(
+        metadata=_declare(
+            "--subscribe-poll-ms",
+            "MDCACHE_SUBSCRIBE_POLL_MS",
+            "10",
+            _positive_float,
+            "how long the relay waits for changes in one poll: on SQLite, how often a replica "
+            "looks in the journal for the others' writes (its own are pushed at once)",
+            SUBSCRIBE,
+        )
+    )
+    log_level: str = field(
+        metadata=_declare(
+            "--log-level",
+            "MDCACHE_LOG_LEVEL",
+            "info",
+            _choice("debug", "info", "warning", "error"),
+            "least severe log event written",
+            LOGS,
+        )
+    )
+    log_format: str = field(
+        metadata=_declare(
+            "--log-format",
+            "MDCACHE_LOG_FORMAT",
+            "auto",
+            _choice("auto", "json", "console"),
+            "log lines as JSON, or for a terminal (auto: console on a terminal, else JSON)",
+            LOGS,
+        )
+    )
+    slow_call_ms: float = field(
+        metadata=_declare(
+            "--slow-call-ms",
+            "MDCACHE_SLOW_CALL_MS",
+            "100",
+            _non_negative_float,
+            "a call that succeeds is logged at info when it takes this long or longer, else at "
+            "debug (0: every call at info); failed calls are always logged",
+            LOGS,
+        )
+    )
+    metrics_listen: str = field(
+        metadata=_declare(
+            "--metrics-listen",
+            "MDCACHE_METRICS_LISTEN",
+            "",
+            _host_port_or_off,
+            "address to serve Prometheus metrics on, e.g. 127.0.0.1:9464 (default: off)",
+            LOGS,
+        )
+    )
+    processes: int = field(
+        metadata=_declare(
+            "--processes",
+            "MDCACHE_PROCESSES",
+            "1",
+            _processes,
+            "server processes sharing the port (SO_REUSEPORT), each a replica of the store; "
+            "auto: one per core available",
+            PROCESSES,
+        )
+    )
+    replica_id: str = field(
+        metadata=_declare(
+            "--replica-id",
+            "MDCACHE_REPLICA_ID",
+            "",
+            str,
+            "this process's name among replicas sharing a store (default: host:port)",
+            PROCESSES,
+        )
+    )
+    limits: Limits  # from the max_* settings and the defaults of model.Limits
 
     @classmethod
     def load(cls, flags: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
@@ -516,8 +599,6 @@ class Config:
             )
         if not values["store_url"]:
             values["store_url"] = f"sqlite:///{values['data_dir'] / SQLITE_FILE}"
-        if not values["workers"]:
-            values["workers"] = 2 if values["store_url"].startswith("sqlite:") else 8
         values["limits"] = dataclasses.replace(
             LIMITS,
             max_records_per_write=values["max_records_per_write"],
@@ -525,6 +606,13 @@ class Config:
             max_response_bytes=values["max_message_bytes"] - RESPONSE_ROOM,
         )
         return cls(**values)
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    dataclasses.replace(f.metadata[_SETTING], name=f.name)
+    for f in dataclasses.fields(Config)
+    if _SETTING in f.metadata
+)
 
 
 def _security(values: dict[str, Any]) -> dict[str, Any]:
@@ -558,8 +646,12 @@ def described(s: Setting) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds a flag for every setting, with its variable and default in the help."""
-    for s in SETTINGS:
-        parser.add_argument(
-            s.flag, dest=s.name, default=None, metavar=s.name.upper(), help=described(s)
-        )
+    """Adds a flag for every setting, in argument groups, with its variable and default in
+    the help."""
+    for title, description in GROUPS:
+        group = parser.add_argument_group(title, description)
+        for s in SETTINGS:
+            if s.group == (title, description):
+                group.add_argument(
+                    s.flag, dest=s.name, default=None, metavar=s.name.upper(), help=described(s)
+                )

@@ -1,15 +1,27 @@
 """The one error root of the server.
 
-::
+Every class, with the gRPC status ``service/status.py`` answers it with (a class not in
+that table takes its nearest ancestor's)::
 
-    MdcacheError
-    ├── InvalidArgument      bad input; names the field         -> INVALID_ARGUMENT
-    ├── Overloaded           the worker queue is full           -> RESOURCE_EXHAUSTED
-    ├── ConfigError          bad configuration at start-up      (exit status 2)
-    └── StoreError           the store failed
-        └── StoreUnavailable the store cannot be reached        -> UNAVAILABLE
-            └── StoreDown    no store server answers at all: the worker pool fails
-                             calls at once for a while (``pool.py``)
+    MdcacheError                 root; anything else unexpected    -> INTERNAL (logged)
+    ├── InvalidArgument          bad input; names the field         -> INVALID_ARGUMENT
+    ├── Overloaded               the worker queue is full           -> RESOURCE_EXHAUSTED
+    │   └── Lagging              a subscriber fell behind its
+    │                            stream's buffer: the stream is cut -> RESOURCE_EXHAUSTED
+    ├── Stopping                 the server is stopping: open
+    │                            streams end                        -> UNAVAILABLE
+    ├── ResumeLost               a Subscribe cannot resume where
+    │                            asked                              -> FAILED_PRECONDITION
+    ├── ConfigError              bad configuration at start-up      (exit status 2)
+    └── StoreError               the store failed                   -> INTERNAL
+        ├── TableMissing         (store/tdengine/failures.py) a table that does not
+        │                        exist: for a series, a miss; never leaves the store
+        └── StoreUnavailable     the store cannot be reached        -> UNAVAILABLE
+            ├── StoreDown        no store server answers at all: the worker pool fails
+            │   │                calls at once for a while (``pool.py``)
+            │   └── Unreachable  (store/tdengine/failures.py) libtaos found no server
+            └── ConnectionLost   (store/tdengine/failures.py) this connection is broken;
+                └── Unreachable  a new one may work (the store reconnects and retries)
 
 Stores raise these from driver errors where the driver is called; the service
 maps them to gRPC statuses in one table (``service/status.py``).

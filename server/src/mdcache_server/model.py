@@ -52,6 +52,14 @@ class SeriesRead:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadQuery:
+    """What a Read asks for: the window of each series, in the order given."""
+
+    series: list[SeriesKey]
+    window: Window
+
+
+@dataclass(frozen=True, slots=True)
 class PurgeFilter:
     """Delete records with ``ts_ms < before_ms``, optionally of one symbol, data_type, timeframe."""
 
@@ -88,13 +96,16 @@ class SeriesUsage:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """One replica's read counters since ``since_ms``, as stored so that they survive restarts."""
+    """One replica's read counters since ``since_ms``, and what its capacity checks evicted
+    since then, as stored so that they survive restarts."""
 
     replica: str
     since_ms: int
     hits: int
     misses: int
     series: dict[SeriesKey, SeriesUsage]
+    evicted_series: int = 0
+    evicted_records: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,8 +102,6 @@ class CachePolicy:
         # Changed only through the methods below (the usage, capacity and start-up code).
         self._others: list[Usage] = []  # other replicas' counters, as last loaded
         self._store_version = ""  # learnt once, when the store is prepared at start-up
-        self._evicted_series = 0
-        self._evicted_records = 0
         self.started = time.monotonic()
         self._filling: dict[SeriesKey, Fill] = {}
         self._fill_tasks: set[asyncio.Task[None]] = set()
@@ -120,9 +118,9 @@ class CachePolicy:
         self._others = others
 
     def evicted(self, series: int, records: int) -> None:
-        """Whole series evicted for capacity."""
-        self._evicted_series += series
-        self._evicted_records += records
+        """Whole series evicted for capacity (counted with the reads: summed across
+        replicas)."""
+        self.stats.evicted(series, records)
 
     async def close(self) -> None:
         """Cancels the fills and checks in flight (before the pool closes)."""
@@ -336,12 +334,13 @@ class CachePolicy:
 
     async def snapshot(self) -> CacheStats:
         counts = await self.pool.run(lambda conn: conn.counts())
+        usage = self.usage()
         return CacheStats(
             counts=counts,
-            usage=self.usage(),
+            usage=usage,
             hot_tier=self.hot,
-            evicted_series=self._evicted_series,
-            evicted_records=self._evicted_records,
+            evicted_series=usage.evicted_series,
+            evicted_records=usage.evicted_records,
             uptime_seconds=time.monotonic() - self.started,
             store=self.pool.store.name,
             store_version=self._store_version,

@@ -1,7 +1,8 @@
 """Hit statistics: counted in memory on the event loop, flushed to the store now and then.
 
-Each replica (server process) keeps its own counters and stores them under its
-replica id (absolute values, so a flush is idempotent); Stats sums every replica's.
+Each replica (server process) keeps its own counters (reads, and the series its capacity
+checks evicted) and stores them under its replica id (absolute values, so a flush is
+idempotent); Stats sums every replica's, so hits and evictions are the store's.
 A reset writes a marker row; every replica that sees a marker newer than its own
 counters starts anew, so a reset through one replica resets them all.
 """
@@ -30,6 +31,8 @@ class HitStats:
     since_ms: int = field(default_factory=wall_ms)
     hits: int = 0
     misses: int = 0
+    evicted_series: int = 0
+    evicted_records: int = 0
     series: dict[SeriesKey, SeriesUsage] = field(default_factory=dict)
     _dirty: set[SeriesKey] = field(default_factory=set)
 
@@ -42,15 +45,22 @@ class HitStats:
         self.series[key] = SeriesUsage((before.reads if before else 0) + 1, now_ms)
         self._dirty.add(key)
 
+    def evicted(self, series: int, records: int) -> None:
+        """Whole series evicted by this replica's capacity check."""
+        self.evicted_series += series
+        self.evicted_records += records
+
     def resume(self, stored: Usage) -> None:
         """Continues from what this replica stored before a restart."""
         self.since_ms, self.hits, self.misses = stored.since_ms, stored.hits, stored.misses
+        self.evicted_series, self.evicted_records = stored.evicted_series, stored.evicted_records
         for key, usage in stored.series.items():
             if key not in self.series:
                 self.series[key] = usage
 
     def reset(self, since_ms: int) -> None:
         self.since_ms, self.hits, self.misses = since_ms, 0, 0
+        self.evicted_series = self.evicted_records = 0
         self.series.clear()
         self._dirty.clear()
 
@@ -58,10 +68,21 @@ class HitStats:
         """The counters to store: totals, and the series read since the last flush."""
         changed = {key: self.series[key] for key in self._dirty if key in self.series}
         self._dirty.clear()
-        return Usage(self.replica, self.since_ms, self.hits, self.misses, changed)
+        return self._usage(changed)
 
     def as_usage(self) -> Usage:
-        return Usage(self.replica, self.since_ms, self.hits, self.misses, dict(self.series))
+        return self._usage(dict(self.series))
+
+    def _usage(self, series: dict[SeriesKey, SeriesUsage]) -> Usage:
+        return Usage(
+            self.replica,
+            self.since_ms,
+            self.hits,
+            self.misses,
+            series,
+            self.evicted_series,
+            self.evicted_records,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +94,8 @@ class ClusterUsage:
     hits: int
     misses: int
     series: dict[SeriesKey, SeriesUsage]
+    evicted_series: int = 0
+    evicted_records: int = 0
 
     @property
     def hit_rate(self) -> float:
@@ -107,6 +130,8 @@ class ClusterUsage:
             hits=sum(u.hits for u in (mine, *others)),
             misses=sum(u.misses for u in (mine, *others)),
             series=series,
+            evicted_series=sum(u.evicted_series for u in (mine, *others)),
+            evicted_records=sum(u.evicted_records for u in (mine, *others)),
         )
 
 

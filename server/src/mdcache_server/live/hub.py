@@ -1,6 +1,7 @@
 """The subscription hub of one server process.
 
-Every acknowledged write is published here: each record gets the next number of this
+Every acknowledged write is published here (``live/delivery.py``: directly, or from the
+store's change feed through the relay): each record gets the next number of this
 process's sequence (``seq``) and goes into a ring of the most recent changes and into the
 bounded buffer of every stream that follows its series (or its symbol). Publishing never
 waits: a stream whose buffer is full is cut (it learns how far behind it was), so a slow
@@ -23,19 +24,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from mdcache_server.errors import Lagging, Stopping
 from mdcache_server.model import Record, SeriesKey
-
-if TYPE_CHECKING:
-    from mdcache_server.live.relay import Relay
 
 RESUME_SECONDS = 300.0  # the ring is kept this long after the last stream closed
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
+class Published:
+    """A record as the hub pushed it: numbered by this process's ``seq``."""
+
     seq: int
     series: SeriesKey
     record: Record
@@ -48,7 +47,7 @@ class Stream:
     series: frozenset[SeriesKey]
     symbol: str
     capacity: int
-    pending: deque[Change] = field(default_factory=deque)
+    pending: deque[Published] = field(default_factory=deque)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     behind: int = 0  # changes dropped once full: the stream is cut
     stopping: str = ""  # why the stream ends, once it is to
@@ -56,7 +55,7 @@ class Stream:
     def wants(self, series: SeriesKey) -> bool:
         return series in self.series or series.symbol == self.symbol
 
-    def offer(self, change: Change, full: bool) -> None:
+    def offer(self, change: Published, full: bool) -> None:
         """``full``: the buffer held ``capacity`` changes before this publish began (a
         publish, one Write or one batch of the relay, is taken whole otherwise)."""
         if self.behind or full:
@@ -72,7 +71,7 @@ class Stream:
             f"{self.capacity}); resume after the last seq received"
         )
 
-    async def next(self) -> Change:
+    async def next(self) -> Published:
         """The oldest change not sent (waiting for one); raises Lagging once cut. It
         stays counted in the buffer until taken, so the buffer is what is unsent."""
         while not self.pending:
@@ -96,14 +95,11 @@ class Hub:
         self.buffer = buffer
         self.epoch = secrets.token_hex(6)
         self.seq = 0
-        self._ring: deque[Change] = deque()
+        self._ring: deque[Published] = deque()
         self._ring_size, self._ring_bytes = ring, ring_bytes
         self._ring_held = 0  # payload characters in the ring
         self._last_open = -math.inf  # when a stream was last open
         self._streams: set[Stream] = set()
-        # With a relay (live.relay), acknowledged changes go to the store's change feed,
-        # and come back from it in the store's order, with every other replica's.
-        self.relay: Relay | None = None
         # Writes of this process between the store and their publish, and the horizons
         # waiting for those in flight when they were asked for.
         self._writing: set[object] = set()
@@ -113,28 +109,10 @@ class Hub:
     def streams(self) -> int:
         return len(self._streams)
 
-    async def acknowledged(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> None:
-        """Records a Write stored, before it is answered: pushed now, or handed to the
-        relay (which pushes every replica's writes in the store's order)."""
-        if self.relay is None:
-            self.publish(batches)
-            return
-        changes = [
-            (series, Record(r.ts_ms, r.payload))
-            for series, records in batches
-            for r in {r.ts_ms: r for r in records}.values()
-        ]
-        await self.relay.acknowledged(changes)
-
     @property
     def wanted(self) -> bool:
         """Whether a stream is open, or one closed recently enough to resume."""
         return bool(self._streams) or time.monotonic() - self._last_open <= RESUME_SECONDS
-
-    async def ready(self) -> None:
-        """Returns once every write acknowledged from now on will reach the streams."""
-        if self.relay is not None:
-            await self.relay.ready()
 
     def writing(self) -> _Writing:
         """``with hub.writing():`` around a Write, from before the store takes it until
@@ -152,27 +130,20 @@ class Hub:
                 then()
         self._settling = kept
 
-    def horizon(self) -> asyncio.Future[int]:
-        """The ``seq`` by which every change stored before this call is published: once
-        the Writes in flight now are (a read may have seen them stored, not yet pushed),
-        and, with a relay, once the feed has given what was handed to it by then."""
-        loop = asyncio.get_running_loop()
-        result: asyncio.Future[int] = loop.create_future()
-
-        def then() -> None:
-            if result.done():
-                return
-            if self.relay is None:
-                result.set_result(self.seq)
-                return
-            self.relay.horizon().add_done_callback(
-                lambda mark: None if result.done() else result.set_result(mark.result())
-            )
-
+    def settled(self, then: Callable[[], None]) -> None:
+        """Calls ``then`` once the Writes in flight now are published (at once if none):
+        a read may have seen them stored, not yet pushed."""
         if self._writing:
             self._settling.append((set(self._writing), then))
         else:
             then()
+
+    def horizon(self) -> asyncio.Future[int]:
+        """The ``seq`` by which every change this process stored before this call is
+        published: once the Writes in flight now are (``live.delivery`` adds what a
+        change feed still holds)."""
+        result: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.settled(lambda: None if result.done() else result.set_result(self.seq))
         return result
 
     def skip(self) -> None:
@@ -203,13 +174,13 @@ class Hub:
             last = {r.ts_ms: r for r in records}  # a timestamp given twice: the last
             for record in last.values():
                 self.seq += 1
-                change = Change(self.seq, series, record)
+                change = Published(self.seq, series, record)
                 self._remember(change)
                 for stream in streams:
                     if stream.wants(series):
                         stream.offer(change, stream in full)
 
-    def _remember(self, change: Change) -> None:
+    def _remember(self, change: Published) -> None:
         ring = self._ring
         ring.append(change)
         self._ring_held += len(change.record.payload)
@@ -232,7 +203,7 @@ class Hub:
         self._streams.discard(stream)
         stream.pending.clear()
 
-    def since(self, stream: Stream, after: int) -> list[Change] | None:
+    def since(self, stream: Stream, after: int) -> list[Published] | None:
         """The stream's changes after ``after`` from the ring; None when it lost some."""
         if after > self.seq:
             return None

@@ -4,8 +4,9 @@ Replicas of one store (servers on one SQLite file, ``--processes``, servers on o
 TDengine database) each take writes; a subscriber connected to any of them must see them
 all. With a relay, a Write's records are not pushed by the replica that took them but
 handed to the store's feed (``store.base.ChangeFeed``: a journal beside a SQLite file,
-TDengine's own subscriptions), and every replica pushes what comes out of the feed, in
-its order: one order per series for every subscriber, whichever replica it is on.
+TDengine's own subscriptions; ``live/delivery.py``'s ``Relayed``), and every replica
+pushes what comes out of the feed, in its order: one order per series for every
+subscriber, whichever replica it is on.
 
 The feed is followed from the first Subscribe stream on (a stream's headers are sent
 once it is, so no write acknowledged after them is missed) until no stream has been
@@ -28,7 +29,7 @@ import structlog
 
 from mdcache_server.errors import StoreUnavailable
 from mdcache_server.live.hub import Hub
-from mdcache_server.store.base import Change, ChangeFeed
+from mdcache_server.store.base import ChangeFeed, StoredChange
 
 log = structlog.get_logger(__name__)
 # A mark (``horizon``) resolves at the first empty poll begun HORIZON_MIN after it, or
@@ -50,12 +51,11 @@ class Relay:
         self._wanted = asyncio.Event()
         self._ready: asyncio.Future[None] | None = None
         self._marks: list[tuple[float, asyncio.Future[int]]] = []
-        hub.relay = self
 
     async def _run(self, pool: ThreadPoolExecutor, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
-    async def acknowledged(self, changes: Sequence[Change]) -> None:
+    async def acknowledged(self, changes: Sequence[StoredChange]) -> None:
         """A Write's records, stored and not yet answered: into the feed if it journals."""
         if self.feed.journals:
             try:

@@ -24,14 +24,13 @@ from mdcache_server.cache import usage
 from mdcache_server.cache.policy import CachePolicy, CacheStats
 from mdcache_server.config import setting
 from mdcache_server.errors import InvalidArgument, MdcacheError, StoreError, StoreUnavailable
-from mdcache_server.live import subscription
+from mdcache_server.live.delivery import Delivery, Direct
 from mdcache_server.live.hub import Hub
 from mdcache_server.metrics import Metrics
 from mdcache_server.model import Limits, SeriesKey
-from mdcache_server.resample import reads as resampled
 from mdcache_server.resample.parsed import ParsedFields
 from mdcache_server.resample.rules import Resampling
-from mdcache_server.service import validation
+from mdcache_server.service import resampled, subscribe, validation
 from mdcache_server.service.answers import Answers
 from mdcache_server.service.responses import read_response
 from mdcache_server.service.status import status_for
@@ -141,7 +140,7 @@ class MarketDataCacheServicer:
         slow_call_ms: float = SLOW_CALL_MS,
         answers: Answers | None = None,
         resampling: Resampling | None = None,
-        hub: Hub | None = None,
+        live: Delivery | None = None,
     ) -> None:
         self.cache = cache
         self.limits = limits
@@ -150,7 +149,8 @@ class MarketDataCacheServicer:
         self.slow_seconds = slow_call_ms / 1000
         self.log_every_call = log.is_enabled_for(logging.DEBUG)  # logging is set up by now
         self.answers = answers if answers is not None else Answers(0)
-        self.hub = hub if hub is not None else Hub()
+        self.live = live if live is not None else Direct(Hub())
+        self.hub = self.live.hub
         self.calls: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.resampling = resampling if resampling is not None else Resampling.default()
@@ -234,7 +234,7 @@ class MarketDataCacheServicer:
             fields["series"] = _describe([key for key, _ in batches])
             with self.hub.writing():  # stored, then pushed (a replay's horizon waits)
                 fields["rows"] = written = await self.cache.write(batches)
-                await self.hub.acknowledged(batches)  # pushed to subscribers
+                await self.live.acknowledged(batches)  # pushed to subscribers
             return pb.WriteResponse(written=written)
 
         return await self._serve("Write", context, handle)
@@ -285,14 +285,14 @@ class MarketDataCacheServicer:
     async def Subscribe(
         self, request: bytes | pb.SubscribeRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.SubscribeResponse]:
-        """Streams the series' records as they are written (``live.subscription``)."""
+        """Streams the series' records as they are written (``service.subscribe``)."""
         started = time.perf_counter()
         sent = 0
         self.calls["Subscribe"] += 1
         try:
             request = parsed(pb.SubscribeRequest, request)
             opened = lambda: context.send_initial_metadata((("mdcache-stream", self.hub.epoch),))  # noqa: E731
-            stream = subscription.serve(self.hub, self.cache, request, self.limits, opened)
+            stream = subscribe.serve(self.live, self.cache, request, self.limits, opened)
             async for message in stream:
                 sent += 1
                 yield message

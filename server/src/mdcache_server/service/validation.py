@@ -11,14 +11,13 @@ import json
 import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import NoReturn
 
 import simdjson
 
 from mdcache.v1 import cache_pb2 as pb
 from mdcache_server.errors import InvalidArgument
-from mdcache_server.model import DAY_MS, Limits, PurgeFilter, SeriesKey, Window
+from mdcache_server.model import DAY_MS, Limits, PurgeFilter, ReadQuery, SeriesKey, Window
 from mdcache_server.wire import codec, encoding
 from mdcache_server.wire.codec import FieldRecords
 
@@ -28,12 +27,6 @@ DEFAULT_TOP_N = 10
 MAX_TOP_N = 1000
 MAX_DAYS = 365_000
 ORDERS = frozenset(pb.Order.values())
-
-
-@dataclass(frozen=True, slots=True)
-class ReadQuery:
-    series: list[SeriesKey]
-    window: Window
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -119,7 +112,9 @@ def payload(value: str, field: str, limits: Limits) -> str:
     return value
 
 
-def _series_list(messages: Sequence[pb.SeriesKey], field: str, limits: Limits) -> list[SeriesKey]:
+def series_list(messages: Sequence[pb.SeriesKey], field: str, limits: Limits) -> list[SeriesKey]:
+    """One to ``max_series_per_call`` series keys, each valid (the series of a Read or a
+    Subscribe)."""
     if not messages:
         raise InvalidArgument(field, "name at least one series")
     if len(messages) > limits.max_series_per_call:
@@ -197,7 +192,7 @@ def write_request(
 
 def read_request(req: pb.ReadRequest, limits: Limits, now_ms: Callable[[], int]) -> ReadQuery:
     """The series and window of a Read; ``limit`` 0 shares the server's maximum among the series."""
-    series = _series_list(req.series, "series", limits)
+    series = series_list(req.series, "series", limits)
     start = req.start_ms if req.HasField("start_ms") else None
     end = req.end_ms if req.HasField("end_ms") else None
     if req.last_days:

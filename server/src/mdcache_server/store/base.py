@@ -106,7 +106,8 @@ class StoreConnection(Protocol):
         """Releases the connection; never raises."""
 
 
-Change = tuple[SeriesKey, Record]
+# One record of an acknowledged Write, as a change feed carries it.
+StoredChange = tuple[SeriesKey, Record]
 
 
 class ChangeFeed(Protocol):
@@ -120,14 +121,14 @@ class ChangeFeed(Protocol):
         """Whether a Write's records must be handed to :meth:`record` before it is
         answered (False: the store's own log carries them)."""
 
-    def record(self, changes: Sequence[Change]) -> None:
+    def record(self, changes: Sequence[StoredChange]) -> None:
         """Adds a Write's records, stored and not yet answered, to the feed."""
 
     def start(self) -> None:
         """Positions the feed after everything acknowledged so far: each write
         acknowledged after this returns comes out of :meth:`poll`."""
 
-    def poll(self, wait: float) -> list[Change]:
+    def poll(self, wait: float) -> list[StoredChange]:
         """The next changes, waiting up to ``wait`` seconds for some. None (``[]``) means
         every change acknowledged before the call was returned by an earlier one."""
 
@@ -141,6 +142,17 @@ class Store(Protocol):
     @property
     def name(self) -> str:
         """Short name shown in Stats and logs: ``sqlite``, ``tdengine``."""
+
+    @property
+    def default_workers(self) -> int:
+        """Worker threads (each with its own connection) when the configuration says
+        ``auto``: few where calls hold the GIL, more where they wait on the network."""
+
+    @property
+    def shared(self) -> bool:
+        """Whether servers that this process did not start may write to the store (a
+        network database), so that by default every Write reaches this process's
+        subscribers through the change feed (``app.live_relay``)."""
 
     @property
     def atomic_evictions(self) -> bool:

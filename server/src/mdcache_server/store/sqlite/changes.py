@@ -30,7 +30,7 @@ from pathlib import Path
 
 from mdcache_server.errors import StoreUnavailable
 from mdcache_server.model import Record, SeriesKey
-from mdcache_server.store.base import Change
+from mdcache_server.store.base import StoredChange
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS changes (id INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -88,7 +88,7 @@ class JournalFeed:
             raise StoreUnavailable(f"changes journal {self.path}: {exc}") from exc
         return conn
 
-    def record(self, changes: Sequence[Change]) -> None:
+    def record(self, changes: Sequence[StoredChange]) -> None:
         now = int(time.time() * 1000)
         with self._lock:
             try:
@@ -143,7 +143,7 @@ class JournalFeed:
             self._last = int(rows[-1][0])
         return rows
 
-    def poll(self, wait: float) -> list[Change]:
+    def poll(self, wait: float) -> list[StoredChange]:
         try:
             rows = self._after()
             if not rows:

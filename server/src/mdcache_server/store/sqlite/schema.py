@@ -26,6 +26,11 @@ CREATE TABLE IF NOT EXISTS usage (
     hits      INTEGER NOT NULL,
     misses    INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS usage_evictions (
+    replica  TEXT PRIMARY KEY,
+    series   INTEGER NOT NULL,
+    records  INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS series_usage (
     replica      TEXT NOT NULL,
     series_id    INTEGER NOT NULL,

@@ -126,7 +126,15 @@ SAVE_SERIES_USAGE: Final = (
     "ON CONFLICT (replica, series_id) DO UPDATE SET "
     "reads = excluded.reads, last_read_ms = excluded.last_read_ms"
 )
-LOAD_USAGE: Final = "SELECT replica, since_ms, hits, misses FROM usage ORDER BY replica"
+SAVE_EVICTIONS: Final = (
+    "INSERT INTO usage_evictions (replica, series, records) VALUES (?, ?, ?) "
+    "ON CONFLICT (replica) DO UPDATE SET series = excluded.series, records = excluded.records"
+)
+LOAD_USAGE: Final = (
+    "SELECT u.replica, u.since_ms, u.hits, u.misses, COALESCE(e.series, 0), "
+    "COALESCE(e.records, 0) FROM usage u LEFT JOIN usage_evictions e ON e.replica = u.replica "
+    "ORDER BY u.replica"
+)
 LOAD_SERIES_USAGE: Final = (
     "SELECT u.replica, s.symbol, s.data_type, s.timeframe, u.reads, u.last_read_ms "
     "FROM series_usage u JOIN series s ON s.id = u.series_id"

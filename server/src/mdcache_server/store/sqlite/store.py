@@ -41,6 +41,7 @@ from mdcache_server.store.sqlite.sql import (
     LOAD_SERIES_USAGE,
     LOAD_USAGE,
     READ,
+    SAVE_EVICTIONS,
     SAVE_REPLICA,
     SAVE_SERIES_USAGE,
     SAVE_USAGE,
@@ -75,6 +76,8 @@ class SqliteStore:
     """SQLite in one file; with ``synchronous=FULL`` an answered Write survives power loss."""
 
     name = "sqlite"
+    default_workers = 2  # its calls hold the GIL: more threads only contend
+    shared = False  # a file on this machine: its replicas are this server's --processes
     atomic_evictions = True  # count and evict in one write transaction
     counted_versions = True  # ADD_RECORDS: version + 1 for each series of a write
 
@@ -361,6 +364,9 @@ class SqliteConnection:
             self._conn.execute(
                 SAVE_USAGE, (usage.replica, usage.since_ms, usage.hits, usage.misses)
             )
+            self._conn.execute(
+                SAVE_EVICTIONS, (usage.replica, usage.evicted_series, usage.evicted_records)
+            )
             rows = [
                 (usage.replica, self._series_id(key, create=True), u.reads, u.last_read_ms)
                 for key, u in usage.series.items()
@@ -375,17 +381,19 @@ class SqliteConnection:
         for replica, sym, dt, tf, reads, last in series_rows:
             by_replica.setdefault(replica, {})[SeriesKey(sym, dt, tf)] = SeriesUsage(reads, last)
         return [
-            Usage(replica, since, hits, misses, by_replica[replica])
-            for replica, since, hits, misses in totals
+            Usage(replica, since, hits, misses, by_replica[replica], series, records)
+            for replica, since, hits, misses, series, records in totals
         ]
 
     def reset_usage(self, replica: str | None = None) -> None:
         with translated("reset usage"), self._transaction():
             if replica is None:
                 self._conn.execute("DELETE FROM usage")
+                self._conn.execute("DELETE FROM usage_evictions")
                 self._conn.execute("DELETE FROM series_usage")
             else:
                 self._conn.execute("DELETE FROM usage WHERE replica = ?", (replica,))
+                self._conn.execute("DELETE FROM usage_evictions WHERE replica = ?", (replica,))
                 self._conn.execute("DELETE FROM series_usage WHERE replica = ?", (replica,))
 
     def close(self) -> None:

@@ -15,6 +15,7 @@ from mdcache_server.model import Record, SeriesKey, Usage
 from mdcache_server.store.tdengine import sql
 from mdcache_server.store.tdengine.connector import Batch, Column, ColumnType
 from mdcache_server.store.tdengine.naming import (
+    evictions_table,
     replica_table,
     series_table,
     series_usage_table,
@@ -72,6 +73,19 @@ def totals_batch(db: str, usage: Usage) -> Batch:
             Column(ColumnType.BIGINT, [usage.since_ms]),
             Column(ColumnType.BIGINT, [usage.hits]),
             Column(ColumnType.BIGINT, [usage.misses]),
+        ),
+    )
+
+
+def evictions_batch(db: str, usage: Usage) -> Batch:
+    """For ``sql.insert_evictions``: the replica's one row of evictions."""
+    return Batch(
+        sql.table(db, evictions_table(usage.replica)),
+        (usage.replica,),
+        (
+            Column(ColumnType.TIMESTAMP, [sql.USAGE_TS_MS]),
+            Column(ColumnType.BIGINT, [usage.evicted_series]),
+            Column(ColumnType.BIGINT, [usage.evicted_records]),
         ),
     )
 

@@ -26,8 +26,8 @@ import structlog
 
 from mdcache_server.errors import StoreUnavailable
 from mdcache_server.model import Record, SeriesKey
-from mdcache_server.store.base import Change
-from mdcache_server.store.tdengine import sql
+from mdcache_server.store.base import StoredChange
+from mdcache_server.store.tdengine import blocks, sql
 from mdcache_server.store.tdengine.connector import NativeSession
 from mdcache_server.store.tdengine.options import TDengineOptions
 
@@ -43,8 +43,9 @@ class TopicFeed:
         self._options, self._group = options, group
         self._topic = sql.topic(options.database)
         self._consumer: Any = None
+        self._lib: Any = None
 
-    def record(self, changes: Sequence[Change]) -> None:
+    def record(self, changes: Sequence[StoredChange]) -> None:
         raise AssertionError("TDengine's log carries the writes: nothing to record")
 
     def start(self) -> None:
@@ -54,8 +55,11 @@ class TopicFeed:
             host, port = session.endpoint or self._options.endpoints[0]
         finally:
             session.close()
+        from taos.cinterface import _libtaos
         from taos.error import TmqError
         from taos.tmq import Consumer
+
+        self._lib = self._lib or blocks.Lib(_libtaos)
 
         try:
             # A group of its own at each start: a consumer of an earlier start may still
@@ -91,26 +95,25 @@ class TopicFeed:
         self._consumer = consumer
         log.info("tdengine_change_feed_started", topic=self._topic, group=group)
 
-    def poll(self, wait: float) -> list[Change]:
-        from taos.cinterface import tmq_consumer_poll
-        from taos.error import Error
-        from taos.result import TaosResult
-
+    def poll(self, wait: float) -> list[StoredChange]:
         if self._consumer is None:
             raise StoreUnavailable("tdengine change feed: not started")
-        message = tmq_consumer_poll(self._consumer._tmq, int(wait * 1000))
-        if not message:
+        message = blocks.poll(self._lib, self._consumer._tmq, int(wait * 1000))
+        if message is None:
             return []
-        result = TaosResult(message)  # frees the message when closed
         try:
-            rows = result.fetch_all()
-        except Error as exc:
+            stamps, payloads, symbols, data_types, timeframes = blocks.changes(
+                self._lib, message, sql.TOPIC_COLUMNS
+            )
+        except blocks.BlockError as exc:
             raise StoreUnavailable(f"tdengine change feed: {exc}") from exc
-        finally:
-            result.close()
-        return [
-            (SeriesKey(str(s), str(d), str(t)), Record(int(ts), str(p))) for ts, p, s, d, t in rows
-        ]
+        return list(
+            zip(
+                map(SeriesKey, symbols, data_types, timeframes),
+                map(Record, stamps, payloads),
+                strict=True,
+            )
+        )
 
     def close(self) -> None:
         consumer, self._consumer = self._consumer, None

@@ -6,9 +6,9 @@ through taosAdapter). Each driver is imported only when a session of its kind is
 opened, and every driver error is translated here, where the driver is called
 (see :mod:`~mdcache_server.store.tdengine.failures`).
 
-Inserts go through parameter binding (TDengine's stmt API), one subtable per
-execute as in TDengine's own examples: table name, tags and rows are bound, so no
-caller's string is ever parsed as SQL.
+Inserts go through parameter binding (TDengine's stmt API): every subtable of a call
+is bound (table name, tags and rows) and the call executes once, so no caller's
+string is ever parsed as SQL and a Write is one submit.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mdcache_server.errors import ConfigError
+from mdcache_server.store.tdengine import blocks
 from mdcache_server.store.tdengine.failures import ConnectionLost, code_of, translate
 from mdcache_server.store.tdengine.options import NATIVE, TDengineOptions
 
@@ -68,6 +69,9 @@ class Session(Protocol):
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         """Runs a query; returns every row."""
 
+    def query_columns(self, sql: str, kinds: Sequence[blocks.Kind]) -> list[list[Any]]:
+        """Runs a query whose columns are never NULL; returns one list per column."""
+
     def insert(self, sql: str, batches: Sequence[Batch]) -> int:
         """Binds each batch to the prepared INSERT and executes it; returns rows written."""
 
@@ -91,6 +95,9 @@ def client_config_dir(options: TDengineOptions) -> str:
         partial.write_text(text)
         partial.replace(cfg)
     return str(folder)
+
+
+EXECUTE_BUDGET_BYTES = 16 * 1024 * 1024  # bound bytes one execute sends at most
 
 
 def _columns(taos: Any, columns: Sequence[Column]) -> tuple[Any, list[Any]]:
@@ -132,6 +139,7 @@ class NativeSession:
         self._taos = taos
         self._conn = conn
         self._statements: dict[str, Any] = {}
+        self._lib: blocks.Lib | None = None  # made at the first query_columns
         self.endpoint: tuple[str, int] | None = None  # the one connected to
 
     @classmethod
@@ -190,6 +198,19 @@ class NativeSession:
             finally:
                 result.close()
 
+    def query_columns(self, sql: str, kinds: Sequence[blocks.Kind]) -> list[list[Any]]:
+        """As :meth:`query`, read a block at a time (:mod:`.blocks`), not value by value."""
+        if self._lib is None:
+            self._lib = blocks.Lib(self._taos.cinterface._libtaos)
+        with self._translated("query"):
+            result = self._conn.query(sql)  # raises on a failed query, freeing it
+            try:
+                return blocks.columns(self._lib, result._result, kinds)
+            except blocks.BlockError as exc:
+                raise self._taos.error.ProgrammingError(str(exc), exc.code) from exc
+            finally:
+                result.close()
+
     def _statement(self, sql: str) -> Any:
         """The prepared statement of ``sql`` on this connection (prepared once, reused)."""
         stmt = self._statements.get(sql)
@@ -203,7 +224,10 @@ class NativeSession:
             raise self._taos.error.StatementError(msg=message, errno=code)
 
     def insert(self, sql: str, batches: Sequence[Batch]) -> int:
-        """Binds and executes each batch on the connection's prepared statement.
+        """Binds every batch on the connection's prepared statement, then executes once:
+        one submit per call to each vnode its subtables live in (libtaos copies the bound
+        values as each batch is added). A call binding more than EXECUTE_BUDGET_BYTES
+        executes each time it has bound that much.
 
         The stmt calls go to libtaos directly (``taos.cinterface._libtaos``, as taospy's own
         wrappers do): taospy's wrappers look their caller up with ``inspect.stack()`` on every
@@ -216,6 +240,7 @@ class NativeSession:
             handle = stmt._stmt
             try:
                 before = int(lib.taos_stmt_affected_rows(handle))
+                pending = 0
                 for batch in batches:
                     tags = self._taos.new_bind_params(len(batch.tags))
                     for bind, tag in zip(tags, batch.tags, strict=True):
@@ -225,8 +250,13 @@ class NativeSession:
                     binds, keep = _columns(self._taos, batch.columns)
                     self._checked(stmt, lib.taos_stmt_bind_param_batch(handle, binds))
                     self._checked(stmt, lib.taos_stmt_add_batch(handle))
+                    pending += sum(map(ctypes.sizeof, keep))
+                    del keep  # libtaos copied the values
+                    if pending >= EXECUTE_BUDGET_BYTES:
+                        self._checked(stmt, lib.taos_stmt_execute(handle))
+                        pending = 0
+                if pending:
                     self._checked(stmt, lib.taos_stmt_execute(handle))
-                    del keep  # the buffers were read by the execute
                 # taos_stmt_affected_rows adds up every execute of the statement.
                 return int(lib.taos_stmt_affected_rows(handle)) - before
             except BaseException:
@@ -290,6 +320,10 @@ class WebSocketSession:
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         with self._translated("query"):
             return [tuple(row) for row in self._conn.query(sql)]
+
+    def query_columns(self, sql: str, kinds: Sequence[blocks.Kind]) -> list[list[Any]]:
+        rows = self.query(sql)
+        return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in kinds]
 
     def _column(self, column: Column) -> Any:
         values = list(column.values)

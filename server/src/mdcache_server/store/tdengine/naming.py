@@ -17,6 +17,7 @@ from mdcache_server.model import SeriesKey
 IDENTIFIER: Final = re.compile(r"[a-z_][a-z0-9_]{0,191}")
 RECORDS_PREFIX: Final = "r_"  # a subtable of the records super table: one series
 TOTALS_PREFIX: Final = "u_"  # a subtable of usage_totals: one replica's totals
+EVICTIONS_PREFIX: Final = "e_"  # a subtable of usage_evictions: one replica's evictions
 SERIES_USAGE_PREFIX: Final = "s_"  # a subtable of usage_series: one replica's reads of one series
 VERSION_PREFIX: Final = "v_"  # a subtable of series_versions: one series' change version
 REPLICA_PREFIX: Final = "h_"  # a subtable of replicas: one replica's heartbeat
@@ -50,6 +51,11 @@ def replica_table(replica: str) -> str:
 def totals_table(replica: str) -> str:
     """The subtable holding one replica's hit and miss totals."""
     return TOTALS_PREFIX + _digest("replica", replica)
+
+
+def evictions_table(replica: str) -> str:
+    """The subtable holding what one replica's capacity checks evicted."""
+    return EVICTIONS_PREFIX + _digest("replica", replica)
 
 
 def series_usage_table(replica: str, key: SeriesKey) -> str:

@@ -36,16 +36,17 @@ from mdcache_server.model import (
 from mdcache_server.store.base import Chooser, Eviction
 from mdcache_server.store.tdengine import sql
 from mdcache_server.store.tdengine.batches import (
+    evictions_batch,
     record_batches,
     replica_batch,
     series_usage_batches,
     totals_batch,
-    version_batches,
 )
 from mdcache_server.store.tdengine.changes import TopicFeed
 from mdcache_server.store.tdengine.connector import Session, open_session
 from mdcache_server.store.tdengine.failures import ConnectionLost, TableMissing, Unreachable
 from mdcache_server.store.tdengine.naming import (
+    evictions_table,
     is_identifier,
     series_table,
     totals_table,
@@ -58,6 +59,22 @@ VERSIONS_MAX = 256  # subtables a versions query names
 TOPIC_SUBSCRIBED = "0x03eb"  # DROP TOPIC while a consumer follows it
 Opener = Callable[[TDengineOptions], Session]
 log = structlog.get_logger(__name__)
+
+
+def _last_wins(
+    batches: Sequence[tuple[SeriesKey, Sequence[Record]]],
+) -> list[tuple[SeriesKey, Sequence[Record]]]:
+    """The non-empty batches, one per series: a series given twice (a group commit of two
+    Writes) keeps, per timestamp, the record given last, as two submits in order would."""
+    kept = [(key, records) for key, records in batches if records]
+    if len({key for key, _ in kept}) == len(kept):
+        return kept
+    by_key: dict[SeriesKey, dict[int, Record]] = {}
+    for key, records in kept:
+        held = by_key.setdefault(key, {})
+        for record in records:
+            held[record.ts_ms] = record
+    return [(key, list(held.values())) for key, held in by_key.items()]
 
 
 def _live_series(rows: list[tuple[Any, ...]]) -> list[tuple[str, str, str, str, int]]:
@@ -75,6 +92,8 @@ class TDengineStore:
     """
 
     name = "tdengine"
+    default_workers = 8  # its calls wait on the network
+    shared = True  # any server may write to the database
     atomic_evictions = False  # no transactions: one replica at a time (cache/capacity.py)
     counted_versions = False  # random versions (store.py: _changed)
 
@@ -218,15 +237,33 @@ class TDengineConnection:
         self._call("probe", lambda session: session.query(sql.probe()), idempotent=True)
 
     def write(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> int:
-        plan = record_batches(self._db, batches)
+        """One submit for every series of the call (a group commit's too): a multi-table
+        INSERT when its text is small (``sql.TEXT_INSERT_MAX_CHARS``), else every subtable
+        bound to the prepared INSERT and executed once. Then the series' versions."""
         given = sum(len(records) for _, records in batches)
-        if plan:
+        merged = _last_wins(batches)
+        if not merged:
+            return given
+        if (
+            sum(len(r.payload) + 24 for _, records in merged for r in records)
+            <= sql.TEXT_INSERT_MAX_CHARS
+        ):
+            rows = [
+                (series_table(key), key, [(r.ts_ms, r.payload) for r in records])
+                for key, records in merged
+            ]
+            statement = sql.insert_text(self._db, sql.RECORDS, rows)
+            affected = self._call(
+                "write", lambda session: session.execute(statement), idempotent=True
+            )
+        else:
+            plan = record_batches(self._db, merged)
             statement = sql.insert_records(self._db)
             affected = self._call(
                 "write", lambda session: session.insert(statement, plan), idempotent=True
             )
-            log.debug("tdengine_write", records=given, affected=affected, subtables=len(plan))
-            self._changed([key for key, records in batches if records])
+        log.debug("tdengine_write", records=given, affected=affected, subtables=len(merged))
+        self._changed([key for key, _ in merged])
         return given
 
     def _changed(self, series: Sequence[SeriesKey]) -> None:
@@ -234,12 +271,14 @@ class TDengineConnection:
         that reads the version before the records sees any change made after them)."""
         if not series:
             return
-        keys = list(dict.fromkeys(series))
         # Random, not counted: TDengine cannot increment atomically, and a version only
         # needs to be one the series never had (63 random bits).
-        plan = version_batches(self._db, keys, [secrets.randbits(63) | 1 for _ in keys])
-        statement = sql.insert_version(self._db)
-        self._call("version", lambda session: session.insert(statement, plan), idempotent=True)
+        rows = [
+            (version_table(key), key, [(sql.USAGE_TS_MS, secrets.randbits(63) | 1)])
+            for key in dict.fromkeys(series)
+        ]
+        statement = sql.insert_text(self._db, sql.VERSIONS, rows)
+        self._call("version", lambda session: session.execute(statement), idempotent=True)
 
     def versions(self, series: Sequence[SeriesKey]) -> dict[SeriesKey, int]:
         keys = list(dict.fromkeys(series))
@@ -296,13 +335,13 @@ class TDengineConnection:
             results = []
             for query in queries:
                 try:
-                    rows = session.query(query)
+                    stamps, payloads = session.query_columns(query, sql.READ_COLUMNS)
                 except TableMissing:
                     results.append(SeriesRead([], truncated=False))
                     continue
-                truncated = 0 < limit < len(rows)
-                kept = rows[:limit] if truncated else rows
-                results.append(SeriesRead([Record(int(ts), str(p)) for ts, p in kept], truncated))
+                truncated = 0 < limit < len(stamps)
+                records = list(map(Record, stamps, payloads))
+                results.append(SeriesRead(records[:limit] if truncated else records, truncated))
             return results
 
         return self._call("read", run, idempotent=True)
@@ -391,29 +430,42 @@ class TDengineConnection:
             raise StoreError(f"tdengine save usage: replica name over {sql.REPLICA_BYTES} bytes")
         totals = totals_batch(self._db, usage)
         per_series = series_usage_batches(self._db, usage)
+        evictions = evictions_batch(self._db, usage)
 
         def run(session: Session) -> None:
-            session.insert(sql.insert_totals(self._db), [totals])
             if per_series:
                 session.insert(sql.insert_series_usage(self._db), per_series)
+            session.insert(sql.insert_evictions(self._db), [evictions])
+            # The totals last: load_usage reads them first, so a replica that finds these
+            # totals finds the rows saved with them (TDengine has no transactions).
+            session.insert(sql.insert_totals(self._db), [totals])
 
-        # Not atomic (TDengine has no transactions), but absolute values: a retry repairs it.
+        # Not atomic, but absolute values: a retry repairs it.
         self._call("save usage", run, idempotent=True)
 
     def load_usage(self) -> list[Usage]:
-        def run(session: Session) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        def run(session: Session) -> tuple[list[tuple[Any, ...]], ...]:
             return (
                 session.query(sql.load_totals(self._db)),
                 session.query(sql.load_series_usage(self._db)),
+                session.query(sql.load_evictions(self._db)),
             )
 
-        totals, series_rows = self._call("load usage", run, idempotent=True)
+        totals, series_rows, eviction_rows = self._call("load usage", run, idempotent=True)
         by_replica: dict[str, dict[SeriesKey, SeriesUsage]] = {str(r[0]): {} for r in totals}
         for replica, sym, dt, tf, reads, last in series_rows:
             key = SeriesKey(str(sym), str(dt), str(tf))
             by_replica.setdefault(str(replica), {})[key] = SeriesUsage(int(reads), int(last))
+        evicted = {str(r): (int(n), int(records)) for r, n, records in eviction_rows}
         return [
-            Usage(str(replica), int(since), int(hits), int(misses), by_replica[str(replica)])
+            Usage(
+                str(replica),
+                int(since),
+                int(hits),
+                int(misses),
+                by_replica[str(replica)],
+                *evicted.get(str(replica), (0, 0)),
+            )
             for replica, since, hits, misses in sorted(totals, key=lambda row: str(row[0]))
         ]
 
@@ -427,7 +479,7 @@ class TDengineConnection:
             # replica tag here, so that the replica's name is never written into SQL.
             rows = session.query(sql.series_usage_tables(self._db))
             tables = [str(t) for t, r in rows if r == replica]
-            tables.append(totals_table(str(replica)))
+            tables += [totals_table(str(replica)), evictions_table(str(replica))]
             for table in tables:
                 if not is_identifier(table):
                     raise StoreError(f"tdengine reset usage: unexpected subtable name {table!r}")

@@ -17,14 +17,13 @@ from mdcache.v1 import cache_pb2 as pb
 from mdcache_server.cache.hot import HeldRecords
 from mdcache_server.cache.policy import CachePolicy
 from mdcache_server.errors import InvalidArgument
-from mdcache_server.model import Limits, Record, SeriesKey, SeriesRead, Window
+from mdcache_server.model import Limits, ReadQuery, Record, SeriesKey, SeriesRead, Window
 from mdcache_server.resample import timeframe
 from mdcache_server.resample.bars import Bars, Fields, bucket_start, resample
 from mdcache_server.resample.calendar import Calendar
 from mdcache_server.resample.parsed import ParsedFields
 from mdcache_server.resample.rules import Resampling
 from mdcache_server.resample.timeframe import Timeframe
-from mdcache_server.service.validation import ReadQuery
 from mdcache_server.wire.codec import EncodedRecords, FieldRecords
 from mdcache_server.wire.encoding import RECORD_OVERHEAD, RESULTS, varint
 

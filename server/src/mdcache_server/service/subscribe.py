@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from mdcache.v1 import cache_pb2 as pb
 from mdcache_server.cache.policy import CachePolicy
 from mdcache_server.errors import InvalidArgument, ResumeLost
-from mdcache_server.live.hub import Change, Hub
+from mdcache_server.live.delivery import Delivery
+from mdcache_server.live.hub import Published
 from mdcache_server.model import Limits, Record, SeriesKey, Window
 from mdcache_server.service import validation
 
@@ -37,14 +38,14 @@ def parse(request: pb.SubscribeRequest, limits: Limits) -> tuple[list[SeriesKey]
         if request.HasField("since_ms"):
             raise InvalidArgument("since_ms", "replay needs series, not a symbol")
         return [], request.symbol
-    series = validation._series_list(request.series, "series", limits)
+    series = validation.series_list(request.series, "series", limits)
     if request.HasField("since_ms"):
         validation.timestamp(request.since_ms, "since_ms", limits)
     return series, ""
 
 
 async def serve(
-    hub: Hub,
+    live: Delivery,
     cache: CachePolicy,
     request: pb.SubscribeRequest,
     limits: Limits,
@@ -56,11 +57,12 @@ async def serve(
     response headers then): a client that waits for them misses no later write.
     """
     series, symbol = parse(request, limits)
+    hub = live.hub
     stream = hub.open(series, symbol)
     epoch = hub.epoch
     try:
         missed = hub.since(stream, request.resume_after) if request.resume_stream else None
-        await hub.ready()  # every replica's writes from here on reach the stream
+        await live.ready()  # every replica's writes from here on reach the stream
         await opened()
         seen: dict[tuple[SeriesKey, int], str] = {}
         horizon: asyncio.Future[int] | None = None
@@ -73,7 +75,7 @@ async def serve(
                 yield _message(epoch, change.series, change.record, change.seq)
         elif request.HasField("since_ms"):
             results = await cache.read(series, Window(start_ms=request.since_ms))
-            horizon = hub.horizon()  # changes up to it may be in what was read
+            horizon = live.horizon()  # changes up to it may be in what was read
             held = sorted(
                 ((r.ts_ms, i, r) for i, result in enumerate(results) for r in result.records),
                 key=lambda t: (t[0], t[1]),
@@ -90,10 +92,10 @@ async def serve(
         hub.close(stream)
 
 
-def _early(horizon: asyncio.Future[int], change: Change) -> bool:
+def _early(horizon: asyncio.Future[int], change: Published) -> bool:
     """Whether the change may have been acknowledged before the replay's read."""
     return not horizon.done() or change.seq <= horizon.result()
 
 
-def _already(seen: dict[tuple[SeriesKey, int], str], change: Change) -> bool:
+def _already(seen: dict[tuple[SeriesKey, int], str], change: Published) -> bool:
     return seen.get((change.series, change.record.ts_ms)) == change.record.payload
