@@ -7,7 +7,8 @@
 - :func:`failures`: a call that fails answers UNAVAILABLE or DEADLINE_EXCEEDED, within its
   deadline (never UNKNOWN, never another status or a client-side exception);
 - :func:`streams`: each Subscribe stream gives every acknowledged record of its series once,
-  in per-series acknowledged order (0 gaps, 0 duplicates, 0 out of order);
+  in per-series acknowledged order, and nothing no Write carried for that series (0 gaps,
+  0 duplicates, 0 out of order, 0 foreign);
 - :func:`recovery`: from the heal to the first successful Write and Read through each
   replica (reported, not judged).
 """
@@ -194,12 +195,22 @@ def streams(history: History) -> list[Violation]:
     """Per stream and followed series: each acknowledged record once, in acknowledged
     order; no record given twice (acknowledged or not)."""
     acked = history.acked()
+    attempted = history.attempted()
     out = []
     for stream in history.streams:
         if stream.error is not None:
             out.append(Violation("stream", f"{stream.name} ended with {stream.error}"))
         for series in stream.series:
             given = [d.record for d in stream.deliveries if d.series == series]
+            foreign = [r for r in given if attempted.get(series, {}).get(r[0]) != r[1]]
+            if foreign:
+                out.append(
+                    Violation(
+                        "stream",
+                        f"{stream.name} {series}: {len(foreign)} record(s) no Write carried "
+                        f"for this series, first ts={foreign[0][0]} {foreign[0][1]!r}",
+                    )
+                )
             counts: dict[Rec, int] = {}
             for rec in given:
                 counts[rec] = counts.get(rec, 0) + 1

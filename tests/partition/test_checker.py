@@ -240,3 +240,11 @@ def test_no_recovery_after_the_heal_is_reported_as_none() -> None:
     h, _ = good()
     h.writes = [w for w in h.writes if w.replica != "r2" or w.end < 10.0]
     assert checker.recovery(h, ["r2"]) == {"r2": {"write": None, "read": 0.35}}
+
+
+def test_a_record_given_under_another_series_is_caught() -> None:
+    h, _ = good()
+    h.streams[1].deliveries.append(Delivery(B, (101, '{"a":2}'), 12.0, False))  # A's record
+    found = checker.streams(h)
+    assert len(found) == 1
+    assert "no Write carried for this series, first ts=101" in found[0].detail

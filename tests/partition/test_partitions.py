@@ -157,6 +157,24 @@ class StreamDuplicates(StreamsIncomplete):
     """Only duplicates in Subscribe streams (no gap, no disorder, every other rule held)."""
 
 
+# Seen once main was merged (41 commits past 311bcbe, with 62db2ff "TDengine feed frees
+# every TMQ message; blocks read column-wise"), with no fault at all: each Subscribe stream
+# gives records under another series than their Write's (a batch of three of one series
+# given as another's), the same record up to four times, and misses a third of its series'
+# acknowledged records (tests/partition history of fault 2: 272 of 1,050 acknowledged
+# records missing, 156 given twice or more, from the first second of load, before the cut).
+FEED_MIXES_SERIES = pytest.mark.xfail(
+    reason=(
+        "mdcache bug on main (not a partition's): the TDengine change feed gives records under "
+        "the wrong series, twice, or not at all, under 8 writers with no fault (likely 62db2ff, "
+        "blocks read column-wise); the Subscribe rule fails in every fault, every other rule "
+        "must hold"
+    ),
+    raises=StreamsIncomplete,
+    strict=True,
+)
+
+
 @pytest.mark.xfail(
     reason=(
         "mdcache bug (issue 26, fault 1): after the vnode leader's node is cut from the other "
@@ -186,6 +204,7 @@ def test_leader_cut_from_the_other_nodes(site: Site, request: pytest.FixtureRequ
     run(site, request, "F1", fault)
 
 
+@FEED_MIXES_SERIES
 def test_replica_cut_from_tdengine(site: Site, request: pytest.FixtureRequest) -> None:
     """(2) One replica's link to TDengine down (bridge B); its clients' link (bridge A) up."""
 
@@ -197,6 +216,7 @@ def test_replica_cut_from_tdengine(site: Site, request: pytest.FixtureRequest) -
     run(site, request, "F2", fault)
 
 
+@FEED_MIXES_SERIES
 def test_replica_cut_from_the_feed_leader(site: Site, request: pytest.FixtureRequest) -> None:
     """(3) The change feed is TDengine's TMQ, over the same links as the store: there is no
     feed between replicas to cut alone. The closest honest fault: one replica cut from the
@@ -215,18 +235,10 @@ def test_replica_cut_from_the_feed_leader(site: Site, request: pytest.FixtureReq
     run(site, request, "F3", fault)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "mdcache bug (issue 26, fault 4), intermittent: as the cut leader's node is killed and "
-        "the vgroup's leadership moves, a replica's change feed (TMQ, offsets never committed) "
-        "can give records it gave already, and the relay pushes them again as new live changes "
-        "(not flagged replayed), which the client passes on: a Subscribe stream shows a "
-        "record twice (2 runs of 5: 1-2 records of one series). Not strict: it does not happen "
-        "every run; any other violation fails the test"
-    ),
-    raises=StreamDuplicates,
-    strict=False,
-)
+# Before main was merged: fault 4 alone gave a record twice in a stream in 2 runs of 5 (both
+# copies live, as the vgroup's leadership moved; the TMQ consumer never commits offsets), a
+# non-strict xfail on StreamDuplicates; main's feed bug now breaks the streams every run.
+@FEED_MIXES_SERIES
 def test_node_cut_killed_restarted_while_cut(site: Site, request: pytest.FixtureRequest) -> None:
     """(4) The leader's node cut (its link down), killed, started again while still cut,
     then its link brought back up."""
