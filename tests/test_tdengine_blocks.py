@@ -140,3 +140,29 @@ def test_every_polled_message_is_freed(store: TDengineStore) -> None:
     assert got == [(KEY, r) for r in records]
     assert counting.polled >= 10
     assert counting.freed == counting.polled
+
+
+def test_a_write_of_several_series_reaches_the_feed_with_each_series_own_key(
+    url: str,
+) -> None:
+    """On one vnode (``vgroups=1``), where TDengine 3.2.2.2 gives every row of a submit
+    spanning several subtables the first one's tags: the store submits each series apart."""
+    store = TDengineStore.from_url(f"{url}?vgroups=1")
+    conn = store.connect()
+    conn.ensure_schema()
+    feed = store.change_feed("blocks")
+    assert isinstance(feed, TopicFeed)
+    quotes, flow = SeriesKey("600519", "quote", "tick"), SeriesKey("600519", "fund_flow", "1m")
+    feed.start()
+    try:
+        conn.write([(flow, [Record(5, '"f5"'), Record(6, '"f6"')]), (quotes, [Record(3, '"q3"')])])
+        got: list[tuple[SeriesKey, Record]] = []
+        deadline = time.monotonic() + 30
+        while len(got) < 3 and time.monotonic() < deadline:
+            got += feed.poll(0.1)
+    finally:
+        conn.close()
+        feed.close()
+    assert sorted(got) == sorted(
+        [(flow, Record(5, '"f5"')), (flow, Record(6, '"f6"')), (quotes, Record(3, '"q3"'))]
+    )

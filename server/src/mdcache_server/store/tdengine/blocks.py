@@ -9,10 +9,10 @@ each string two ctypes objects, and every ``tmq_*`` wrapper looks its caller up 
 
 Here a block is read with one copy per column: 64-bit integers as one array, strings as
 one buffer sliced by libtaos' offsets (a 16-bit length, then the bytes; offset -1 is NULL).
-Only columns that are never NULL (``CAST(ts AS BIGINT)``, the payload, the tags) are read
-so; a fixed-width column's NULLs live in a bitmap this does not read, so its kind is
-checked against the result's fields first. Every message :func:`poll` returns is freed
-by :func:`changes`, whatever happens.
+Only columns that are never NULL (the timestamp, the payload) are read so; a fixed-width
+column's NULLs live in a bitmap this does not read, so its kind is checked against the
+result's fields first. Every message :func:`poll` returns is freed by
+:func:`table_blocks`, whatever happens.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import ctypes
 import enum
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 
@@ -55,7 +55,10 @@ _PROTOTYPES: dict[str, tuple[tuple[Any, ...], Any]] = {
     "taos_errstr": ((ctypes.c_void_p,), ctypes.c_char_p),
     "taos_free_result": ((ctypes.c_void_p,), None),
     "tmq_consumer_poll": ((ctypes.c_void_p, ctypes.c_int64), ctypes.c_void_p),
+    "tmq_get_res_type": ((ctypes.c_void_p,), ctypes.c_int),
+    "tmq_get_table_name": ((ctypes.c_void_p,), ctypes.c_char_p),
 }
+TMQ_RES_DATA, TMQ_RES_METADATA = 1, 3  # tmq_res_t: messages with rows (others: schema, deletes)
 
 
 class Lib:
@@ -98,36 +101,54 @@ def _text(lib: Lib, result: int, column: int, data: int, rows: int) -> list[str 
     ]
 
 
-def columns(lib: Lib, result: int, kinds: Sequence[Kind]) -> list[list[Any]]:
-    """Every row of ``result`` (a TAOS_RES address), one list per column, read as ``kinds``
-    say. Raises :class:`BlockError`; frees nothing (the caller owns ``result``)."""
-    _check_fields(lib, result, kinds)
-    out: list[list[Any]] = [[] for _ in kinds]
+def _blocks(lib: Lib, result: int, kinds: Sequence[Kind]) -> Iterator[list[list[Any]]]:
+    """Each block of ``result``, one list per column."""
     block = ctypes.c_void_p()
     while (rows := lib.taos_fetch_block(result, ctypes.byref(block))) > 0:
+        # Checked per block: a TMQ message's fields are its current block's.
+        _check_fields(lib, result, kinds)
         pointers = ctypes.cast(block, _VOIDS)
-        for i, kind in enumerate(kinds):
-            data = pointers[i]
-            if kind is Kind.INT64:
-                out[i] += array("q", ctypes.string_at(data, 8 * rows)).tolist()
-            else:
-                out[i] += _text(lib, result, i, data, rows)
+        yield [
+            array("q", ctypes.string_at(pointers[i], 8 * rows)).tolist()
+            if kind is Kind.INT64
+            else _text(lib, result, i, pointers[i], rows)
+            for i, kind in enumerate(kinds)
+        ]
     code = lib.taos_errno(result)
     if code:
         raise BlockError(code, (lib.taos_errstr(result) or b"").decode(errors="replace"))
+
+
+def columns(lib: Lib, result: int, kinds: Sequence[Kind]) -> list[list[Any]]:
+    """Every row of ``result`` (a TAOS_RES address), one list per column, read as ``kinds``
+    say. Raises :class:`BlockError`; frees nothing (the caller owns ``result``)."""
+    out: list[list[Any]] = [[] for _ in kinds]
+    for block in _blocks(lib, result, kinds):
+        for column, values in zip(out, block, strict=True):
+            column += values
     return out
 
 
 def poll(lib: Lib, consumer: int, wait_ms: int) -> int | None:
     """The next TMQ message of ``consumer`` (a tmq_t address), or None after ``wait_ms``.
-    Hand it to :func:`changes`, which frees it."""
+    Hand it to :func:`table_blocks`, which frees it."""
     message: int | None = lib.tmq_consumer_poll(consumer, wait_ms)
     return message or None
 
 
-def changes(lib: Lib, message: int, kinds: Sequence[Kind]) -> list[list[Any]]:
-    """The rows of a polled TMQ message, one list per column; the message is freed."""
+def table_blocks(
+    lib: Lib, message: int, kinds: Sequence[Kind]
+) -> list[tuple[str, list[list[Any]]]]:
+    """The blocks of a polled TMQ message of a super table topic, each with the name of
+    its subtable and one list per column (none for a message without rows: a schema
+    change, a delete); the message is freed."""
     try:
-        return columns(lib, message, kinds)
+        if lib.tmq_get_res_type(message) not in (TMQ_RES_DATA, TMQ_RES_METADATA):
+            return []
+        found = []
+        for block in _blocks(lib, message, kinds):
+            # The block just fetched is the message's current one, and names its table.
+            found.append(((lib.tmq_get_table_name(message) or b"").decode(), block))
+        return found
     finally:
         lib.taos_free_result(message)

@@ -1,11 +1,15 @@
 """The change feed of replicas on one TDengine database: TDengine's own subscriptions (TMQ).
 
-Every replica consumes the database's topic (``sql.create_topic``: each row written to
-the records super table) in a consumer group of its own, so each sees every write,
+Every replica consumes the database's topic (``sql.create_topic``: the records super
+table's writes, a block per subtable named by it; the feed learns a subtable's series from
+its tags once, with one query, when it first sees it) in a consumer group of its own, so
+each sees every write,
 whichever replica made it, in the order each vnode took them: a series lives in one
 subtable, one vnode, so its records come in the order their writes were acknowledged
 (a record rewritten at the same timestamp comes again). Nothing is written twice: the
-feed reads the write-ahead log the store keeps anyway.
+feed reads the write-ahead log the store keeps anyway. (A query topic selecting the tags
+would be simpler, but on 3.2.2.2 it gives every row of a submit spanning several
+subtables of one vnode the first subtable's tags.)
 
 At :meth:`TopicFeed.start` the consumer subscribes (TDengine answers after its next
 rebalance, about 1-2 s) and is moved to the end of every vnode's log, so each write
@@ -32,6 +36,7 @@ from mdcache_server.store.tdengine.connector import NativeSession
 from mdcache_server.store.tdengine.options import TDengineOptions
 
 log = structlog.get_logger(__name__)
+SERIES_KNOWN_MAX = 100_000  # subtables whose series the feed keeps named
 
 
 class TopicFeed:
@@ -44,6 +49,8 @@ class TopicFeed:
         self._topic = sql.topic(options.database)
         self._consumer: Any = None
         self._lib: Any = None
+        self._session: NativeSession | None = None  # to name the series of new subtables
+        self._series: dict[str, SeriesKey] = {}  # subtable -> series, as learnt
 
     def record(self, changes: Sequence[StoredChange]) -> None:
         raise AssertionError("TDengine's log carries the writes: nothing to record")
@@ -53,8 +60,10 @@ class TopicFeed:
         try:
             session.execute(sql.create_topic(self._options.database))
             host, port = session.endpoint or self._options.endpoints[0]
-        finally:
+        except BaseException:
             session.close()
+            raise
+        self._session = session
         from taos.cinterface import _libtaos
         from taos.error import TmqError
         from taos.tmq import Consumer
@@ -75,7 +84,7 @@ class TopicFeed:
                     "auto.offset.reset": "latest",
                     "enable.auto.commit": "false",
                     "experimental.snapshot.enable": "false",
-                    "msg.with.table.name": "false",
+                    "msg.with.table.name": "true",
                 }
             )
         except TmqError as exc:
@@ -102,20 +111,37 @@ class TopicFeed:
         if message is None:
             return []
         try:
-            stamps, payloads, symbols, data_types, timeframes = blocks.changes(
-                self._lib, message, sql.TOPIC_COLUMNS
-            )
+            found = blocks.table_blocks(self._lib, message, sql.TOPIC_COLUMNS)
         except blocks.BlockError as exc:
             raise StoreUnavailable(f"tdengine change feed: {exc}") from exc
-        return list(
-            zip(
-                map(SeriesKey, symbols, data_types, timeframes),
-                map(Record, stamps, payloads),
-                strict=True,
-            )
-        )
+        unknown = [name for name, _ in found if name not in self._series]
+        if unknown:
+            self._learn(list(dict.fromkeys(unknown)))
+        changes: list[StoredChange] = []
+        for name, (stamps, payloads) in found:
+            key = self._series.get(name)
+            if key is None:  # dropped since it was written: nobody can follow it now
+                continue
+            changes += ((key, record) for record in map(Record, stamps, payloads))
+        return changes
+
+    def _learn(self, names: list[str]) -> None:
+        """The series of subtables not seen before (one query; at most once each)."""
+        assert self._session is not None
+        tags: dict[str, dict[str, str]] = {}
+        for name, tag, value in self._session.query(
+            sql.series_of_tables(self._options.database, names)
+        ):
+            tags.setdefault(str(name), {})[str(tag)] = str(value)
+        if len(self._series) + len(tags) > SERIES_KNOWN_MAX:
+            self._series.clear()  # learnt again as they come
+        for name, found in tags.items():
+            self._series[name] = SeriesKey(found["symbol"], found["data_type"], found["timeframe"])
 
     def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             # Leaving the group takes TDengine about 4 s: not on the caller's time.

@@ -126,20 +126,34 @@ def create_tables(db: str) -> list[str]:
 def topic(db: str) -> str:
     """The name of the database's topic (a topic's name is the cluster's, not the
     database's)."""
-    return f"mdcache_{database(db)}"
+    return f"mdcache_{database(db)}_records"
+
+
+def legacy_topics(db: str) -> list[str]:
+    """Topics earlier versions made: a query topic, whose rows of a submit spanning several
+    subtables of one vnode all carry the first one's tags on 3.2.2.2 (dropped with it)."""
+    return [f"mdcache_{database(db)}"]
 
 
 def create_topic(db: str) -> str:
-    """The topic every replica's change feed consumes: each record as it is written
-    (TMQ delivers a vnode's writes in the order it took them)."""
+    """The topic every replica's change feed consumes: the records super table's writes,
+    a block per subtable named by it (TMQ delivers a vnode's writes in the order it took
+    them). Its rows are ``(ts, payload)``: :data:`TOPIC_COLUMNS`."""
+    return f"CREATE TOPIC IF NOT EXISTS {topic(db)} AS STABLE {table(db, RECORDS)}"
+
+
+def series_of_tables(db: str, names: Sequence[str]) -> str:
+    """The series tags of the records subtables named (each a checked identifier)."""
+    listed = ", ".join(f"'{name}'" for name in names if is_identifier(name)) or "''"
     return (
-        f"CREATE TOPIC IF NOT EXISTS {topic(db)} AS SELECT CAST(ts AS BIGINT) AS ts_ms, "
-        f"payload, symbol, data_type, timeframe FROM {table(db, RECORDS)}"
+        "SELECT table_name, tag_name, tag_value FROM information_schema.ins_tags "
+        f"WHERE db_name = '{database(db)}' AND stable_name = '{RECORDS}' "
+        f"AND table_name IN ({listed})"
     )
 
 
-def drop_topic(db: str) -> str:
-    return f"DROP TOPIC IF EXISTS {topic(db)}"
+def drop_topic(db: str) -> list[str]:
+    return [f"DROP TOPIC IF EXISTS {name}" for name in [topic(db), *legacy_topics(db)]]
 
 
 def drop_database(db: str) -> str:
@@ -165,8 +179,8 @@ def insert_records(db: str) -> str:
 
 # A Write whose multi-table INSERT is at most this many characters is sent as that text:
 # 68 series of one bar each took 2.4-2.6 ms as text against 7.1-7.8 ms bound, where 1,000
-# rows of one series (276 KB of text) took 4.5 ms against 3.4 ms bound (one run each,
-# alternating, 3.2.2.2). libtaos parses the text in the caller's thread.
+# rows of one series (276 KB of text) took 4.5 ms against 3.4 ms bound (3.2.2.2, one run
+# each, alternating). libtaos parses the text in the caller's thread.
 TEXT_INSERT_MAX_CHARS: Final = 128 * 1024
 
 
@@ -242,7 +256,7 @@ def time_bounds(start_ms: int | None, end_ms: int | None) -> tuple[int | None, i
 
 
 READ_COLUMNS: Final = (Kind.INT64, Kind.TEXT)  # what read() selects
-TOPIC_COLUMNS: Final = (Kind.INT64, Kind.TEXT, Kind.TEXT, Kind.TEXT, Kind.TEXT)  # the topic's
+TOPIC_COLUMNS: Final = (Kind.INT64, Kind.TEXT)  # a block of the topic: (ts, payload)
 
 
 def read(

@@ -238,27 +238,23 @@ class TDengineConnection:
 
     def write(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> int:
         """One submit for every series of the call (a group commit's too): a multi-table
-        INSERT when its text is small (``sql.TEXT_INSERT_MAX_CHARS``), else every subtable
+        INSERT text when it is small (``sql.TEXT_INSERT_MAX_CHARS``), else every subtable
         bound to the prepared INSERT and executed once. Then the series' versions."""
         given = sum(len(records) for _, records in batches)
         merged = _last_wins(batches)
         if not merged:
             return given
-        if (
-            sum(len(r.payload) + 24 for _, records in merged for r in records)
-            <= sql.TEXT_INSERT_MAX_CHARS
-        ):
+        db = self._db
+        if sum(len(r.payload) + 24 for _, rs in merged for r in rs) <= sql.TEXT_INSERT_MAX_CHARS:
             rows = [
                 (series_table(key), key, [(r.ts_ms, r.payload) for r in records])
                 for key, records in merged
             ]
-            statement = sql.insert_text(self._db, sql.RECORDS, rows)
-            affected = self._call(
-                "write", lambda session: session.execute(statement), idempotent=True
-            )
+            text = sql.insert_text(db, sql.RECORDS, rows)
+            affected = self._call("write", lambda session: session.execute(text), idempotent=True)
         else:
-            plan = record_batches(self._db, merged)
-            statement = sql.insert_records(self._db)
+            plan = record_batches(db, merged)
+            statement = sql.insert_records(db)
             affected = self._call(
                 "write", lambda session: session.insert(statement, plan), idempotent=True
             )
@@ -522,9 +518,9 @@ def _drop(url: str, statements: Callable[[str], list[str]], wait: float) -> None
 
 def drop_topic(url: str, *, wait: float = 30.0) -> None:
     """Drops the database's topic if it exists (``changes.py``)."""
-    _drop(url, lambda db: [sql.drop_topic(db)], wait)
+    _drop(url, sql.drop_topic, wait)
 
 
 def drop_database(url: str, *, wait: float = 30.0) -> None:
     """Drops the URL's database if it exists (test teardown), its topic first."""
-    _drop(url, lambda db: [sql.drop_topic(db), sql.drop_database(db)], wait)
+    _drop(url, lambda db: [*sql.drop_topic(db), sql.drop_database(db)], wait)
