@@ -251,6 +251,7 @@ class Replica:
             stdout=subprocess.DEVNULL,
             env=environ,
             text=True,
+            cwd=self.log.parent,  # a core dump lands beside its log, not in the checkout
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -270,20 +271,30 @@ class Replica:
                     if event.get("event") == "serving":
                         self._serving.set()
 
-    def stop(self) -> None:
+    def crashed(self) -> str:
+        """Why the replica ended on its own ('' while it runs or after a clean stop)."""
+        code = self.proc.poll() if self.proc is not None else None
+        return "" if code is None else f"replica {self.name} exited {code}; see {self.log}"
+
+    def stop(self) -> str:
+        """SIGTERM, and waits; returns '' after a clean exit, else what happened."""
         if self.proc is None:
-            return
-        if self.proc.poll() is None:
+            return ""
+        ended = self.crashed()  # before this stop: it died by itself
+        if not ended:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(15)
+                code = self.proc.wait(30)
+                ended = "" if code == 0 else f"replica {self.name} exited {code} on SIGTERM"
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+                ended = f"replica {self.name} did not stop within 30 s of SIGTERM"
         if self._reader is not None:
             self._reader.join(10)
         if self.proc.stderr is not None:
             self.proc.stderr.close()
+        return ended
 
 
 @dataclass
@@ -326,6 +337,7 @@ class Topology:
         ]
         self.replicas: list[Replica] = []
         self.cuts: list[Cut] = []
+        self.crashes: list[str] = []  # replicas that died, or did not stop cleanly
 
     # -- building -------------------------------------------------------------------------
 
@@ -393,7 +405,9 @@ class Topology:
         """Each replica stopped and started again (a fresh change-feed consumer), so that a
         fault starts from what any deployment starts from, whatever the last one left."""
         for replica in self.replicas:
-            replica.stop()
+            ended = replica.stop()
+            if ended:
+                self.crashes.append(ended)
             replica.start()
 
     # -- the cluster, from the root namespace (bridge B) ----------------------------------
