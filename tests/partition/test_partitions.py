@@ -201,6 +201,16 @@ def test_replica_cut_from_the_feed_leader(site: Site, request: pytest.FixtureReq
     run(site, request, "F3", fault)
 
 
+@pytest.mark.xfail(
+    reason=(
+        "mdcache bugs (issue 26, fault 4), intermittent, on main at 4af3ef6 (1 run of 2): a Read "
+        "answered INTERNAL for libtaos' 'tdengine connect: [0x010a]: Ref is not there' (not "
+        "translated to UNAVAILABLE) as the restarted node rejoined; and a stream gave 2 records "
+        "twice, live, 12 s after the restart (before 4af3ef6: 2 runs of 5). Not strict: "
+        "neither happens every run"
+    ),
+    strict=False,
+)
 def test_node_cut_killed_restarted_while_cut(site: Site, request: pytest.FixtureRequest) -> None:
     """(4) The leader's node cut (its link down), killed, started again while still cut,
     then its link brought back up."""
