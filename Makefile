@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml client/pyproject.toml | 
 PYTEST_ARGS ?= -n 3 --durations=15
 
 .PHONY: serve test check lint typecheck imports gen docs docker-lint clean bench bench-quick bench-profile bench-deps \
-        prometheus-deps lock
+        prometheus-deps partition-deps lock
 
 # Third-party packages from the lock (requirements/dev.txt, hashed; scripts/lock), then the
 # two local packages, editable.
@@ -22,7 +22,7 @@ $(STAMP): requirements/dev.txt
 serve: $(STAMP)  ## run the server on the embedded store (SQLite under ./mdcache-data)
 	$(VENV)/bin/mdcache serve
 
-test: check  ## everything CI runs: generated code, lint, types, Docker files, docs, tests
+test: check partition-deps  ## everything CI runs: generated code, lint, types, Docker files, docs, tests
 	scripts/with-tdengine $(PY) -m pytest $(PYTEST_ARGS)
 
 check: $(STAMP) lint typecheck imports docker-lint prometheus-deps docs
@@ -68,6 +68,20 @@ prometheus-deps:
 	      || echo "prometheus-deps: could not install prometheus: its tests are skipped (fail under CI=true)"; \
 	  else \
 	    echo "prometheus-deps: no prometheus/promtool (apt-get install prometheus): their tests are skipped (fail under CI=true)"; \
+	  fi; }
+
+# socat (Debian package) for the partition tests (tests/partition): tdengine-start relays a
+# node's namespace address to its taosd with it. Installed when this is root on a Debian-like
+# machine (the tests need root for network namespaces anyway); without it they are skipped,
+# or fail when CI=true.
+partition-deps:
+	@command -v socat >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends socat) >/dev/null \
+	      || echo "partition-deps: could not install socat: the partition tests are skipped (fail under CI=true)"; \
+	  else \
+	    echo "partition-deps: no socat (apt-get install socat) or not root: the partition tests are skipped (fail under CI=true)"; \
 	  fi; }
 
 # The benchmark's own packages (the `bench` extra), and redis-server from Debian when

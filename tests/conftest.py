@@ -42,12 +42,15 @@ STORES = [
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under xdist (``make test``), the tests on the three-node cluster run on one worker,
-    which starts the cluster once; every other test goes wherever a worker is free. (The
+    which starts the cluster once, and the partition tests on one (theirs in namespaces);
+    every other test goes wherever a worker is free. (The
     ``xdist_group`` mark does not group under pytest 9: xdist renames node ids.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     class ClusterTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
+            if "partition/test_partitions.py" in nodeid:
+                return "partitions"  # their own cluster in namespaces (tests/partition)
             cluster = "tdengine-cluster" in nodeid or "test_tdengine_cluster.py" in nodeid
             return "cluster" if cluster else nodeid
 
@@ -61,6 +64,17 @@ def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestR
         report.outcome = "failed"
         report.longrepr = f"a TDengine test skipped where TDengine is required: {report.longrepr}"
     return report
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The partition tests' figures (tests/partition/report.py), shown when they ran."""
+    from .partition.report import summary_lines
+
+    lines = summary_lines(terminalreporter.stats)
+    if lines:
+        terminalreporter.section("partitions: time from heal to first success")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 # Databases whose topic a consumer still followed when their test ended (a server's
