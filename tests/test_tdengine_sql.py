@@ -800,7 +800,9 @@ def test_a_purge_is_not_retried() -> None:
         (0x0018, False, ConnectionLost),
         (0x0213, False, ConnectionLost),
         (0xE001, False, ConnectionLost),
+        (0x010A, False, ConnectionLost),  # "Ref is not there" as a cut node rejoined
         (0x0334, False, StoreUnavailable),
+        (0x0503, False, StoreUnavailable),  # "Vnode is closed or removed"
         (0x0130, False, StoreUnavailable),
         (0x0396, False, StoreUnavailable),
         (None, True, ConnectionLost),

@@ -33,6 +33,7 @@ class GroupWriter:
 
     async def write(self, batches: Batches) -> int:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieved)  # its caller may have gone (a deadline)
         self._queue.append((batches, future))
         if self._draining is None:
             self._draining = asyncio.create_task(self._drain(), name="group-commit")
@@ -71,6 +72,13 @@ class GroupWriter:
         for batches, future in group:
             if not future.done():
                 future.set_result(_count(batches))
+
+
+def _retrieved(future: asyncio.Future[int]) -> None:
+    """Marks a commit's error as seen: a caller that went away leaves nobody to raise it to
+    (asyncio would print "Future exception was never retrieved")."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _count(batches: Batches) -> int:

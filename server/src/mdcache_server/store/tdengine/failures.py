@@ -28,6 +28,7 @@ BROKEN: Final = frozenset(
         0x0018,  # RPC_BROKEN_LINK: conn is broken
         0x0021,  # RPC_SOMENODE_BROKEN_LINK
         0x0026,  # RPC_MODULE_QUIT: client instance already exited
+        0x010A,  # REF_NOT_EXIST "Ref is not there": a connect as a cut node rejoined
         0x020B,  # TSC_INVALID_CONNECTION
         0x0213,  # TSC_DISCONNECTED: disconnected from server
         0xE001,  # taos-ws: WebSocket/IO error on the client side
@@ -52,6 +53,7 @@ TRANSIENT: Final = frozenset(
         0x03D3,  # MND_TRANS_CONFLICT: another schema change (a topic, a drop) in progress
         0x0396,  # MND_DB_IN_CREATING
         0x040A,  # MNODE_NOT_FOUND: the management node moves (a cluster electing)
+        0x0503,  # VND_INVALID_VGROUP_ID "Vnode is closed or removed": a vnode moving
         0x0529,  # VND_STOPPED: a vnode stopping (its dnode going down)
         0x0531,  # VND_QUERY_BUSY
         0x0903,  # SYN_TIMEOUT: a replicated write not confirmed in time
