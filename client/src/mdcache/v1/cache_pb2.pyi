@@ -481,7 +481,9 @@ class StatsResponse(_message.Message):
     """Whole series evicted, and their records, to keep the store under its capacity."""
     evicted_records: _builtins.int
     replicas: _builtins.int
-    """Server processes whose counters are summed in hits, misses and hot_symbols."""
+    """Server processes whose counters are summed in hits, misses, hot_symbols and the
+    evictions (evicted_series, evicted_records: store-wide).
+    """
     resampled_reads: _builtins.int
     """Resampled series reads answered by this process since it started."""
     @_builtins.property
