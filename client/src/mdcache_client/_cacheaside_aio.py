@@ -86,66 +86,57 @@ class AsyncCacheAside:
     ) -> LoadResult:
         if tolerance_ms < 0:
             raise ValueError("tolerance_ms must be 0 or more")
-        return await self.flight.run(
-            (series, window, tolerance_ms, fallback, resample_from),
-            lambda: self._get_or_load(
-                series, window, loader, tolerance_ms, fallback, resample_from, timeout
-            ),
-        )
 
-    async def _get_or_load(
-        self,
-        series: Series,
-        window: Window,
-        loader: AsyncLoader | AsyncRangesLoader,
-        tolerance_ms: int,
-        fallback: bool,
-        resample_from: str | None,
-        timeout: float | None,
-    ) -> LoadResult:
-        # From before the read: a load that ends between the read and this call's own
-        # loads is shared like one in flight (the read may have missed its records).
-        with self._ranges.watching(series) as mark:
-            try:
-                if resample_from is not None:
-                    finer = Series(series.symbol, series.data_type, resample_from)
-                    covered = await self._covering(
-                        finer, window, tolerance_ms, timeout, resample=series.timeframe
+        async def load() -> LoadResult:
+            # From before the read: a load that ends between the read and this call's own
+            # loads is shared like one in flight (the read may have missed its records).
+            with self._ranges.watching(series) as mark:
+                try:
+                    if resample_from is not None:
+                        finer = Series(series.symbol, series.data_type, resample_from)
+                        covered = await self._covering(
+                            finer, window, tolerance_ms, timeout, resample=series.timeframe
+                        )
+                        if covered is not None:
+                            return LoadResult(
+                                series, covered.records, Source.CACHE, covered.truncated
+                            )
+                    held, newest = await self._held(series, window, timeout)
+                except (UnavailableError, DeadlineExceededError) as exc:
+                    if not fallback:
+                        raise
+                    log.warning(
+                        "mdcache unreachable, loading %s from the loader without caching: %s",
+                        "/".join(series),
+                        exc,
                     )
-                    if covered is not None:
-                        return LoadResult(series, covered.records, Source.CACHE, covered.truncated)
-                held, newest = await self._held(series, window, timeout)
-            except (UnavailableError, DeadlineExceededError) as exc:
-                if not fallback:
-                    raise
-                log.warning(
-                    "mdcache unreachable, loading %s from the loader without caching: %s",
-                    "/".join(series),
-                    exc,
+                    loaded = await self._call_loader(loader, series, [window])
+                    return LoadResult(series, within(loaded, window), Source.FALLBACK)
+                stamps = [stamp(r) for r in held.records]
+                self._newest.saw(series, stamps if newest is None else [newest])
+                found = missing(window, stamps, tolerance_ms, newest)
+                gaps = self._newest.joined(series, window, found)
+                if gaps == [window]:  # nothing known around it: a hole may be left beside it
+                    self._seams.opened(series, window)
+                suspects = self._seams.suspects(series, window, stamps)
+                if suspects:
+                    gaps = coalesce(
+                        sorted([*gaps, *suspects], key=lambda w: w.start_ms), tolerance_ms
+                    )
+                gaps = self._empty.unknown(series, gaps)
+                if not gaps:
+                    return LoadResult(series, held.records, Source.CACHE, held.truncated)
+                loaded = await self._ranges.load(
+                    series,
+                    gaps,
+                    lambda ranges: self._top_up(series, ranges, loader, tolerance_ms, timeout),
+                    mark,
                 )
-                loaded = await self._call_loader(loader, series, [window])
-                return LoadResult(series, within(loaded, window), Source.FALLBACK)
-            stamps = [stamp(r) for r in held.records]
-            self._newest.saw(series, stamps if newest is None else [newest])
-            found = missing(window, stamps, tolerance_ms, newest)
-            gaps = self._newest.joined(series, window, found)
-            if gaps == [window]:  # nothing known around it: a hole may be left beside it
-                self._seams.opened(series, window)
-            suspects = self._seams.suspects(series, window, stamps)
-            if suspects:
-                gaps = coalesce(sorted([*gaps, *suspects], key=lambda w: w.start_ms), tolerance_ms)
-            gaps = self._empty.unknown(series, gaps)
-            if not gaps:
-                return LoadResult(series, held.records, Source.CACHE, held.truncated)
-            loaded = await self._ranges.load(
-                series,
-                gaps,
-                lambda ranges: self._top_up(series, ranges, loader, tolerance_ms, timeout),
-                mark,
-            )
-            through = stamps[-1] if held.truncated else None
-            records = answer(held.records, loaded, window, through)
-            return LoadResult(series, records, Source.LOADER, held.truncated)
+                through = stamps[-1] if held.truncated else None
+                records = answer(held.records, loaded, window, through)
+                return LoadResult(series, records, Source.LOADER, held.truncated)
+
+        return await self.flight.run((series, window, tolerance_ms, fallback, resample_from), load)
 
     async def _top_up(
         self,
