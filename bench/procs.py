@@ -25,6 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 class Process(LogProcess):
     """A process of the run, in the checkout, with its standard error in ``log``."""
 
+    metrics_port = 0  # its /metrics, when started with them
+
     def __init__(
         self, name: str, argv: list[str], log: Path, env: dict[str, str] | None = None
     ) -> None:
@@ -46,7 +48,29 @@ class Process(LogProcess):
             raise
 
 
-def mdcache(name: str, workdir: Path, *args: str, store: str | None = None) -> Process:
+def store_calls(proc: Process) -> dict[str, float]:
+    """Store calls by kind so far (``mdcache_store_calls_total``), from the server's
+    ``/metrics`` (a server started with ``metrics=True``); with the change feed's marks."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = f"http://127.0.0.1:{proc.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        text = answer.read().decode()
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "mdcache_store_calls_total":
+                found[sample.labels["kind"]] = sample.value
+            elif sample.name == "mdcache_feed_marks":
+                found["feed marks"] = sample.value
+    return found
+
+
+def mdcache(
+    name: str, workdir: Path, *args: str, store: str | None = None, metrics: bool = False
+) -> Process:
     """``mdcache serve`` on a free loopback port with its own data directory.
 
     Logs at the default level (errors and slow calls), as a deployment would run it;
@@ -71,7 +95,11 @@ def mdcache(name: str, workdir: Path, *args: str, store: str | None = None) -> P
         *(["--store", store] if store is not None else []),
         *args,
     ]
+    metrics_port = free_port() if metrics else 0
+    if metrics:
+        argv += ["--metrics-listen", f"127.0.0.1:{metrics_port}"]
     proc = Process(name, argv, workdir / f"{name}.log", env=clean_env())
+    proc.metrics_port = metrics_port
     if quiet:
         proc.wait_port(port, timeout=120)
     else:

@@ -80,10 +80,10 @@ async def _run(
     out: dict[str, Any] = {"servers": {}}
     cold = procs.mdcache("mdcache-cold", workdir, "--hot-tier-bytes", "0", store=store("cold"))
     started.append(cold)
-    hot = procs.mdcache("mdcache-hot", workdir, store=store("hot"))
+    hot = procs.mdcache("mdcache-hot", workdir, store=store("hot"), metrics=True)
     started.append(hot)
     out["servers"]["mdcache-cold"] = "mdcache serve --hot-tier-bytes 0 (every Read from the store)"
-    out["servers"]["mdcache-hot"] = "mdcache serve, defaults (256 MiB hot tier, 2 s max age)"
+    out["servers"]["mdcache-hot"] = "mdcache serve, defaults (256 MiB hot tier)"
     channels = {name: wire.channel(p.target) for name, p in (("cold", cold), ("hot", hot))}
     rows = sum(len(r) for r in bars.values())
     progress(f"{len(bars)} series, {rows} bars")
@@ -203,10 +203,23 @@ async def _run(
     out["single_writes"] = single
     out["single_writes_floor"] = single_floor
 
-    # Parts 1 and 3.
+    # Parts 1 and 3: the hot server's store calls counted around them (all of its Reads
+    # are of the held series: none should reach the store).
+    calls_before = procs.store_calls(hot)
     out["reads"] = await reads.measure(
         list(SIZES), targets, concurrencies, seconds, warmup, rounds, progress
     )
+    calls_after = procs.store_calls(hot)
+    out["hot_store_calls"] = {
+        kind: calls_after[kind] - calls_before.get(kind, 0.0) for kind in sorted(calls_after)
+    }
+    out["hot_reads"] = sum(
+        cell["hot"]["calls"]
+        for by_conc in out["reads"].values()
+        for cell in by_conc.values()
+        if "hot" in cell
+    )
+    progress(f"hot server's store calls during {out['hot_reads']} Reads: {out['hot_store_calls']}")
     out["read_answer_bytes"] = sizes
     out["redis"] = redis_note
     out["series"] = "/".join(HOT_SERIES)
@@ -381,6 +394,14 @@ def _tables(
     add("Read from SQLite on a worker thread. floor = bare grpc.aio server with pre-built answers.")
     if service.get("redis"):
         add(f"Redis: {service['redis']}")
+    if "hot_store_calls" in service:
+        calls = service["hot_store_calls"]
+        add(
+            f"Store calls of the hot server during its {service['hot_reads']:,} Reads, by kind "
+            "(`mdcache_store_calls_total`; a hit makes none): "
+            + (", ".join(f"{k} {v:,.0f}" for k, v in calls.items() if v) or "none")
+            + "."
+        )
     add("")
     add("### Calls per second (ratio to the floor beside each)")
     add("")

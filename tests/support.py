@@ -23,6 +23,13 @@ async def settled(server: Server) -> None:
     test's records of 2023 are older than the default rules keep (``*=7``), and a run that
     lists the series after the test wrote them purges them (seen under load in CI)."""
     await asyncio.wait_for(server.retention_started.wait(), 30)
+    await asyncio.wait_for(server.warmed.wait(), 60)
+    coherence = server.cache.coherence
+    if coherence is not None:  # replicas: held copies answer once the change feed follows
+        deadline = asyncio.get_running_loop().time() + 30
+        while not coherence.following:
+            assert asyncio.get_running_loop().time() < deadline, "the change feed never followed"
+            await asyncio.sleep(0.02)
 
 
 @asynccontextmanager

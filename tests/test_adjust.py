@@ -273,7 +273,8 @@ async def test_backward_adjusted_close_is_yahoos_adj_close_through_every_path(
     rows = spy_rows()
     adj = [float(r["Adj Close"]) for r in rows]
     bars, factors = spy_series(rows)
-    async with running(store_url) as (_, writer), running(store_url) as (_, replica):
+    on = {"subscribe_relay": "on"}  # replicas follow the change feed (SQLite: the journal)
+    async with running(store_url, **on) as (_, writer), running(store_url, **on) as (_, replica):
         await writer.write(SPY_BARS, bars)
         await writer.write(SPY_FACTORS, factors)
         for client in (writer, replica):  # plain, then again (a remembered answer)
@@ -294,12 +295,14 @@ async def test_backward_adjusted_close_is_yahoos_adj_close_through_every_path(
             fwd = await client.read(SPY_BARS, adjust="forward", as_of_ms=day_ms("2016-06-30"))
             assert_cents([r.json()["Close"] for r in fwd.records], [a * base for a in adj])
             assert abs(fwd.records[as_of].json()["Close"] - float(rows[as_of]["Close"])) < 1e-9
-        # a factor arrives through one replica: the next adjusted Read through the other
-        # shows it (the dividend's factor from the ex-date on; forward: history scaled)
+        # a factor arrives through one replica: the next adjusted Read of that session
+        # (its token) through the other shows it (the dividend's factor from the ex-date
+        # on; forward: history scaled)
         before = await replica.read(SPY_BARS, adjust="forward")
         ex_date = day_ms("2018-01-02")
         last = json.loads(factors[-1].payload)["adj_factor"]
         await writer.write(SPY_FACTORS, [Record(ex_date, factor(last * 1.01))])
+        replica.session_token = writer.session_token
         for client in (replica, writer):
             after = await client.read(SPY_BARS, adjust="forward")
             assert_cents(

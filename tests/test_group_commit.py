@@ -63,7 +63,7 @@ class FakePool:
         self.log: list[int] = []
         self.gate = asyncio.Event()
 
-    async def run(self, fn: Callable[[Any], Any]) -> Any:
+    async def run(self, fn: Callable[[Any], Any], kind: str = "other") -> Any:
         await self.gate.wait()
         return fn(FakeConn(self.log))
 

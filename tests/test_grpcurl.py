@@ -77,7 +77,10 @@ async def test_the_tour_works_walked_in_order(server: Server) -> None:
         assert f"rpc {rpc} ( .mdcache.v1.{rpc}Request )" in out[1].stdout
     assert "optional int64 start_ms = 2;" in out[2].stdout
     assert json.loads(out[3].stdout) == {"status": "SERVING"}
-    assert json.loads(out[4].stdout) == {"written": "2"}
+    answer = json.loads(out[4].stdout)
+    assert answer["written"] == "2"
+    assert re.fullmatch(r"1\.\d{13}\.[0-9a-f]{12}", answer.pop("session_token"))
+    assert answer == {"written": "2"}
 
     latest = json.loads(out[5].stdout)["results"][0]
     assert latest["hit"] is True

@@ -81,7 +81,8 @@ def test_writes_show_through_every_child_and_counters_add_up(store_url: str) -> 
             record = bars(1, 20 + step)[0]
             writer.write(series, [record])
             for reader in group:
-                assert reader.read(series, newest_first=True, limit=1).records == [record]
+                latest = reader.read(series, newest_first=True, limit=1, consistency="strict")
+                assert latest.records == [record]  # strict: every acknowledged Write
                 reads += 1
         stats = counted(group[:1], reads, replicas=CHILDREN)  # every child flushed
         assert stats.replicas == CHILDREN  # every child read something

@@ -41,7 +41,10 @@ async def test_the_first_write_and_read_answer_as_told(server: Server) -> None:
     write, read = grpcurl_commands(README)
     written, latest = await run(write, server.port), await run(read, server.port)
     assert written.returncode == 0, written.stderr
-    assert json.loads(written.stdout) == {"written": "2"}
+    answer = json.loads(written.stdout)
+    assert answer["written"] == "2"
+    assert re.fullmatch(r"1\.\d{13}\.[0-9a-f]{12}", answer.pop("session_token"))
+    assert answer == {"written": "2"}
     assert latest.returncode == 0, latest.stderr
     [result] = json.loads(latest.stdout)["results"]
     assert (result["hit"], result["truncated"]) == (True, True)

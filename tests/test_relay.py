@@ -17,8 +17,8 @@ from mdcache_server.live import hub as hub_module
 from mdcache_server.live.delivery import Relayed
 from mdcache_server.live.hub import Hub
 from mdcache_server.live.relay import Relay
+from mdcache_server.model import PurgeFilter, SeriesKey
 from mdcache_server.model import Record as StoredRecord
-from mdcache_server.model import SeriesKey
 from mdcache_server.processes import child_args
 from mdcache_server.store import base
 from mdcache_server.store.sqlite import SqliteStore
@@ -102,12 +102,18 @@ class Failing:
         self.starts += 1
         self.feed.start()
 
-    def poll(self, wait: float) -> list[base.StoredChange]:
+    def note(self, forgotten: Sequence[PurgeFilter]) -> None:
+        self.feed.note(forgotten)
+
+    def mark(self) -> int:
+        return self.feed.mark()
+
+    def poll(self, wait: float) -> base.Polled:
         if self.down:
             raise StoreUnavailable("changes journal: disk I/O error")
         return self.feed.poll(wait)
 
-    def close(self) -> None:
+    def close(self, *, exiting: bool = False) -> None:
         self.closes += 1
         self.feed.close()
 
@@ -218,7 +224,7 @@ def test_writes_are_journalled_only_while_a_replica_follows(tmp_path: Path) -> N
         assert journal.execute("SELECT COUNT(*) FROM changes").fetchone() == (0,)
         follower.start()  # heartbeat, then waits for the writers to look again
         writer.record([(key, StoredRecord(T0 + 1, "{}"))])
-        assert follower.poll(1.0) == [(key, StoredRecord(T0 + 1, "{}"))]
+        assert follower.poll(1.0).changes == [(key, StoredRecord(T0 + 1, "{}"))]
         follower.close()
         time.sleep(CHECK_SECONDS)
         writer.record([(key, StoredRecord(T0 + 2, "{}"))])

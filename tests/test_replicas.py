@@ -1,6 +1,6 @@
 """Replicas sharing one store, on every store (and on a REPLICA 3 database of a three-node
 TDengine cluster): capacity evictions they agree on, and a write through one replica read
-through each other at once (issue 15)."""
+through each other at once by a strict Read (issue 15; bounded Reads: test_freshness.py)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ async def replicas(
 ) -> AsyncIterator[list[tuple[Server, AsyncClient]]]:
     """``n`` servers on the one store, each with a client; all stopped on the way out."""
     async with AsyncExitStack() as stack:
+        settings = {"subscribe_relay": "on", **settings}  # on SQLite too: replicas
         started = await asyncio.gather(
             *(stack.enter_async_context(running(store_url, **settings)) for _ in range(n))
         )
@@ -98,8 +99,9 @@ async def test_replicas_evict_exactly_the_never_read_series(store_url: str, coun
 async def test_a_write_through_one_replica_is_read_through_every_other_at_once(
     store_url: str, count: int
 ) -> None:
-    """Read-your-writes across replicas: each replica holds the series in its hot tier, and
-    a write acknowledged by one is in the very next read through any other."""
+    """Strict Reads across replicas: each replica holds the series in its hot tier, and a
+    write acknowledged by one is in the very next strict read through any other, answered
+    from its held copy (kept by the change feed)."""
     async with replicas(store_url, count, hot_tier_max_age="600") as group:
         series, bars = kline("600519.SH", 50)
         await group[0][1].write(series, bars)
@@ -111,7 +113,8 @@ async def test_a_write_through_one_replica_is_read_through_every_other_at_once(
             record = Record(stamp + step * MINUTE, json.dumps({"close": step}))
             await writer.write(series, [record])
             for _, reader in group:
-                latest = await reader.read(series, newest_first=True, limit=1)
+                latest = await reader.read(series, newest_first=True, limit=1, consistency="strict")
                 assert latest.records == [record], (step, reader)
         for server, _ in group:
-            assert series in server.cache.hot  # re-read only as it changed, held still
+            assert series in server.cache.hot  # merged from the feed, held still
+            assert server.cache.hot.misses <= 2  # never read again from the store

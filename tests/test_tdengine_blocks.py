@@ -133,7 +133,7 @@ def test_every_polled_message_is_freed(store: TDengineStore) -> None:
         for i in range(0, len(records), 20):  # ten writes, each polled: ten messages or more
             conn.write([(KEY, records[i : i + 20])])
             while len(got) < i + 20 and time.monotonic() < deadline:
-                got += feed.poll(0.1)
+                got += feed.poll(0.1).changes
     finally:
         conn.close()
         feed.close()
@@ -159,7 +159,7 @@ def test_a_write_of_several_series_reaches_the_feed_with_each_series_own_key(
         got: list[tuple[SeriesKey, Record]] = []
         deadline = time.monotonic() + 30
         while len(got) < 3 and time.monotonic() < deadline:
-            got += feed.poll(0.1)
+            got += feed.poll(0.1).changes
     finally:
         conn.close()
         feed.close()

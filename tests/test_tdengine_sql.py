@@ -54,7 +54,6 @@ from mdcache_server.store.tdengine.naming import (
     series_table,
     series_usage_table,
     totals_table,
-    version_table,
 )
 from mdcache_server.store.tdengine.options import TDengineOptions
 from mdcache_server.store.url import open_store
@@ -288,8 +287,8 @@ def test_schema_sql() -> None:
         "(ts TIMESTAMP, reads BIGINT, last_read_ms BIGINT) "
         "TAGS (replica_name VARCHAR(256), symbol VARCHAR(64), data_type VARCHAR(64), "
         "timeframe VARCHAR(64))",
-        "CREATE STABLE IF NOT EXISTS mdcache_test.series_versions (ts TIMESTAMP, version BIGINT) "
-        "TAGS (symbol VARCHAR(64), data_type VARCHAR(64), timeframe VARCHAR(64))",
+        "CREATE STABLE IF NOT EXISTS mdcache_test.feed_notes "
+        "(ts TIMESTAMP, payload VARCHAR(4096)) TAGS (slot VARCHAR(16))",
         "CREATE STABLE IF NOT EXISTS mdcache_test.replicas "
         "(ts TIMESTAMP, first_ms BIGINT, seen_ms BIGINT) TAGS (replica_name VARCHAR(256))",
     ]
@@ -490,26 +489,18 @@ def test_server_version_is_the_probe() -> None:
     assert _statements(session) == ["SELECT SERVER_VERSION()"]
 
 
-def _is_versions(statement: str, *keys: SeriesKey) -> bool:
-    """A multi-table INSERT of a new version for each of ``keys``, and nothing else."""
-    clauses = statement.removeprefix("INSERT INTO ").split(f") {DB}.")
-    return len(clauses) == len(keys) and all(
-        f"{version_table(key)} USING {DB}.{sql.VERSIONS} TAGS " in statement for key in keys
-    )
-
-
 WRITTEN = [
     (KEY, [Record(30, '{"c":3}'), Record(10, '{"c":1}'), Record(20, '"x"')]),
     (SeriesKey(HOSTILE, BACKSLASHES, "1d"), [Record(5, "[]")]),
 ]
 
 
-def test_a_small_write_is_one_multi_table_insert_then_the_versions() -> None:
+def test_a_small_write_is_one_multi_table_insert_and_nothing_else() -> None:
     session = RecordingSession()
     conn, _ = _connect(session)
     hostile = WRITTEN[1][0]
     assert conn.write(WRITTEN) == 4
-    [(kind, statement, _), (_, changed, _)] = session.calls
+    [(kind, statement, _)] = session.calls  # replicas learn of it from the change feed
     assert (kind, statement) == (
         "execute",
         f"INSERT INTO {DB}.{KEY_TABLE} USING {DB}.records TAGS ('600519', 'kline', '1d') "
@@ -517,8 +508,6 @@ def test_a_small_write_is_one_multi_table_insert_then_the_versions() -> None:
         f"{DB}.{series_table(hostile)} USING {DB}.records TAGS "
         """('000001\\'; DROP DATABASE x; --', 'a\\\\\\'b\\\\\\\\c\\\\', '1d') VALUES (5, '[]')""",
     )
-    assert _is_versions(changed, KEY, hostile)  # each series written gets a new version
-    assert len({changed.split("VALUES")[i][-22:] for i in (1, 2)}) == 2  # two random versions
 
 
 def test_a_group_commit_keeps_the_record_given_last() -> None:
@@ -536,8 +525,7 @@ def test_a_large_write_binds_one_batch_per_series_in_timestamp_order(
     conn, _ = _connect(session)
     hostile = WRITTEN[1][0]
     assert conn.write(WRITTEN) == 4
-    [(kind, statement, plan), (_, changed, _)] = session.calls
-    assert _is_versions(changed, KEY, hostile)
+    [(kind, statement, plan)] = session.calls
     assert (kind, statement) == ("insert", sql.insert_records(DB))
     assert plan == [
         Batch(
@@ -605,9 +593,7 @@ def test_purge_all_is_one_delete_on_the_super_table() -> None:
     assert conn.purge(PurgeFilter(before_ms=2**63 - 1)) == 7
     assert _statements(session) == [
         "DELETE FROM mdcache_test.records WHERE ts < 1700000000000",
-        sql.versions(DB),  # every series gets a new version (none here)
         "DELETE FROM mdcache_test.records WHERE ts < 4102444800000",
-        sql.versions(DB),
     ]
 
 
@@ -644,11 +630,9 @@ def test_filtered_purge_deletes_per_matching_subtable(
         sql.series_counts(DB, 1000),
         *(f"DELETE FROM mdcache_test.r_{t * 32} WHERE ts < 1000" for t in tables),
     ]
-    # the series purged get new versions
-    assert len(statements) == 1 + len(tables) + bool(tables)
-    assert not tables or statements[-1].count(f"USING {DB}.{sql.VERSIONS}") == len(tables)
-    # the deletes name derived tables only (the versions carry tags as escaped literals)
-    assert not any(HOSTILE in s or "kline" in s for s in statements[: 1 + len(tables)])
+    assert len(statements) == 1 + len(tables)  # nothing else: replicas learn from the feed
+    # the deletes name derived tables only, never a tag
+    assert not any(HOSTILE in s or "kline" in s for s in statements)
 
 
 def test_counts_and_listing_cover_series_holding_records() -> None:
@@ -674,12 +658,10 @@ def test_drop_series_deletes_each_subtable_and_counts_missing_as_zero() -> None:
     session = RecordingSession(affected=affected)
     conn, _ = _connect(session)
     assert conn.drop_series([KEY, other]) == 5
-    statements = _statements(session)
-    assert statements[:2] == [
+    assert _statements(session) == [
         f"DELETE FROM mdcache_test.{KEY_TABLE}",
         f"DELETE FROM mdcache_test.{series_table(other)}",
     ]
-    assert _is_versions(statements[2], KEY, other)  # both get new versions
 
 
 def test_usage_is_saved_as_one_row_per_subtable_and_loaded_back() -> None:

@@ -2,7 +2,7 @@
 
 - :func:`lost`: every acknowledged record is in the store after the heal, byte for byte;
 - :func:`stale`: no Read answer older than the freshness promise (pluggable: :class:`Strict`,
-  today's README promise; :class:`Bounded` and :class:`ReadYourWrites` for issue 23's);
+  a strict Read's; :class:`Bounded`, and :class:`ReadYourWrites`, the README's default);
 - :func:`wrong`: no Read answers a record no Write carried (or another payload than it);
 - :func:`failures`: a call that fails answers UNAVAILABLE or DEADLINE_EXCEEDED, within its
   deadline (never UNKNOWN, never another status or a client-side exception);
@@ -46,7 +46,7 @@ class Promise(Protocol):
 
 @dataclass(frozen=True)
 class Strict:
-    """Today's README: every Write acknowledged before a Read began is in its answer."""
+    """A strict Read: every Write acknowledged before it began is in its answer."""
 
     name: str = "strict"
 

@@ -31,6 +31,10 @@ from .history import History
 from .netns import Topology, topology, unavailable
 from .workload import Workload
 
+# The README's promise (cache/coherence.py): a caller's own Writes at once, any other
+# acknowledged Write within --read-freshness (1 s) plus the clocks' allowed skew (50 ms).
+# The readers of the workload write nothing, so for them it is the bound.
+PROMISE = checker.ReadYourWrites(1_050)
 pytestmark = [pytest.mark.cluster, pytest.mark.partition_faults, pytest.mark.timeout(420)]
 
 HOME = os.environ.get("MDCACHE_TEST_TDENGINE_HOME", "")
@@ -130,7 +134,7 @@ def run(
         "recovery_s": checker.recovery(history, names),
         "drain_s": round(drained, 2),
     }
-    violations = checker.check(history, found)
+    violations = checker.check(history, found, PROMISE)
     crashed = [c for c in (r.crashed() for r in site.topo.replicas) if c]
     assert not crashed, f"{tag}: {crashed}"  # a replica that died under a fault
     report["violations"] = len(violations)

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import grpc
 
 from mdcache.v1 import cache_pb2_grpc as pb_grpc
-from mdcache_client import _calls
+from mdcache_client import _calls, _session
 from mdcache_client._cacheaside_aio import AsyncCacheAside
 from mdcache_client._errors import from_rpc_error
 from mdcache_client._live_aio import AsyncSubscription
@@ -96,6 +96,7 @@ class AsyncClient:
             self._metadata = transport.metadata(own_channel=False)
         self._channel = channel
         self._stub = pb_grpc.MarketDataCacheStub(channel)
+        self.session_token = ""  # the latest of this client's Writes (``_session.py``)
         self._cache_aside = AsyncCacheAside(self, empty_range_seconds)
 
     @property
@@ -105,12 +106,17 @@ class AsyncClient:
 
     async def _run(self, call: _calls.Call[R], timeout: float | None) -> R:
         method = getattr(self._stub, call.method)
+        metadata = self._metadata
+        if call.method == "Read" and self.session_token:
+            metadata = (*(metadata or ()), (_session.HEADER, self.session_token))
         try:
             response = await method(
-                call.request, timeout=timeout or self.timeout, metadata=self._metadata
+                call.request, timeout=timeout or self.timeout, metadata=metadata
             )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
+        if call.method in ("Write", "Purge"):
+            self.session_token = _session.merged(self.session_token, response.session_token)
         return call.result(response)
 
     async def write(
@@ -139,6 +145,7 @@ class AsyncClient:
         adjust_factors: Series | None = None,
         as_of_ms: int | None = None,
         adjust_volume: bool = False,
+        consistency: str = "",
         timeout: float | None = None,
     ) -> ReadResult:
         """Reads a window of one series (inclusive at both ends).
@@ -153,6 +160,10 @@ class AsyncClient:
         to the factor in force at ``as_of_ms`` (default: at ``end_ms``, or the latest);
         ``adjust_volume`` also divides volumes by the price ratio. With ``resample``: the
         bars are adjusted, then resampled.
+
+        ``consistency`` (where replicas share the store): ``"bounded"`` (every Write
+        acknowledged the server's freshness bound before, and this client's own) or
+        ``"strict"`` (every Write acknowledged before the call); default: the server's.
         """
         results = await self.read_many(
             [series],
@@ -166,6 +177,7 @@ class AsyncClient:
             adjust_factors=adjust_factors,
             as_of_ms=as_of_ms,
             adjust_volume=adjust_volume,
+            consistency=consistency,
             timeout=timeout,
         )
         return results[0]
@@ -184,6 +196,7 @@ class AsyncClient:
         adjust_factors: Series | None = None,
         as_of_ms: int | None = None,
         adjust_volume: bool = False,
+        consistency: str = "",
         timeout: float | None = None,
     ) -> list[ReadResult]:
         """Reads the same window of several series in one call, in the order given
@@ -201,6 +214,7 @@ class AsyncClient:
             adjust_factors=adjust_factors,
             as_of_ms=as_of_ms,
             adjust_volume=adjust_volume,
+            consistency=consistency,
         )
         return await self._run(call, timeout)
 

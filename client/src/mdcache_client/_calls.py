@@ -53,6 +53,14 @@ _ADJUST = {
 }
 
 
+# Read(consistency=): the server's default, bounded freshness, or every acknowledged Write
+_CONSISTENCY = {
+    "": pb.CONSISTENCY_UNSPECIFIED,
+    "bounded": pb.CONSISTENCY_BOUNDED,
+    "strict": pb.CONSISTENCY_STRICT,
+}
+
+
 def read(
     series: Iterable[Series],
     *,
@@ -66,9 +74,12 @@ def read(
     adjust_factors: Series | None = None,
     as_of_ms: int | None = None,
     adjust_volume: bool = False,
+    consistency: str = "",
 ) -> Call[list[ReadResult]]:
     if adjust not in _ADJUST:
         raise ValueError(f"adjust: {adjust!r} is none of {', '.join(map(repr, _ADJUST))}")
+    if consistency not in _CONSISTENCY:
+        raise ValueError(f"consistency: {consistency!r} is none of {', '.join(_CONSISTENCY)}")
     request = pb.ReadRequest(
         series=[_key(s) for s in series],
         start_ms=start_ms,
@@ -81,6 +92,7 @@ def read(
         adjust_as_of_ms=as_of_ms,
         adjust_factors=None if adjust_factors is None else _key(adjust_factors),
         adjust_volume=adjust_volume,
+        consistency=_CONSISTENCY[consistency],
     )
 
     def result(resp: pb.ReadResponse) -> list[ReadResult]:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import grpc
 
 from mdcache.v1 import cache_pb2_grpc as pb_grpc
-from mdcache_client import _calls
+from mdcache_client import _calls, _session
 from mdcache_client._cacheaside_sync import CacheAside
 from mdcache_client._errors import from_rpc_error
 from mdcache_client._live_sync import Subscription
@@ -98,6 +98,7 @@ class Client:
             self._metadata = transport.metadata(own_channel=False)
         self._channel = channel
         self._stub = pb_grpc.MarketDataCacheStub(channel)
+        self.session_token = ""  # the latest of this client's Writes (``_session.py``)
         self._cache_aside = CacheAside(self, empty_range_seconds)
 
     @property
@@ -107,12 +108,15 @@ class Client:
 
     def _run(self, call: _calls.Call[R], timeout: float | None) -> R:
         method = getattr(self._stub, call.method)
+        metadata = self._metadata
+        if call.method == "Read" and self.session_token:
+            metadata = (*(metadata or ()), (_session.HEADER, self.session_token))
         try:
-            response = method(
-                call.request, timeout=timeout or self.timeout, metadata=self._metadata
-            )
+            response = method(call.request, timeout=timeout or self.timeout, metadata=metadata)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
+        if call.method in ("Write", "Purge"):
+            self.session_token = _session.merged(self.session_token, response.session_token)
         return call.result(response)
 
     def write(
@@ -141,6 +145,7 @@ class Client:
         adjust_factors: Series | None = None,
         as_of_ms: int | None = None,
         adjust_volume: bool = False,
+        consistency: str = "",
         timeout: float | None = None,
     ) -> ReadResult:
         """Reads a window of one series (inclusive at both ends).
@@ -155,6 +160,10 @@ class Client:
         to the factor in force at ``as_of_ms`` (default: at ``end_ms``, or the latest);
         ``adjust_volume`` also divides volumes by the price ratio. With ``resample``: the
         bars are adjusted, then resampled.
+
+        ``consistency`` (where replicas share the store): ``"bounded"`` (every Write
+        acknowledged the server's freshness bound before, and this client's own) or
+        ``"strict"`` (every Write acknowledged before the call); default: the server's.
         """
         results = self.read_many(
             [series],
@@ -168,6 +177,7 @@ class Client:
             adjust_factors=adjust_factors,
             as_of_ms=as_of_ms,
             adjust_volume=adjust_volume,
+            consistency=consistency,
             timeout=timeout,
         )
         return results[0]
@@ -186,6 +196,7 @@ class Client:
         adjust_factors: Series | None = None,
         as_of_ms: int | None = None,
         adjust_volume: bool = False,
+        consistency: str = "",
         timeout: float | None = None,
     ) -> list[ReadResult]:
         """Reads the same window of several series in one call, in the order given
@@ -203,6 +214,7 @@ class Client:
             adjust_factors=adjust_factors,
             as_of_ms=as_of_ms,
             adjust_volume=adjust_volume,
+            consistency=consistency,
         )
         return self._run(call, timeout)
 

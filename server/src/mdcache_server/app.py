@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 import grpc
@@ -18,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 
 from mdcache_server import __version__
 from mdcache_server.cache import capacity, usage, warming
+from mdcache_server.cache.coherence import Coherence
 from mdcache_server.cache.hot import HotTier
 from mdcache_server.cache.maintenance import apply_retention, every
 from mdcache_server.cache.policy import CachePolicy
@@ -93,7 +95,6 @@ def compose(config: Config, store: Store) -> Parts:
             max_age=config.hot_tier_max_age,
             max_series_records=config.hot_tier_max_series_records,
             encode=codec.fields_of,
-            counted_versions=store.counted_versions,
         ),
         stats=HitStats(replica=config.replica_id),
         retention=config.retention,
@@ -109,6 +110,22 @@ def compose(config: Config, store: Store) -> Parts:
     hub = Hub(buffer=config.subscribe_buffer)
     relay = live_relay(config, store, hub)
     delivery: Delivery = Direct(hub) if relay is None else Relayed(relay)
+    if relay is not None and cache.hot.enabled:  # replicas: copies kept by the change feed
+        coherence = Coherence(
+            cache.hot,
+            relay.mark,
+            replica=hub.epoch,
+            bound=config.read_freshness,
+            skew=config.clock_skew,
+            strict=config.read_consistency == "strict",
+        )
+        relay.follow_always(coherence)
+        cache.follow(coherence, relay.note)
+        metrics.watch_feed(
+            lag=coherence.lag,
+            marks=lambda: coherence.rounds,
+            from_store=lambda: coherence.served_from_store,
+        )
     servicer = MarketDataCacheServicer(
         cache,
         config.limits,
@@ -168,6 +185,7 @@ class Server:
         # Set once the start-up retention run has ended (applied or failed): a record
         # written after it is purged, if its rules expire it, only by the next run.
         self.retention_started = asyncio.Event()
+        self.warmed = asyncio.Event()  # the start-up warming done (or given up)
 
     async def _when_ready(self, deadline: float, step: Callable[[], Awaitable[T]]) -> T:
         """Runs a start-up step, retrying a store that is not ready until the start-up
@@ -192,7 +210,7 @@ class Server:
         """Creates the schema, retrying a store that is not ready until the deadline."""
         if deadline is None:
             deadline = time.monotonic() + self.config.startup_timeout
-        return await self._when_ready(deadline, lambda: self.pool.run(_prepare))
+        return await self._when_ready(deadline, lambda: self.pool.run(_prepare, "prepare"))
 
     async def start(self) -> int:
         deadline = time.monotonic() + self.config.startup_timeout
@@ -202,7 +220,8 @@ class Server:
             raise OSError(f"cannot listen on {self.config.listen}")
         self.cache.store_prepared(version, replica=f"{socket.gethostname()}:{self.port}")
         await self._when_ready(deadline, lambda: usage.load(self.cache))
-        await self._when_ready(deadline, lambda: warming.warm(self.cache, self.config.warm_seconds))
+        if self.cache.coherence is None:
+            await self._when_ready(deadline, self._warm)
         self.metrics_endpoint.start()
         await self.grpc.start()
         await self.health.set(True)
@@ -242,7 +261,34 @@ class Server:
         relay = self.relay
         if relay is not None:
             jobs.add("subscribe-relay", relay.run)
+        if cache.coherence is not None:
+            jobs.add("warming", self._warm_when_following)
         await jobs.start()
+
+    async def _warm(self) -> None:
+        try:
+            await warming.warm(self.cache, self.config.warm_seconds)
+        finally:
+            self.warmed.set()
+
+    async def _warm_when_following(self) -> None:
+        """Replicas: copies filled before the change feed follows could miss a change made
+        in between (the feed starts at the end of the log), so warming waits for it (up to
+        the warming time; then the first Reads fill the tier)."""
+        coherence = self.cache.coherence
+        assert coherence is not None
+        waited = 0.0
+        while not coherence.following and waited < self.config.warm_seconds:
+            await asyncio.sleep(0.05)
+            waited += 0.05
+        try:
+            if coherence.following:
+                await warming.warm(self.cache, max(self.config.warm_seconds - waited, 0.0))
+        except MdcacheError as exc:
+            log.warning("warming_failed", error=str(exc))
+        finally:
+            self.warmed.set()
+        await asyncio.Event().wait()  # a job runs until the server stops
 
     async def _retention(self) -> None:
         """Applies the retention rules at start-up, then on their interval."""
@@ -256,8 +302,9 @@ class Server:
             self.config.retention_interval, "retention", lambda: apply_retention(self.cache)
         )
 
-    async def stop(self, grace: float | None = None) -> None:
-        """Health NOT_SERVING, no new calls, in-flight calls get ``grace`` seconds, then close."""
+    async def stop(self, grace: float | None = None, *, exiting: bool = False) -> None:
+        """Health NOT_SERVING, no new calls, in-flight calls get ``grace`` seconds, then close
+        (``exiting``: the process ends next)."""
         grace = self.config.grace_seconds if grace is None else grace
         log.info("stopping", grace_seconds=grace)
         await self.health.shutting_down()
@@ -272,7 +319,7 @@ class Server:
         await asyncio.to_thread(self.pool.close)
         await asyncio.to_thread(self.metrics_endpoint.close)
         if self.relay is not None:
-            await asyncio.to_thread(self.relay.close)
+            await asyncio.to_thread(partial(self.relay.close, exiting=exiting))
         log.info("stopped")
 
 
@@ -289,4 +336,4 @@ async def serve(config: Config, store: Store) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    await server.stop()
+    await server.stop(exiting=True)

@@ -372,10 +372,46 @@ class Config:
         metadata=_declare(
             "--hot-tier-max-age",
             "MDCACHE_HOT_TIER_MAX_AGE_SECONDS",
-            "2",
+            "60",
             _positive_float,
-            "a held series not checked for this long is read again (Reads check its change "
-            "version in the store: see the docs' Cache behaviour)",
+            "a held series is read again from the store this long after it was read (a "
+            "safety net for writes that pass neither through this server nor the change "
+            "feed: see the docs' Cache behaviour)",
+            CACHE,
+        )
+    )
+    read_freshness: float = field(
+        metadata=_declare(
+            "--read-freshness",
+            "MDCACHE_READ_FRESHNESS_SECONDS",
+            "1",
+            _positive_float,
+            "replicas sharing a store: every acknowledged Write shows in every replica's "
+            "Reads within this many seconds (a replica whose change feed is not known "
+            "current within it answers from the store)",
+            CACHE,
+        )
+    )
+    read_consistency: str = field(
+        metadata=_declare(
+            "--read-consistency",
+            "MDCACHE_READ_CONSISTENCY",
+            "bounded",
+            _choice("bounded", "strict"),
+            "replicas sharing a store, for Reads that do not ask: bounded (--read-freshness, "
+            "and read-your-writes with the session token) or strict (every Write "
+            "acknowledged before the Read, at the cost of a round of the change feed)",
+            CACHE,
+        )
+    )
+    clock_skew: float = field(
+        metadata=_declare(
+            "--clock-skew",
+            "MDCACHE_CLOCK_SKEW_SECONDS",
+            "0.05",
+            _non_negative_float,
+            "how far the clocks of replicas may disagree: a session token names when its "
+            "Write was acknowledged, and another replica allows this much",
             CACHE,
         )
     )
@@ -497,9 +533,10 @@ class Config:
             "MDCACHE_SUBSCRIBE_RELAY",
             "auto",
             _choice("auto", "on", "off"),
-            "push every replica's writes to this server's subscribers through the store's "
-            "change feed (TDengine: its subscriptions; SQLite: a journal beside the file); "
-            "auto: on for TDengine and for --processes above 1, off for one SQLite server",
+            "follow the store's change feed (TDengine: its subscriptions; SQLite: a journal "
+            "beside the file) to push every replica's writes to this server's subscribers "
+            "and keep its hot tier current; auto: on for TDengine and for --processes above "
+            "1, off for one SQLite server (off: only where this server is the only writer)",
             SUBSCRIBE,
         )
     )

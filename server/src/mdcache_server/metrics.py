@@ -135,6 +135,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.store_calls = Counter(
+            "mdcache_store_calls",
+            "Store calls on the worker pool, by kind (read, fill, write, purge, ...): a run of "
+            "hot Reads adds none",
+            labelnames=["kind"],
+            registry=r,
+        )
         self.background_failures = Counter(
             "mdcache_background_failures",
             "Background jobs that failed unexpectedly (each is logged and restarted), by job",
@@ -161,8 +168,9 @@ class Metrics:
         """A background job failed unexpectedly (the supervisor restarts it)."""
         self.background_failures.labels(job=job).inc()
 
-    def store_call(self, seconds: float) -> None:
+    def store_call(self, seconds: float, kind: str = "other") -> None:
         self.store_seconds.observe(seconds)
+        self.store_calls.labels(kind).inc()
 
     def watch(self, pool: WorkerPool, hot_tier_bytes: Callable[[], int]) -> None:
         """Gauges read at scrape time: the worker pool's load and the hot tier's size."""
@@ -196,6 +204,27 @@ class Metrics:
         """What the alerting rules watch, read at scrape time: health (SERVING or not),
         hot-tier evictions and store reconnects."""
         self.registry.register(_OperationsCollector(serving, evictions, reconnects))
+
+    def watch_feed(
+        self, *, lag: Callable[[], float], marks: Callable[[], int], from_store: Callable[[], int]
+    ) -> None:
+        """Replicas sharing a store (``cache/coherence.py``), read at scrape time."""
+        r = self.registry
+        Gauge(
+            "mdcache_feed_lag_seconds",
+            "Age of the change feed's watermark: held copies answer while it is within the "
+            "freshness bound (+Inf until the first mark came back)",
+            registry=r,
+        ).set_function(lag)
+        Gauge(
+            "mdcache_feed_marks", "Marks taken in the change feed (rounds)", registry=r
+        ).set_function(marks)
+        Gauge(
+            "mdcache_feed_reads_from_store",
+            "Reads of the hot tier's series answered from the store: the feed was behind the "
+            "bound, the session's token or a strict Read's round",
+            registry=r,
+        ).set_function(from_store)
 
 
 class MetricsEndpoint:

@@ -59,14 +59,14 @@ class WorkerPool:
         *,
         workers: int,
         max_pending: int,
-        observe: Callable[[float], None] | None = None,
+        observe: Callable[[float, str], None] | None = None,
         cooldown: float = 1.0,
     ) -> None:
         self.store = store
         self.cooldown = cooldown
         self._failed: tuple[float, StoreDown] | None = None  # (when, why): breaker open
         self._trial = False  # a call is let through while the breaker is open
-        self.observe = observe  # called with each call's seconds in run(), waiting included
+        self.observe = observe  # each call's seconds in run(), waiting included, and kind
         self.workers = workers
         self.max_pending = max_pending
         self._jobs: SimpleQueue[_Job[Any] | None] = SimpleQueue()
@@ -167,8 +167,9 @@ class WorkerPool:
             thread.start()
             self._threads.append(thread)
 
-    async def run(self, fn: Callable[[StoreConnection], T]) -> T:
-        """Runs ``fn`` with this worker's connection; raises Overloaded when the queue is full."""
+    async def run(self, fn: Callable[[StoreConnection], T], kind: str = "other") -> T:
+        """Runs ``fn`` with this worker's connection; raises Overloaded when the queue is
+        full. ``kind`` names the call in the metrics (``mdcache_store_calls_total``)."""
         if self._closed:
             raise StoreUnavailable("the worker pool is closed: the server is stopping")
         if self._in_flight >= self.workers + self.max_pending:
@@ -193,7 +194,7 @@ class WorkerPool:
                 self._trial = False
             self._in_flight -= 1
             if self.observe is not None:
-                self.observe(time.perf_counter() - started)
+                self.observe(time.perf_counter() - started, kind)
 
     def close(self) -> None:
         """Cancels the calls not started, waits for running ones, then closes every

@@ -24,17 +24,19 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16mdcache/v1/cache.proto\x12\nmdcache.v1\"A\n\tSeriesKey\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x11\n\tdata_type\x18\x02 \x01(\t\x12\x11\n\ttimeframe\x18\x03 \x01(\t\"7\n\x06Record\x12\x12\n\x05ts_ms\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x0f\n\x07payload\x18\x02 \x01(\tB\x08\n\x06_ts_ms\"[\n\rSeriesRecords\x12%\n\x06series\x18\x01 \x01(\x0b\x32\x15.mdcache.v1.SeriesKey\x12#\n\x07records\x18\x02 \x03(\x0b\x32\x12.mdcache.v1.Record\"9\n\x0cWriteRequest\x12)\n\x06series\x18\x01 \x03(\x0b\x32\x19.mdcache.v1.SeriesRecords\" \n\rWriteResponse\x12\x0f\n\x07written\x18\x01 \x01(\x04\"\xea\x02\n\x0bReadRequest\x12%\n\x06series\x18\x01 \x03(\x0b\x32\x15.mdcache.v1.SeriesKey\x12\x15\n\x08start_ms\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x13\n\x06\x65nd_ms\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12\x11\n\tlast_days\x18\x04 \x01(\r\x12\r\n\x05limit\x18\x05 \x01(\r\x12 \n\x05order\x18\x06 \x01(\x0e\x32\x11.mdcache.v1.Order\x12\x10\n\x08resample\x18\x07 \x01(\t\x12\"\n\x06\x61\x64just\x18\x08 \x01(\x0e\x32\x12.mdcache.v1.Adjust\x12\x1c\n\x0f\x61\x64just_as_of_ms\x18\t \x01(\x03H\x02\x88\x01\x01\x12-\n\x0e\x61\x64just_factors\x18\n \x01(\x0b\x32\x15.mdcache.v1.SeriesKey\x12\x15\n\radjust_volume\x18\x0b \x01(\x08\x42\x0b\n\t_start_msB\t\n\x07_end_msB\x12\n\x10_adjust_as_of_ms\"\xb2\x01\n\x0cSeriesResult\x12%\n\x06series\x18\x01 \x01(\x0b\x32\x15.mdcache.v1.SeriesKey\x12\x0b\n\x03hit\x18\x02 \x01(\x08\x12#\n\x07records\x18\x03 \x03(\x0b\x32\x12.mdcache.v1.Record\x12\x11\n\ttruncated\x18\x04 \x01(\x08\x12%\n\x06source\x18\x05 \x01(\x0b\x32\x15.mdcache.v1.SeriesKey\x12\x0f\n\x07partial\x18\x06 \x01(\x08\"9\n\x0cReadResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.mdcache.v1.SeriesResult\"p\n\x0cPurgeRequest\x12\x16\n\tbefore_ms\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x17\n\x0folder_than_days\x18\x02 \x01(\r\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x11\n\tdata_type\x18\x04 \x01(\tB\x0c\n\n_before_ms\"3\n\rPurgeResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x04\x12\x11\n\tcutoff_ms\x18\x02 \x01(\x03\",\n\x0cStatsRequest\x12\r\n\x05top_n\x18\x01 \x01(\r\x12\r\n\x05reset\x18\x02 \x01(\x08\",\n\x0bSymbolReads\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\r\n\x05reads\x18\x02 \x01(\x04\"\xd1\x03\n\rStatsResponse\x12\x0f\n\x07records\x18\x01 \x01(\x04\x12\x0f\n\x07symbols\x18\x02 \x01(\x04\x12\x0e\n\x06series\x18\x03 \x01(\x04\x12\x0c\n\x04hits\x18\x04 \x01(\x04\x12\x0e\n\x06misses\x18\x05 \x01(\x04\x12\x10\n\x08hit_rate\x18\x06 \x01(\x01\x12,\n\x0bhot_symbols\x18\x07 \x03(\x0b\x32\x17.mdcache.v1.SymbolReads\x12\x16\n\x0euptime_seconds\x18\x08 \x01(\x01\x12\r\n\x05store\x18\t \x01(\t\x12\x15\n\rstore_version\x18\n \x01(\t\x12\x19\n\x11\x63ounting_since_ms\x18\x0b \x01(\x03\x12%\n\x08hot_tier\x18\x0c \x01(\x0b\x32\x13.mdcache.v1.HotTier\x12\x16\n\x0e\x65victed_series\x18\r \x01(\x04\x12\x17\n\x0f\x65victed_records\x18\x0e \x01(\x04\x12\x10\n\x08replicas\x18\x0f \x01(\r\x12,\n\tretention\x18\x10 \x03(\x0b\x32\x19.mdcache.v1.RetentionRule\x12&\n\x05\x63\x61lls\x18\x11 \x03(\x0b\x32\x17.mdcache.v1.MethodCalls\x12\x17\n\x0fresampled_reads\x18\x12 \x01(\x04\"\x82\x01\n\x07HotTier\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\r\n\x05\x62ytes\x18\x02 \x01(\x04\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x03 \x01(\x04\x12\x0e\n\x06series\x18\x04 \x01(\x04\x12\x0c\n\x04hits\x18\x05 \x01(\x04\x12\x0e\n\x06misses\x18\x06 \x01(\x04\x12\x11\n\tevictions\x18\x07 \x01(\x04\"0\n\rRetentionRule\x12\x11\n\tdata_type\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\r\"<\n\x0bMethodCalls\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x02 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x03 \x01(\x04\"\x9a\x01\n\x10SubscribeRequest\x12%\n\x06series\x18\x01 \x03(\x0b\x32\x15.mdcache.v1.SeriesKey\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x15\n\x08since_ms\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\rresume_stream\x18\x04 \x01(\t\x12\x14\n\x0cresume_after\x18\x05 \x01(\x04\x42\x0b\n\t_since_ms\"\x8d\x01\n\x11SubscribeResponse\x12%\n\x06series\x18\x01 \x01(\x0b\x32\x15.mdcache.v1.SeriesKey\x12\"\n\x06record\x18\x02 \x01(\x0b\x32\x12.mdcache.v1.Record\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x0e\n\x06stream\x18\x04 \x01(\t\x12\x10\n\x08replayed\x18\x05 \x01(\x08*N\n\x05Order\x12\x15\n\x11ORDER_UNSPECIFIED\x10\x00\x12\x16\n\x12ORDER_OLDEST_FIRST\x10\x01\x12\x16\n\x12ORDER_NEWEST_FIRST\x10\x02*Z\n\x06\x41\x64just\x12\x16\n\x12\x41\x44JUST_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x41\x44JUST_NONE\x10\x01\x12\x12\n\x0e\x41\x44JUST_FORWARD\x10\x02\x12\x13\n\x0f\x41\x44JUST_BACKWARD\x10\x03\x32\xd2\x02\n\x0fMarketDataCache\x12<\n\x05Write\x12\x18.mdcache.v1.WriteRequest\x1a\x19.mdcache.v1.WriteResponse\x12\x39\n\x04Read\x12\x17.mdcache.v1.ReadRequest\x1a\x18.mdcache.v1.ReadResponse\x12<\n\x05Purge\x12\x18.mdcache.v1.PurgeRequest\x1a\x19.mdcache.v1.PurgeResponse\x12<\n\x05Stats\x12\x18.mdcache.v1.StatsRequest\x1a\x19.mdcache.v1.StatsResponse\x12J\n\tSubscribe\x12\x1c.mdcache.v1.SubscribeRequest\x1a\x1d.mdcache.v1.SubscribeResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16mdcache/v1/cache.proto\x12\nmdcache.v1\"A\n\tSeriesKey\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\x11\n\tdata_type\x18\x02 \x01(\t\x12\x11\n\ttimeframe\x18\x03 \x01(\t\"7\n\x06Record\x12\x12\n\x05ts_ms\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x0f\n\x07payload\x18\x02 \x01(\tB\x08\n\x06_ts_ms\"[\n\rSeriesRecords\x12%\n\x06series\x18\x01 \x01(\x0b\x32\x15.mdcache.v1.SeriesKey\x12#\n\x07records\x18\x02 \x03(\x0b\x32\x12.mdcache.v1.Record\"9\n\x0cWriteRequest\x12)\n\x06series\x18\x01 \x03(\x0b\x32\x19.mdcache.v1.SeriesRecords\"7\n\rWriteResponse\x12\x0f\n\x07written\x18\x01 \x01(\x04\x12\x15\n\rsession_token\x18\x02 \x01(\t\"\x98\x03\n\x0bReadRequest\x12%\n\x06series\x18\x01 \x03(\x0b\x32\x15.mdcache.v1.SeriesKey\x12\x15\n\x08start_ms\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x13\n\x06\x65nd_ms\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12\x11\n\tlast_days\x18\x04 \x01(\r\x12\r\n\x05limit\x18\x05 \x01(\r\x12 \n\x05order\x18\x06 \x01(\x0e\x32\x11.mdcache.v1.Order\x12\x10\n\x08resample\x18\x07 \x01(\t\x12\"\n\x06\x61\x64just\x18\x08 \x01(\x0e\x32\x12.mdcache.v1.Adjust\x12\x1c\n\x0f\x61\x64just_as_of_ms\x18\t \x01(\x03H\x02\x88\x01\x01\x12-\n\x0e\x61\x64just_factors\x18\n \x01(\x0b\x32\x15.mdcache.v1.SeriesKey\x12\x15\n\radjust_volume\x18\x0b \x01(\x08\x12,\n\x0b\x63onsistency\x18\x0c \x01(\x0e\x32\x17.mdcache.v1.ConsistencyB\x0b\n\t_start_msB\t\n\x07_end_msB\x12\n\x10_adjust_as_of_ms\"\xb2\x01\n\x0cSeriesResult\x12%\n\x06series\x18\x01 \x01(\x0b\x32\x15.mdcache.v1.SeriesKey\x12\x0b\n\x03hit\x18\x02 \x01(\x08\x12#\n\x07records\x18\x03 \x03(\x0b\x32\x12.mdcache.v1.Record\x12\x11\n\ttruncated\x18\x04 \x01(\x08\x12%\n\x06source\x18\x05 \x01(\x0b\x32\x15.mdcache.v1.SeriesKey\x12\x0f\n\x07partial\x18\x06 \x01(\x08\"9\n\x0cReadResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.mdcache.v1.SeriesResult\"p\n\x0cPurgeRequest\x12\x16\n\tbefore_ms\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x17\n\x0folder_than_days\x18\x02 \x01(\r\x12\x0e\n\x06symbol\x18\x03 \x01(\t\x12\x11\n\tdata_type\x18\x04 \x01(\tB\x0c\n\n_before_ms\"J\n\rPurgeResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x04\x12\x11\n\tcutoff_ms\x18\x02 \x01(\x03\x12\x15\n\rsession_token\x18\x03 \x01(\t\",\n\x0cStatsRequest\x12\r\n\x05top_n\x18\x01 \x01(\r\x12\r\n\x05reset\x18\x02 \x01(\x08\",\n\x0bSymbolReads\x12\x0e\n\x06symbol\x18\x01 \x01(\t\x12\r\n\x05reads\x18\x02 \x01(\x04\"\xd1\x03\n\rStatsResponse\x12\x0f\n\x07records\x18\x01 \x01(\x04\x12\x0f\n\x07symbols\x18\x02 \x01(\x04\x12\x0e\n\x06series\x18\x03 \x01(\x04\x12\x0c\n\x04hits\x18\x04 \x01(\x04\x12\x0e\n\x06misses\x18\x05 \x01(\x04\x12\x10\n\x08hit_rate\x18\x06 \x01(\x01\x12,\n\x0bhot_symbols\x18\x07 \x03(\x0b\x32\x17.mdcache.v1.SymbolReads\x12\x16\n\x0euptime_seconds\x18\x08 \x01(\x01\x12\r\n\x05store\x18\t \x01(\t\x12\x15\n\rstore_version\x18\n \x01(\t\x12\x19\n\x11\x63ounting_since_ms\x18\x0b \x01(\x03\x12%\n\x08hot_tier\x18\x0c \x01(\x0b\x32\x13.mdcache.v1.HotTier\x12\x16\n\x0e\x65victed_series\x18\r \x01(\x04\x12\x17\n\x0f\x65victed_records\x18\x0e \x01(\x04\x12\x10\n\x08replicas\x18\x0f \x01(\r\x12,\n\tretention\x18\x10 \x03(\x0b\x32\x19.mdcache.v1.RetentionRule\x12&\n\x05\x63\x61lls\x18\x11 \x03(\x0b\x32\x17.mdcache.v1.MethodCalls\x12\x17\n\x0fresampled_reads\x18\x12 \x01(\x04\"\x82\x01\n\x07HotTier\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\r\n\x05\x62ytes\x18\x02 \x01(\x04\x12\x16\n\x0e\x63\x61pacity_bytes\x18\x03 \x01(\x04\x12\x0e\n\x06series\x18\x04 \x01(\x04\x12\x0c\n\x04hits\x18\x05 \x01(\x04\x12\x0e\n\x06misses\x18\x06 \x01(\x04\x12\x11\n\tevictions\x18\x07 \x01(\x04\"0\n\rRetentionRule\x12\x11\n\tdata_type\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\r\"<\n\x0bMethodCalls\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x02 \x01(\x04\x12\x0e\n\x06\x65rrors\x18\x03 \x01(\x04\"\x9a\x01\n\x10SubscribeRequest\x12%\n\x06series\x18\x01 \x03(\x0b\x32\x15.mdcache.v1.SeriesKey\x12\x0e\n\x06symbol\x18\x02 \x01(\t\x12\x15\n\x08since_ms\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\rresume_stream\x18\x04 \x01(\t\x12\x14\n\x0cresume_after\x18\x05 \x01(\x04\x42\x0b\n\t_since_ms\"\x8d\x01\n\x11SubscribeResponse\x12%\n\x06series\x18\x01 \x01(\x0b\x32\x15.mdcache.v1.SeriesKey\x12\"\n\x06record\x18\x02 \x01(\x0b\x32\x12.mdcache.v1.Record\x12\x0b\n\x03seq\x18\x03 \x01(\x04\x12\x0e\n\x06stream\x18\x04 \x01(\t\x12\x10\n\x08replayed\x18\x05 \x01(\x08*N\n\x05Order\x12\x15\n\x11ORDER_UNSPECIFIED\x10\x00\x12\x16\n\x12ORDER_OLDEST_FIRST\x10\x01\x12\x16\n\x12ORDER_NEWEST_FIRST\x10\x02*[\n\x0b\x43onsistency\x12\x1b\n\x17\x43ONSISTENCY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43ONSISTENCY_BOUNDED\x10\x01\x12\x16\n\x12\x43ONSISTENCY_STRICT\x10\x02*Z\n\x06\x41\x64just\x12\x16\n\x12\x41\x44JUST_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x41\x44JUST_NONE\x10\x01\x12\x12\n\x0e\x41\x44JUST_FORWARD\x10\x02\x12\x13\n\x0f\x41\x44JUST_BACKWARD\x10\x03\x32\xd2\x02\n\x0fMarketDataCache\x12<\n\x05Write\x12\x18.mdcache.v1.WriteRequest\x1a\x19.mdcache.v1.WriteResponse\x12\x39\n\x04Read\x12\x17.mdcache.v1.ReadRequest\x1a\x18.mdcache.v1.ReadResponse\x12<\n\x05Purge\x12\x18.mdcache.v1.PurgeRequest\x1a\x19.mdcache.v1.PurgeResponse\x12<\n\x05Stats\x12\x18.mdcache.v1.StatsRequest\x1a\x19.mdcache.v1.StatsResponse\x12J\n\tSubscribe\x12\x1c.mdcache.v1.SubscribeRequest\x1a\x1d.mdcache.v1.SubscribeResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mdcache.v1.cache_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ORDER']._serialized_start=2226
-  _globals['_ORDER']._serialized_end=2304
-  _globals['_ADJUST']._serialized_start=2306
-  _globals['_ADJUST']._serialized_end=2396
+  _globals['_ORDER']._serialized_start=2318
+  _globals['_ORDER']._serialized_end=2396
+  _globals['_CONSISTENCY']._serialized_start=2398
+  _globals['_CONSISTENCY']._serialized_end=2489
+  _globals['_ADJUST']._serialized_start=2491
+  _globals['_ADJUST']._serialized_end=2581
   _globals['_SERIESKEY']._serialized_start=38
   _globals['_SERIESKEY']._serialized_end=103
   _globals['_RECORD']._serialized_start=105
@@ -44,33 +46,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WRITEREQUEST']._serialized_start=255
   _globals['_WRITEREQUEST']._serialized_end=312
   _globals['_WRITERESPONSE']._serialized_start=314
-  _globals['_WRITERESPONSE']._serialized_end=346
-  _globals['_READREQUEST']._serialized_start=349
-  _globals['_READREQUEST']._serialized_end=711
-  _globals['_SERIESRESULT']._serialized_start=714
-  _globals['_SERIESRESULT']._serialized_end=892
-  _globals['_READRESPONSE']._serialized_start=894
-  _globals['_READRESPONSE']._serialized_end=951
-  _globals['_PURGEREQUEST']._serialized_start=953
-  _globals['_PURGEREQUEST']._serialized_end=1065
-  _globals['_PURGERESPONSE']._serialized_start=1067
-  _globals['_PURGERESPONSE']._serialized_end=1118
-  _globals['_STATSREQUEST']._serialized_start=1120
-  _globals['_STATSREQUEST']._serialized_end=1164
-  _globals['_SYMBOLREADS']._serialized_start=1166
-  _globals['_SYMBOLREADS']._serialized_end=1210
-  _globals['_STATSRESPONSE']._serialized_start=1213
-  _globals['_STATSRESPONSE']._serialized_end=1678
-  _globals['_HOTTIER']._serialized_start=1681
-  _globals['_HOTTIER']._serialized_end=1811
-  _globals['_RETENTIONRULE']._serialized_start=1813
-  _globals['_RETENTIONRULE']._serialized_end=1861
-  _globals['_METHODCALLS']._serialized_start=1863
-  _globals['_METHODCALLS']._serialized_end=1923
-  _globals['_SUBSCRIBEREQUEST']._serialized_start=1926
-  _globals['_SUBSCRIBEREQUEST']._serialized_end=2080
-  _globals['_SUBSCRIBERESPONSE']._serialized_start=2083
-  _globals['_SUBSCRIBERESPONSE']._serialized_end=2224
-  _globals['_MARKETDATACACHE']._serialized_start=2399
-  _globals['_MARKETDATACACHE']._serialized_end=2737
+  _globals['_WRITERESPONSE']._serialized_end=369
+  _globals['_READREQUEST']._serialized_start=372
+  _globals['_READREQUEST']._serialized_end=780
+  _globals['_SERIESRESULT']._serialized_start=783
+  _globals['_SERIESRESULT']._serialized_end=961
+  _globals['_READRESPONSE']._serialized_start=963
+  _globals['_READRESPONSE']._serialized_end=1020
+  _globals['_PURGEREQUEST']._serialized_start=1022
+  _globals['_PURGEREQUEST']._serialized_end=1134
+  _globals['_PURGERESPONSE']._serialized_start=1136
+  _globals['_PURGERESPONSE']._serialized_end=1210
+  _globals['_STATSREQUEST']._serialized_start=1212
+  _globals['_STATSREQUEST']._serialized_end=1256
+  _globals['_SYMBOLREADS']._serialized_start=1258
+  _globals['_SYMBOLREADS']._serialized_end=1302
+  _globals['_STATSRESPONSE']._serialized_start=1305
+  _globals['_STATSRESPONSE']._serialized_end=1770
+  _globals['_HOTTIER']._serialized_start=1773
+  _globals['_HOTTIER']._serialized_end=1903
+  _globals['_RETENTIONRULE']._serialized_start=1905
+  _globals['_RETENTIONRULE']._serialized_end=1953
+  _globals['_METHODCALLS']._serialized_start=1955
+  _globals['_METHODCALLS']._serialized_end=2015
+  _globals['_SUBSCRIBEREQUEST']._serialized_start=2018
+  _globals['_SUBSCRIBEREQUEST']._serialized_end=2172
+  _globals['_SUBSCRIBERESPONSE']._serialized_start=2175
+  _globals['_SUBSCRIBERESPONSE']._serialized_end=2316
+  _globals['_MARKETDATACACHE']._serialized_start=2584
+  _globals['_MARKETDATACACHE']._serialized_end=2922
 # @@protoc_insertion_point(module_scope)

@@ -43,6 +43,31 @@ ORDER_OLDEST_FIRST: Order.ValueType  # 1
 ORDER_NEWEST_FIRST: Order.ValueType  # 2
 Global___Order: _TypeAlias = Order  # noqa: Y015
 
+class _Consistency:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConsistencyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Consistency.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONSISTENCY_UNSPECIFIED: _Consistency.ValueType  # 0
+    CONSISTENCY_BOUNDED: _Consistency.ValueType  # 1
+    """Every Write acknowledged --read-freshness (1 s by default) before the Read, and the
+    caller's own (by its session token) whenever acknowledged.
+    """
+    CONSISTENCY_STRICT: _Consistency.ValueType  # 2
+    """Every Write acknowledged before the Read, through any replica."""
+
+class Consistency(_Consistency, metaclass=_ConsistencyEnumTypeWrapper): ...
+
+CONSISTENCY_UNSPECIFIED: Consistency.ValueType  # 0
+CONSISTENCY_BOUNDED: Consistency.ValueType  # 1
+"""Every Write acknowledged --read-freshness (1 s by default) before the Read, and the
+caller's own (by its session token) whenever acknowledged.
+"""
+CONSISTENCY_STRICT: Consistency.ValueType  # 2
+"""Every Write acknowledged before the Read, through any replica."""
+Global___Consistency: _TypeAlias = Consistency  # noqa: Y015
+
 class _Adjust:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -174,16 +199,23 @@ class WriteResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     WRITTEN_FIELD_NUMBER: _builtins.int
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
     written: _builtins.int
     """Records written (inserted or replaced), summed over all series."""
+    session_token: _builtins.str
+    """Read-your-writes through any replica: send it back with later Reads, as the call
+    metadata "mdcache-session-token" (the client library does), and they see this Write.
+    Opaque; of two tokens keep the later (the client library merges them).
+    """
     def __init__(
         self,
         *,
         written: _builtins.int = ...,
+        session_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["written", b"written"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["session_token", b"session_token", "written", b"written"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -204,6 +236,7 @@ class ReadRequest(_message.Message):
     ADJUST_AS_OF_MS_FIELD_NUMBER: _builtins.int
     ADJUST_FACTORS_FIELD_NUMBER: _builtins.int
     ADJUST_VOLUME_FIELD_NUMBER: _builtins.int
+    CONSISTENCY_FIELD_NUMBER: _builtins.int
     start_ms: _builtins.int
     """Window start, inclusive. Absent: unbounded (or last_days)."""
     end_ms: _builtins.int
@@ -231,6 +264,10 @@ class ReadRequest(_message.Message):
     """Also scale volume fields ("volume", "vol") by the inverse of the price factor (so
     that volume x price is unchanged). Default: volume as stored.
     """
+    consistency: Global___Consistency.ValueType
+    """What the answer must contain where replicas share the store (README, "Freshness").
+    Unspecified: the server's --read-consistency.
+    """
     @_builtins.property
     def series(self) -> _containers.RepeatedCompositeFieldContainer[Global___SeriesKey]:
         """The series to read; results come back in the same order."""
@@ -255,10 +292,11 @@ class ReadRequest(_message.Message):
         adjust_as_of_ms: _builtins.int | None = ...,
         adjust_factors: Global___SeriesKey | None = ...,
         adjust_volume: _builtins.bool = ...,
+        consistency: Global___Consistency.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_adjust_as_of_ms", b"_adjust_as_of_ms", "_end_ms", b"_end_ms", "_start_ms", b"_start_ms", "adjust_as_of_ms", b"adjust_as_of_ms", "adjust_factors", b"adjust_factors", "end_ms", b"end_ms", "start_ms", b"start_ms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_adjust_as_of_ms", b"_adjust_as_of_ms", "_end_ms", b"_end_ms", "_start_ms", b"_start_ms", "adjust", b"adjust", "adjust_as_of_ms", b"adjust_as_of_ms", "adjust_factors", b"adjust_factors", "adjust_volume", b"adjust_volume", "end_ms", b"end_ms", "last_days", b"last_days", "limit", b"limit", "order", b"order", "resample", b"resample", "series", b"series", "start_ms", b"start_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_adjust_as_of_ms", b"_adjust_as_of_ms", "_end_ms", b"_end_ms", "_start_ms", b"_start_ms", "adjust", b"adjust", "adjust_as_of_ms", b"adjust_as_of_ms", "adjust_factors", b"adjust_factors", "adjust_volume", b"adjust_volume", "consistency", b"consistency", "end_ms", b"end_ms", "last_days", b"last_days", "limit", b"limit", "order", b"order", "resample", b"resample", "series", b"series", "start_ms", b"start_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__adjust_as_of_ms: _TypeAlias = _typing.Literal["adjust_as_of_ms"]  # noqa: Y015
     _WhichOneofArgType__adjust_as_of_ms: _TypeAlias = _typing.Literal["_adjust_as_of_ms", b"_adjust_as_of_ms"]  # noqa: Y015
@@ -379,18 +417,22 @@ class PurgeResponse(_message.Message):
 
     DELETED_FIELD_NUMBER: _builtins.int
     CUTOFF_MS_FIELD_NUMBER: _builtins.int
+    SESSION_TOKEN_FIELD_NUMBER: _builtins.int
     deleted: _builtins.int
     """Exactly the number of records deleted."""
     cutoff_ms: _builtins.int
+    session_token: _builtins.str
+    """As WriteResponse.session_token: later Reads through any replica see the purge."""
     def __init__(
         self,
         *,
         deleted: _builtins.int = ...,
         cutoff_ms: _builtins.int = ...,
+        session_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cutoff_ms", b"cutoff_ms", "deleted", b"deleted"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cutoff_ms", b"cutoff_ms", "deleted", b"deleted", "session_token", b"session_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

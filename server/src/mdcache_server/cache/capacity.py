@@ -25,7 +25,8 @@ import structlog
 from mdcache_server.cache.policy import CachePolicy
 from mdcache_server.cache.stats import ClusterUsage, split_stored, wall_ms
 from mdcache_server.cache.usage import flush
-from mdcache_server.model import SeriesKey, Usage
+from mdcache_server.errors import MdcacheError
+from mdcache_server.model import PurgeFilter, SeriesKey, Usage
 from mdcache_server.store.base import Eviction, StoreConnection
 
 log = structlog.get_logger(__name__)
@@ -64,7 +65,7 @@ class Leadership:
         now = wall_ms()
         self.first_ms = self.first_ms or now
         first = self.first_ms
-        seen = await policy.pool.run(lambda conn: conn.heartbeat(replica, first, now))
+        seen = await policy.pool.run(lambda conn: conn.heartbeat(replica, first, now), "heartbeat")
         settled = [
             name
             for name, (since, beat) in seen.items()
@@ -93,11 +94,15 @@ async def enforce(
     def evict(conn: StoreConnection) -> Eviction:
         return conn.evict(max_records, choose)
 
-    done = await policy.pool.run(evict)  # a failed one: the versions tell the hot tier
+    try:
+        done = await policy.pool.run(evict, "evict")
+    except MdcacheError:
+        # Some series may be gone: every held copy is dropped, here and in every replica.
+        await policy.forgotten([PurgeFilter(0)])
+        raise
     if not done.chosen:
         return 0
-    dropped = set(done.chosen)
-    policy.hot.forget(dropped.__contains__)
+    await policy.forgotten([PurgeFilter(0, *key) for key in done.chosen])
     policy.evicted(len(done.chosen), done.dropped)
     log.info(
         "capacity_evicted",

@@ -6,15 +6,14 @@ event loop thread. It is kept correct by the cache policy:
 
 - a Write merges its records into a held series once the store has them;
 - a Purge or an eviction drops the series it touches;
+- where replicas share the store, every replica's Writes come from the change feed and are
+  merged the same way (:meth:`HotTier.applied`, ``cache/coherence.py``), and their purges
+  and evictions drop what they touch; a Write of this replica merged at once is kept over
+  older changes the feed gives until the feed gives it back (``HeldSeries.pending``);
 - a fill (a store read of a whole series) started before a change to that series is
   discarded when it lands (per-series generations, and one epoch for purges);
-- a held copy remembers the store's change version it was read at (``stored``), and
-  the cache policy checks it before each Read (``cache/freshness.py``): a copy found
-  changed is dropped, one found unchanged counts as loaded at the check
-  (:meth:`HotTier.revalidated`), so a Write through another replica is seen by the next
-  Read here, and a series that does not change is never read again;
-- an entry not checked for ``max_age`` is read again from the store (a bound for
-  what is not read through the policy).
+- an entry read from the store ``max_age`` ago is read again (a safety net for what does
+  not pass through the policy or the feed: another program writing to the store).
 """
 
 from __future__ import annotations
@@ -87,8 +86,10 @@ class HeldSeries:
     refreshing: bool = False  # a refresh of this entry was started (at most one)
     serial: int = 0  # set when the tier holds it: unique among every copy it ever held
     version: int = 0  # changes with every merge
-    stored: int = -1  # the store's change version it was read at
-    merged: int = 0  # writes of this replica merged into it since (see HotTier.revalidated)
+    # This replica's Writes merged, not yet given back by the change feed: timestamp ->
+    # payload. The feed gives every change in the store's order, so one it gives before
+    # them is older, and does not replace them (None: no feed follows the store).
+    pending: dict[int, str] | None = None
 
     @classmethod
     def of(
@@ -119,9 +120,9 @@ class HeldSeries:
         )
 
     def merge(self, records: Sequence[Record], fragments: Fragments | None) -> None:
-        """Upserts records (distinct timestamps), keeping the order; ``fragments`` are theirs."""
+        """Upserts records in order (a timestamp given twice: the later one), keeping the
+        series sorted; ``fragments`` are theirs."""
         self.version += 1
-        self.merged += 1
         ts, payloads, held = self.ts, self.payloads, self.fragments
         if held is not None and fragments is None:
             self.size -= sum(len(f) for f in held)
@@ -151,10 +152,6 @@ class HotTier:
     max_age: float
     max_series_records: int
     encode: Encoder | None = None
-    # The store advances a version by exactly one per series of a write (SQLite): a copy
-    # read at v with n of this replica's writes merged since is unchanged at v + n. Else
-    # (TDengine) a copy written through here is read again at its next check.
-    counted_versions: bool = False
     clock: Callable[[], float] = time.monotonic
     hits: int = 0
     misses: int = 0
@@ -242,12 +239,42 @@ class HotTier:
         self._shrink()
         return True
 
-    def written(self, key: SeriesKey, records: Sequence[Record]) -> None:
-        """After the store acknowledged a Write: merge into the held series, void fills."""
+    def written(self, key: SeriesKey, records: Sequence[Record], *, fed: bool = False) -> None:
+        """After the store acknowledged a Write of this replica: merge into the held
+        series, void fills. ``fed``: the change feed will give it back (see ``pending``)."""
         self._generations[key] = self._generations.get(key, 0) + 1
         held = self._held.get(key)
         if held is None:
             return
+        if fed:
+            if held.pending is None:
+                held.pending = {}
+            for record in records:
+                held.pending[record.ts_ms] = record.payload
+        self._merge(key, held, records)
+
+    def applied(self, key: SeriesKey, records: Sequence[Record]) -> None:
+        """Records of any replica's Write, as the change feed gave them (in the store's
+        order): merged into the held series, fills voided. A timestamp this replica wrote
+        and the feed has not given back keeps this replica's record (it is the newer)."""
+        self._generations[key] = self._generations.get(key, 0) + 1
+        held = self._held.get(key)
+        if held is None:
+            return
+        pending = held.pending
+        if pending:
+            kept = []
+            for record in records:
+                mine = pending.get(record.ts_ms)
+                if mine is None:
+                    kept.append(record)
+                elif mine == record.payload:
+                    del pending[record.ts_ms]  # ours, given back: already merged
+            records = kept
+        if records:
+            self._merge(key, held, records)
+
+    def _merge(self, key: SeriesKey, held: HeldSeries, records: Sequence[Record]) -> None:
         before = held.size
         held.merge(
             records, self.encode(records) if self.encode and held.fragments is not None else None
@@ -258,41 +285,10 @@ class HotTier:
             self.found_too_large(key)
         self._shrink()
 
-    def revalidated(self, versions: dict[SeriesKey, int], at: float) -> int:
-        """The store's change versions, checked at ``at``: a held copy read at another
-        version is dropped (and fills in flight voided); one unchanged counts as loaded at
-        ``at``. Returns how many were dropped."""
-        dropped = 0
-        for key, version in versions.items():
-            held = self._held.get(key)
-            if held is None:
-                continue
-            same = (
-                held.stored == version
-                if not held.merged
-                else (self.counted_versions and held.stored + held.merged == version)
-            )
-            if same:
-                held.stored, held.merged = version, 0
-                held.loaded_at = max(held.loaded_at, at)
-                held.refreshing = False
-            else:
-                self._generations[key] = self._generations.get(key, 0) + 1
-                self._drop(key)
-                dropped += 1
-        return dropped
-
-    def current_since(self, keys: Sequence[SeriesKey], since: float, now: float) -> bool:
-        """When every key's copy was known current at ``since`` or later (and the store
-        has changed nothing since), counts them current at ``now``; else changes nothing
-        and returns False."""
-        copies = [self._held.get(key) for key in keys]
-        if any(c is None or c.loaded_at < since or c.merged for c in copies):
-            return False
-        for copy in copies:
-            assert copy is not None
-            copy.loaded_at = now
-        return True
+    def clear(self) -> None:
+        """Drops every held series and voids every fill (the change feed was lost: what it
+        did not give cannot be known)."""
+        self.forget(lambda _: True)
 
     def forget(self, matches: Callable[[SeriesKey], bool]) -> int:
         """After a Purge or an eviction: drop every held series it may touch, void all fills."""

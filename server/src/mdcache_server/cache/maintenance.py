@@ -18,7 +18,7 @@ log = structlog.get_logger(__name__)
 async def apply_retention(policy: CachePolicy) -> int:
     """Purges what the retention rules no longer keep; returns records deleted."""
     started = time.perf_counter()
-    listed = await policy.pool.run(lambda conn: conn.list_series())
+    listed = await policy.pool.run(lambda conn: conn.list_series(), "list")
     purges = policy.retention.purges((key for key, _ in listed), wall_ms())
     deleted = 0
     for purge in purges:

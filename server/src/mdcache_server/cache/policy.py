@@ -3,23 +3,25 @@
 Reads go to the hot tier first; what it does not hold is read from the store on a
 worker, whole series at once when they fit the tier (so that the next read of any
 window of them is served from memory), else just the window asked. Concurrent reads of
-a series that is not held share one store read of it (single flight) when it started
-after they arrived. A held copy answers only after its change version was checked in
-the store since the Read arrived (``freshness.py``): read-your-writes across replicas.
-Writes and purges go to the store, then keep the hot tier correct. Every series read is
-counted.
+a series that is not held share one store read of it (single flight). A hit never
+reaches the store: one server alone on its store sees every change pass through it;
+replicas sharing a store keep their copies current from the change feed, and answer
+from them as ``coherence.py`` allows (else from the store). Writes and purges go to the
+store, then keep the hot tier correct (and, with replicas, reach theirs through the
+feed). Every series read is counted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 
-from mdcache_server.cache.freshness import Freshness
+from mdcache_server.cache.coherence import Coherence, Token
 from mdcache_server.cache.hot import Encoder, HeldSeries, HotTier
 from mdcache_server.cache.retention import RetentionRules
 from mdcache_server.cache.stats import ClusterUsage, HitStats, wall_ms
@@ -40,6 +42,25 @@ from mdcache_server.store.base import StoreConnection
 log = structlog.get_logger(__name__)
 Ticket = tuple[int, int, float]
 Pending = asyncio.Future["HeldSeries | None"]
+Noter = Callable[[list[PurgeFilter]], Awaitable[None]]
+
+
+class Reader(Protocol):
+    """Reads windows of series through the cache, for one call (``SessionReader``)."""
+
+    async def read(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReader:
+    """The cache's reads for one Read call: its session token and consistency."""
+
+    policy: CachePolicy
+    token: Token | None
+    strict: bool | None
+
+    async def read(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
+        return await self.policy.read(series, window, self.token, self.strict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +117,9 @@ class CachePolicy:
         self.pool = pool
         self.writer = GroupWriter(pool, max_records=max_group_records)
         self.hot = hot
-        self.freshness = Freshness(pool, hot, pool.store.change_stamp())
+        # Set by the composition root where replicas share the store (app.compose).
+        self.coherence: Coherence | None = None
+        self._note: Noter | None = None  # a purge or eviction into the change feed
         self.stats = stats
         self.retention = retention
         # Changed only through the methods below (the usage, capacity and start-up code).
@@ -122,42 +145,81 @@ class CachePolicy:
         replicas)."""
         self.stats.evicted(series, records)
 
+    def follow(self, coherence: Coherence, note: Noter) -> None:
+        """Replicas share the store: held copies are kept by its change feed
+        (``coherence``), and purges and evictions are ``note``d into it."""
+        self.coherence, self._note = coherence, note
+
     async def close(self) -> None:
-        """Cancels the fills and checks in flight (before the pool closes)."""
-        await self.freshness.close()
+        """Cancels the fills and rounds in flight (before the pool closes)."""
+        if self.coherence is not None:
+            await self.coherence.close()
         for task in list(self._fill_tasks):
             task.cancel()
         await asyncio.gather(*self._fill_tasks, return_exceptions=True)
 
     async def write(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> int:
         written = await self.writer.write(batches)
+        fed = self.coherence is not None
         for key, records in batches:
-            self.hot.written(key, records)
+            self.hot.written(key, records, fed=fed)
         return written
 
-    async def read(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
+    async def _held_may_answer(self, token: Token | None, strict: bool | None) -> bool:
+        coherence = self.coherence
+        return coherence is None or await coherence.current(token, strict)
+
+    async def _current(self, token: Token | None, strict: bool | None) -> bool:
+        """As :meth:`_held_may_answer`, counting a Read that the store must answer."""
+        if await self._held_may_answer(token, strict):
+            return True
+        assert self.coherence is not None
+        self.coherence.served_from_store += 1
+        return False
+
+    async def read(
+        self,
+        series: Sequence[SeriesKey],
+        window: Window,
+        token: Token | None = None,
+        strict: bool | None = None,
+    ) -> list[SeriesRead]:
+        """Each series' window: from held copies where they may answer (``token``: the
+        caller's session, ``strict``: as asked, None: the server's default)."""
         results: list[SeriesRead | None] = [None] * len(series)
         cold: list[int] = []
         hot = self.hot
-        arrived = hot.clock()
-        if hot.enabled:
-            held_keys = [key for key in series if key in hot]
-            if held_keys:
-                await self.freshness.check(held_keys)
+        if hot.enabled and await self._current(token, strict):
             for i, key in enumerate(series):
                 held = hot.get(key)
-                if held is None or held.loaded_at < arrived:  # not checked since it arrived
+                if held is None:
                     cold.append(i)
                     continue
                 results[i] = held.window(window)
                 if hot.refresh_due(held):
                     self._start_fill([key], background=True)
+            if cold:
+                found = await self._read_cold([series[i] for i in cold], window)
+                for i, result in zip(cold, found, strict=True):
+                    results[i] = result
+        elif hot.enabled and self.coherence is not None and self.coherence.following:
+            # Held copies may not answer (the feed's watermark is behind, or the caller's
+            # session is ahead of it): from the store, filling the tier with the series it
+            # does not hold, as a miss would, so that they can answer later Reads.
+            unheld = [i for i, key in enumerate(series) if key not in hot]
+            if unheld:
+                found = await self._read_cold([series[i] for i in unheld], window, fresh=True)
+                for i, result in zip(unheld, found, strict=True):
+                    results[i] = result
+            rest = [i for i in range(len(series)) if results[i] is None]
+            if rest:
+                keys = [series[i] for i in rest]
+                found = await self.pool.run(lambda conn: conn.read_answer(keys, window), "read")
+                for i, result in zip(rest, found, strict=True):
+                    results[i] = result
         else:
-            cold = list(range(len(series)))
-        if cold:
-            found = await self._read_cold([series[i] for i in cold], window, arrived)
-            for i, result in zip(cold, found, strict=True):
-                results[i] = result
+            found = await self.pool.run(lambda conn: conn.read_answer(series, window), "read")
+            results = list(found)
         now = wall_ms()
         done = [r for r in results if r is not None]
         assert len(done) == len(series)
@@ -170,26 +232,23 @@ class CachePolicy:
         series: Sequence[SeriesKey],
         held: Sequence[tuple[int, int]],
         hits: Sequence[bool],
+        token: Token | None = None,
+        strict: bool | None = None,
     ) -> bool:
         """A read answered before from held copies (``held``: their serials and versions),
-        made again: when every copy is still held, unchanged here and in the store (checked
-        since the call), counts the read as :meth:`read` would and returns True; else
-        counts nothing and returns False (a check that fails too: the read proper reports)."""
+        made again: when held copies may answer and every one is still held and unchanged,
+        counts the read as :meth:`read` would and returns True; else counts nothing and
+        returns False (the read proper answers)."""
         hot = self.hot
-        arrived = hot.clock()
         try:
-            await self.freshness.check(series)
+            if not await self._held_may_answer(token, strict):
+                return False
         except MdcacheError:
             return False
         copies = []
         for key, (serial, version) in zip(series, held, strict=True):
             copy = hot.peek(key)
-            if (
-                copy is None
-                or copy.serial != serial
-                or copy.version != version
-                or copy.loaded_at < arrived
-            ):
+            if copy is None or copy.serial != serial or copy.version != version:
                 return False
             copies.append(copy)
         now = wall_ms()
@@ -201,25 +260,25 @@ class CachePolicy:
         return True
 
     async def _read_cold(
-        self, keys: list[SeriesKey], window: Window, arrived: float
+        self, keys: list[SeriesKey], window: Window, *, fresh: bool = False
     ) -> list[SeriesRead]:
-        """Series the hot tier does not hold: whole (shared with concurrent readers) when
-        they may fit it, else the window from the store. A shared whole read known current
-        only from before the call ``arrived`` (see :meth:`fetch_whole`) is not used: the
-        window is read from the store instead."""
+        """Series the hot tier does not hold: whole (shared with concurrent readers whose
+        series nothing changed since it began: ``_fills_of``) when they may fit it, else
+        the window from the store. ``fresh``: only reads begun now (none in flight)."""
         hot = self.hot
         if not hot.enabled or all(map(hot.too_large, keys)):
-            return await self.pool.run(lambda conn: conn.read_answer(keys, window))
+            return await self.pool.run(lambda conn: conn.read_answer(keys, window), "read")
         found: dict[SeriesKey, SeriesRead] = {}
         wanted = [k for k in keys if not hot.too_large(k)]
-        for key, future in self._fills_of(wanted).items():
+        fills = self._start_fill(list(dict.fromkeys(wanted))) if fresh else self._fills_of(wanted)
+        for key, future in fills.items():
             # Shielded: a caller that goes away does not cancel a read others wait for.
             held = await asyncio.shield(future)
-            if held is not None and held.loaded_at >= arrived:
+            if held is not None:
                 found[key] = held.window(window)
         rest = [key for key in dict.fromkeys(keys) if key not in found]
         if rest:
-            reads = await self.pool.run(lambda conn: conn.read_answer(rest, window))
+            reads = await self.pool.run(lambda conn: conn.read_answer(rest, window), "read")
             found.update(zip(rest, reads, strict=True))
         return [found[key] for key in keys]
 
@@ -281,59 +340,53 @@ class CachePolicy:
 
     async def fetch_whole(self, keys: list[SeriesKey]) -> list[HeldSeries | None]:
         """Whole series from the store, made ready to hold (records encoded) in one worker
-        call, off the event loop; None for a series too large to hold.
-
-        Each copy's ``loaded_at`` is the time from which it is known current: the start of
-        a versions query after its records were read that found them unchanged since the
-        one before (a Write acknowledged earlier shows in both), else of the one before.
-        A Read that arrived by then may be answered from it (``cache/freshness.py``)."""
+        call, off the event loop; None for a series too large to hold. Each copy's
+        ``loaded_at`` is when the read began (its age counts from then)."""
         whole = Window(limit=self.hot.max_series_records)
         encode, clock = self.hot.encode, self.hot.clock
 
         def fetch(conn: StoreConnection) -> list[HeldSeries | None]:
-            before_at = clock()
-            before = conn.versions(keys)
+            began = clock()
             reads = conn.read(keys, whole)
-            after_at = clock()
-            after = conn.versions(keys)
-            held: list[HeldSeries | None] = []
-            for key, read in zip(keys, reads, strict=True):
-                if read.truncated:
-                    held.append(None)
-                    continue
-                same = before[key] == after[key]
-                copy = HeldSeries.of(
-                    read.records, after_at if same else before_at, _fields(read, encode)
-                )
-                copy.stored = before[key]
-                held.append(copy)
-            return held
+            return [
+                None
+                if read.truncated
+                else HeldSeries.of(read.records, began, _fields(read, encode))
+                for read in reads
+            ]
 
-        return await self.pool.run(fetch)
+        return await self.pool.run(fetch, "fill")
+
+    async def forgotten(self, filters: list[PurgeFilter]) -> None:
+        """Records deleted (a purge, an eviction): the held copies they touch dropped here,
+        and, where replicas share the store, through the change feed in every replica."""
+        for purge in filters:
+            self.hot.forget(purge.matches)
+        if self._note is not None and filters:
+            await self._note(filters)
 
     async def purge(self, purge: PurgeFilter) -> int:
         try:
-            return await self.pool.run(lambda conn: conn.purge(purge))
+            return await self.pool.run(lambda conn: conn.purge(purge), "purge")
         finally:
-            self.hot.forget(purge.matches)
+            await self.forgotten([purge])
 
     async def drop(self, series: Sequence[SeriesKey]) -> int:
         """Deletes whole series (capacity eviction)."""
-        dropped = set(series)
         try:
-            return await self.pool.run(lambda conn: conn.drop_series(series))
+            return await self.pool.run(lambda conn: conn.drop_series(series), "purge")
         finally:
-            self.hot.forget(dropped.__contains__)
+            await self.forgotten([PurgeFilter(0, *key) for key in series])
 
     async def probe(self) -> None:
         """One round trip that fails when the store cannot serve."""
-        await self.pool.run(lambda conn: conn.probe())
+        await self.pool.run(lambda conn: conn.probe(), "probe")
 
     def usage(self) -> ClusterUsage:
         return ClusterUsage.combine(self.stats.as_usage(), self._others)
 
     async def snapshot(self) -> CacheStats:
-        counts = await self.pool.run(lambda conn: conn.counts())
+        counts = await self.pool.run(lambda conn: conn.counts(), "count")
         usage = self.usage()
         return CacheStats(
             counts=counts,

@@ -15,7 +15,7 @@ log = structlog.get_logger(__name__)
 async def load(policy: CachePolicy) -> None:
     """At start-up: continue this replica's stored counters, and learn the others'."""
     stats = policy.stats
-    stored = await policy.pool.run(lambda conn: conn.load_usage())
+    stored = await policy.pool.run(lambda conn: conn.load_usage(), "usage")
     mine, others, reset_ms = split_stored(stored, stats.replica)
     if mine is not None and mine.since_ms >= reset_ms:
         stats.resume(mine)
@@ -41,11 +41,11 @@ async def flush(policy: CachePolicy) -> None:
         conn.save_usage(usage)
         return conn.load_usage()
 
-    _, others, reset_ms = split_stored(await policy.pool.run(save_and_load), stats.replica)
+    _, others, reset_ms = split_stored(await policy.pool.run(save_and_load, "usage"), stats.replica)
     policy.others_seen(others)
     if reset_ms > stats.since_ms:
         stats.reset(reset_ms)
-        await policy.pool.run(lambda conn: conn.reset_usage(stats.replica))
+        await policy.pool.run(lambda conn: conn.reset_usage(stats.replica), "usage")
         log.info("usage_reset_seen", replica=stats.replica, since_ms=reset_ms)
 
 
@@ -59,7 +59,7 @@ async def reset(policy: CachePolicy) -> None:
         conn.reset_usage(None)
         conn.save_usage(marker)
 
-    await policy.pool.run(reset_all)
+    await policy.pool.run(reset_all, "usage")
     policy.stats.reset(now)
     policy.others_seen([])
     log.info("usage_reset", replica=replica, since_ms=now)

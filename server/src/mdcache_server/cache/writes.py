@@ -55,7 +55,7 @@ class GroupWriter:
         merged = [entry for batches, _ in group for entry in batches]
         self.commits += 1
         try:
-            await self.pool.run(lambda conn: conn.write(merged))
+            await self.pool.run(lambda conn: conn.write(merged), "write")
         except StoreError as exc:
             if len(group) > 1 and not isinstance(exc, StoreUnavailable):
                 for member in group:

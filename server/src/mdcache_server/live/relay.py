@@ -11,7 +11,9 @@ subscriber, whichever replica it is on.
 The feed is followed from the first Subscribe stream on (a stream's headers are sent
 once it is, so no write acknowledged after them is missed) until no stream has been
 open for ``RESUME_SECONDS`` (a TDengine consumer polling every 10 ms costs about 9 % of a
-core, idle; nothing when not followed). If
+core, idle; nothing when not followed), or all the time where a :class:`Follower` keeps
+the hot tier's copies by it (``cache/coherence.py``): it gets every poll, and the marks
+and notes it asks for go to the feed on the relay's thread for writes. If
 following fails (the store is down), every open stream ends UNAVAILABLE and the hub
 starts a new ``stream`` id: clients subscribe again and, their resume point unknown to
 the new id, replay from the store (``client/_live.py``), so nothing is lost.
@@ -23,13 +25,15 @@ import asyncio
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
 import structlog
 
 from mdcache_server.errors import StoreUnavailable
 from mdcache_server.live.hub import Hub
-from mdcache_server.store.base import ChangeFeed, StoredChange
+from mdcache_server.model import PurgeFilter
+from mdcache_server.store.base import ChangeFeed, Polled, StoredChange
 
 log = structlog.get_logger(__name__)
 # A mark (``horizon``) resolves at the first empty poll begun HORIZON_MIN after it, or
@@ -38,6 +42,20 @@ log = structlog.get_logger(__name__)
 # consumer's poll of one vnode finding nothing while another still holds changes.
 HORIZON_MIN = 0.5
 HORIZON_CAP = 2.0
+
+
+class Follower(Protocol):
+    """Keeps something by the feed (the hot tier: ``cache/coherence.py``). Called on the
+    event loop."""
+
+    def started(self) -> None:
+        """The feed follows: every change acknowledged from now on will be polled."""
+
+    def lost(self) -> None:
+        """The feed stopped following: changes may go by unseen until it starts again."""
+
+    def polled(self, polled: Polled) -> None:
+        """What a poll gave (also when it gave nothing: marks may have been reached)."""
 
 
 class Relay:
@@ -51,6 +69,21 @@ class Relay:
         self._wanted = asyncio.Event()
         self._ready: asyncio.Future[None] | None = None
         self._marks: list[tuple[float, asyncio.Future[int]]] = []
+        self._follower: Follower | None = None
+
+    def follow_always(self, follower: Follower) -> None:
+        """Follows the feed from start-up to the end, handing every poll to ``follower``."""
+        self._follower = follower
+        self._wanted.set()
+
+    async def mark(self) -> int:
+        """A mark in the feed (``ChangeFeed.mark``)."""
+        number: int = await self._run(self._recorder, self.feed.mark)
+        return number
+
+    async def note(self, forgotten: list[PurgeFilter]) -> None:
+        """A purge or eviction, done, into the feed (``ChangeFeed.note``)."""
+        await self._run(self._recorder, self.feed.note, forgotten)
 
     async def _run(self, pool: ThreadPoolExecutor, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
@@ -101,11 +134,14 @@ class Relay:
         """Follows the feed whenever a stream wants it, until cancelled (a server job)."""
         while True:
             await self._wanted.wait()
-            ready = self._ready
             try:
                 await self._run(self._poller, self.feed.start)
-                if ready is not None and not ready.done():
-                    ready.set_result(None)
+                if self._follower is not None:
+                    self._follower.started()
+                ready = self._ready
+                if ready is None or ready.done():  # none asked yet (a follower started it)
+                    ready = self._ready = asyncio.get_running_loop().create_future()
+                ready.set_result(None)
                 log.info("subscribe_relay_following", journals=self.feed.journals)
                 await self._follow()
                 log.info("subscribe_relay_idle")  # no stream for RESUME_SECONDS
@@ -113,7 +149,11 @@ class Relay:
                 await self._run(self._poller, self.feed.close)
             except StoreUnavailable as exc:
                 log.warning("subscribe_relay_interrupted", error=str(exc))
-                self._wanted.clear()
+                if self._follower is not None:
+                    self._follower.lost()
+                else:
+                    self._wanted.clear()
+                ready = self._ready
                 if ready is not None and not ready.done():
                     ready.set_exception(exc)
                     ready.exception()  # retrieved: a stream that awaited it has it
@@ -123,23 +163,33 @@ class Relay:
                 await asyncio.sleep(1.0)
 
     async def _follow(self) -> None:
-        """Until no stream has been open for the hub's RESUME_SECONDS."""
+        """Until no stream has been open for the hub's RESUME_SECONDS (without a follower)."""
+        publishing = True
         while True:
-            if not self.hub.wanted:
+            if not self.hub.wanted and self._follower is None:
                 self._ready = None  # the next stream starts the feed again
                 self._wanted.clear()
                 return
             started = time.monotonic()
-            changes = await self._run(self._poller, self.feed.poll, self.wait)
+            polled: Polled = await self._run(self._poller, self.feed.poll, self.wait)
+            if self._follower is not None:
+                self._follower.polled(polled)
+            changes = polled.changes
             if changes:
-                self.hub.publish([(series, [record]) for series, record in changes])
+                if self.hub.wanted:
+                    self.hub.publish([(series, [record]) for series, record in changes])
+                    publishing = True
+                elif publishing:  # followed for the follower alone: no resume crosses it
+                    self.hub.skip()
+                    publishing = False
             else:
                 self._resolve(started)
             if self._marks:
                 self._resolve(-1.0)  # the cap
 
-    def close(self) -> None:
-        """Blocking: releases the feed and the threads."""
-        self._poller.submit(self.feed.close).result()
+    def close(self, *, exiting: bool = False) -> None:
+        """Blocking: releases the feed and the threads (``exiting``: the process ends next,
+        so a TDengine consumer is left to the server rather than closed)."""
+        self._poller.submit(partial(self.feed.close, exiting=exiting)).result()
         self._poller.shutdown()
         self._recorder.shutdown()

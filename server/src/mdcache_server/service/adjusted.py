@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from mdcache.v1 import cache_pb2 as pb
-from mdcache_server.cache.policy import CachePolicy
+from mdcache_server.cache.policy import Reader
 from mdcache_server.errors import InvalidArgument, Unadjustable
 from mdcache_server.model import Limits, ReadQuery, Record, SeriesKey, SeriesRead, Window
 from mdcache_server.resample.adjust import Adjust, Adjustment, Factors
@@ -71,7 +71,7 @@ def asked(message: pb.ReadRequest, query: ReadQuery, limits: Limits) -> Asked | 
 
 
 async def adjustments(
-    cache: CachePolicy, asked: Asked, limits: Limits
+    cache: Reader, asked: Asked, limits: Limits
 ) -> tuple[list[Adjustment | None], list[SeriesKey], list[SeriesRead]]:
     """Each series' adjustment (None: its factor series holds no record), and the factor
     series read (each once, whole) with what was found, for the answer to depend on."""

@@ -36,6 +36,7 @@ class Answer:
     hits: tuple[bool, ...]  # each series found records
     rows: int
     resampled: int = 0  # series answered resampled (``ReadRequest.resample``)
+    strict: bool | None = None  # ``ReadRequest.consistency`` (None: the server's default)
 
 
 class Answers:
@@ -64,6 +65,7 @@ class Answers:
         results: Sequence[SeriesRead],
         rows: int,
         resampled: int = 0,
+        strict: bool | None = None,
     ) -> None:
         """Keeps the answer if every series came from a held copy and it is small enough."""
         size = _size(request, answer)
@@ -76,7 +78,7 @@ class Answers:
             held.append(result.held)
         self.forget(request)
         hits = tuple(bool(r.records) for r in results)
-        entry = Answer(answer, tuple(series), tuple(held), hits, rows, resampled)
+        entry = Answer(answer, tuple(series), tuple(held), hits, rows, resampled, strict)
         self._entries[request] = entry
         self.bytes += size
         while self.bytes > self.capacity_bytes and self._entries:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from mdcache.v1 import cache_pb2 as pb
 from mdcache_server.cache.hot import HeldRecords
-from mdcache_server.cache.policy import CachePolicy
+from mdcache_server.cache.policy import Reader
 from mdcache_server.errors import InvalidArgument
 from mdcache_server.model import Limits, ReadQuery, Record, SeriesKey, SeriesRead, Window
 from mdcache_server.resample import timeframe
@@ -136,7 +136,7 @@ def result(
 
 
 async def read(
-    cache: CachePolicy,
+    cache: Reader,
     message: pb.ReadRequest,
     query: ReadQuery,
     resampling: Resampling,

@@ -21,7 +21,8 @@ from google.protobuf.message import DecodeError, Message
 
 from mdcache.v1 import cache_pb2 as pb
 from mdcache_server.cache import usage
-from mdcache_server.cache.policy import CachePolicy, CacheStats
+from mdcache_server.cache.coherence import Token
+from mdcache_server.cache.policy import CachePolicy, CacheStats, SessionReader
 from mdcache_server.config import setting
 from mdcache_server.errors import InvalidArgument, MdcacheError, StoreError, StoreUnavailable
 from mdcache_server.live.delivery import Delivery, Direct
@@ -40,6 +41,12 @@ T = TypeVar("T")
 M = TypeVar("M", bound=Message)
 log = structlog.get_logger("mdcache.rpc")
 INTERNAL_MESSAGE = "internal error; the server log has the details"
+SESSION_HEADER = "mdcache-session-token"  # a Read's session token (WriteResponse's)
+CONSISTENCY = {  # ReadRequest.consistency: strict, or None for the server's default
+    pb.CONSISTENCY_UNSPECIFIED: None,
+    pb.CONSISTENCY_BOUNDED: False,
+    pb.CONSISTENCY_STRICT: True,
+}
 # A call with a deadline is answered this long before it, so that an UNAVAILABLE for a store
 # that does not answer reaches the caller instead of its own DEADLINE_EXCEEDED.
 DEADLINE_MARGIN_S = 0.05
@@ -220,6 +227,20 @@ class MarketDataCacheServicer:
                 **fields,
             )
 
+    def _token(self) -> str:
+        """The session token of a change acknowledged now (``cache/coherence.py``)."""
+        return str(Token(wall_ms(), self.hub.epoch))
+
+    def _session(self, context: grpc.aio.ServicerContext[Any, Any]) -> Token | None:
+        """The caller's session token, where replicas share the store (else it changes
+        nothing: every change passes through this server)."""
+        if self.cache.coherence is None:
+            return None
+        for key, value in context.invocation_metadata() or ():
+            if key == SESSION_HEADER:
+                return Token.parse(value if isinstance(value, str) else value.decode())
+        return None
+
     def _count_resampled(self, series: int) -> None:
         if series:
             self.resampled_reads += series
@@ -236,7 +257,7 @@ class MarketDataCacheServicer:
             with self.hub.writing():  # stored, then pushed (a replay's horizon waits)
                 fields["rows"] = written = await self.cache.write(batches)
                 await self.live.acknowledged(batches)  # pushed to subscribers
-            return pb.WriteResponse(written=written)
+            return pb.WriteResponse(written=written, session_token=self._token())
 
         return await self._serve("Write", context, handle)
 
@@ -244,8 +265,11 @@ class MarketDataCacheServicer:
         """Served with the request's bytes: a request answered before from
         held series, whose copies are unchanged, gets the same answer again."""
         started = time.perf_counter()
+        token = self._session(context)
         again = self.answers.get(request)
-        if again is not None and await self.cache.read_again(again.series, again.held, again.hits):
+        if again is not None and await self.cache.read_again(
+            again.series, again.held, again.hits, token, again.strict
+        ):
             if self.metrics is not None:
                 self.metrics.reads(again.hits)
             self._count_resampled(again.resampled)
@@ -260,6 +284,8 @@ class MarketDataCacheServicer:
             message = parsed(pb.ReadRequest, request)
             query = validation.read_request(message, self.limits, self.now_ms)
             fields["series"] = _describe(query.series)
+            strict = CONSISTENCY[message.consistency]
+            reader = SessionReader(self.cache, token, strict)
             asked = adjusted.asked(message, query, self.limits)
             factor_keys: list[SeriesKey] = []
             factor_reads: list[SeriesRead] = []
@@ -267,7 +293,7 @@ class MarketDataCacheServicer:
             if asked is not None:  # the factors, read through the cache as any series
                 fields["adjust"] = asked.mode.value
                 adjustments, factor_keys, factor_reads = await adjusted.adjustments(
-                    self.cache, asked, self.limits
+                    reader, asked, self.limits
                 )
             resampled_series = 0
             if message.resample:
@@ -276,12 +302,12 @@ class MarketDataCacheServicer:
                 if asked is not None:
                     adjust = adjusted.fields_adjuster(adjustments, asked, query.series)
                 response, fields["rows"], results = await resampled.read(
-                    self.cache, message, query, self.resampling, self.limits, self.parsed, adjust
+                    reader, message, query, self.resampling, self.limits, self.parsed, adjust
                 )
                 resampled_series = len(results)
                 self._count_resampled(resampled_series)
             else:
-                results = await self.cache.read(query.series, query.window)
+                results = await reader.read(query.series, query.window)
                 answered = results
                 if asked is not None:
                     answered = adjusted.adjusted(results, adjustments, asked, query.series)
@@ -299,6 +325,7 @@ class MarketDataCacheServicer:
                     results,
                     fields["rows"],
                     resampled_series,
+                    strict,
                 )
             return response
 
@@ -340,7 +367,9 @@ class MarketDataCacheServicer:
             )
             fields.update(symbol=purge.symbol, data_type=purge.data_type, cutoff_ms=purge.before_ms)
             fields["rows"] = deleted = await self.cache.purge(purge)
-            return pb.PurgeResponse(deleted=deleted, cutoff_ms=purge.before_ms)
+            return pb.PurgeResponse(
+                deleted=deleted, cutoff_ms=purge.before_ms, session_token=self._token()
+            )
 
         return await self._serve("Purge", context, handle)
 

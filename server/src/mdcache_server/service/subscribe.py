@@ -74,7 +74,7 @@ async def serve(
             for change in missed:  # taken with open(): the buffer starts right after
                 yield _message(epoch, change.series, change.record, change.seq)
         elif request.HasField("since_ms"):
-            results = await cache.read(series, Window(start_ms=request.since_ms))
+            results = await cache.read(series, Window(start_ms=request.since_ms), strict=True)
             horizon = live.horizon()  # changes up to it may be in what was read
             held = sorted(
                 ((r.ts_ms, i, r) for i, result in enumerate(results) for r in result.records),

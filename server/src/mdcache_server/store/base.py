@@ -75,12 +75,6 @@ class StoreConnection(Protocol):
     def drop_series(self, series: Sequence[SeriesKey]) -> int:
         """Deletes every record of these series; returns exactly how many."""
 
-    def versions(self, series: Sequence[SeriesKey]) -> dict[SeriesKey, int]:
-        """Each series' change version, in one round trip: a value that every write,
-        purge and eviction of the series replaces with one it never had before (0 for a
-        series never written). Read before a series' records, it tells whether a copy of
-        them is still what the store holds."""
-
     def evict(self, max_records: int, choose: Chooser) -> Eviction:
         """Lists the series, loads every replica's counters, and drops what ``choose``
         picks from them. Atomic where the store has transactions
@@ -110,11 +104,22 @@ class StoreConnection(Protocol):
 StoredChange = tuple[SeriesKey, Record]
 
 
+@dataclass(frozen=True, slots=True)
+class Polled:
+    """What one poll of a change feed gave."""
+
+    changes: list[StoredChange]  # records of acknowledged Writes, in the store's order
+    forgotten: list[PurgeFilter]  # purges and evictions noted by any replica (``note``)
+    reached: int  # the highest of this feed's marks (``mark``) passed so far
+
+
 class ChangeFeed(Protocol):
     """Every replica's acknowledged writes to one store, in the order the store took them
-    (per series at least), for ``live/relay.py`` to push to this process's subscribers.
+    (per series at least), for ``live/relay.py`` to push to this process's subscribers and
+    to keep the hot tier's copies current (``cache/coherence.py``).
 
-    Blocking; ``poll`` is called from one thread, ``record`` from another."""
+    Blocking; ``poll`` is called from one thread, ``record``, ``note`` and ``mark`` from
+    another."""
 
     @property
     def journals(self) -> bool:
@@ -124,16 +129,24 @@ class ChangeFeed(Protocol):
     def record(self, changes: Sequence[StoredChange]) -> None:
         """Adds a Write's records, stored and not yet answered, to the feed."""
 
+    def note(self, forgotten: Sequence[PurgeFilter]) -> None:
+        """Adds a purge or an eviction, done and not yet answered, to the feed: every
+        replica's poll gives it (``Polled.forgotten``), after the changes before it."""
+
+    def mark(self) -> int:
+        """A mark in the feed: once a poll's ``reached`` is at least the number returned,
+        every change and note acknowledged (by any replica) before this call was given by
+        a poll. Numbers only grow. Raises StoreUnavailable when the feed cannot mark."""
+
     def start(self) -> None:
         """Positions the feed after everything acknowledged so far: each write
         acknowledged after this returns comes out of :meth:`poll`."""
 
-    def poll(self, wait: float) -> list[StoredChange]:
-        """The next changes, waiting up to ``wait`` seconds for some. None (``[]``) means
-        every change acknowledged before the call was returned by an earlier one."""
+    def poll(self, wait: float) -> Polled:
+        """The next changes, waiting up to ``wait`` seconds for some."""
 
-    def close(self) -> None:
-        """Releases the feed; never raises."""
+    def close(self, *, exiting: bool = False) -> None:
+        """Releases the feed; never raises (``exiting``: the process ends next)."""
 
 
 class Store(Protocol):
@@ -158,16 +171,6 @@ class Store(Protocol):
     def atomic_evictions(self) -> bool:
         """Whether :meth:`StoreConnection.evict` is one transaction, so that replicas
         sharing the store may all run capacity checks."""
-
-    @property
-    def counted_versions(self) -> bool:
-        """Whether a write advances each of its series' versions by exactly one (so a
-        replica tells its own writes from others')."""
-
-    def change_stamp(self) -> Callable[[], int] | None:
-        """A reading, cheap enough for the event loop and never waiting on a lock, that
-        changes whenever any connection commits a change (None: the store has none).
-        Called once; the reading is called from the event loop thread only."""
 
     def connect(self) -> StoreConnection:
         """Opens a new connection (raises StoreUnavailable when it cannot)."""

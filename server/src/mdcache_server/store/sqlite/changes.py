@@ -16,12 +16,18 @@ subscribes to write no more than one server does. A follower is ready ``READY_SE
 after its first heartbeat, once every writer has looked again, so no Write acknowledged
 after that is left out.
 
+Purges and evictions are journalled too, as notes (a row with an empty symbol, the filter
+as JSON in its payload), so every replica drops the copies they touch. A mark is the
+journal's highest id: rows are numbered in commit order, so once a poll has read up to it,
+every Write acknowledged before it was taken has been read.
+
 Appends and polls each have a connection of their own (they run on different threads).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
 import time
@@ -29,8 +35,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mdcache_server.errors import StoreUnavailable
-from mdcache_server.model import Record, SeriesKey
-from mdcache_server.store.base import StoredChange
+from mdcache_server.model import PurgeFilter, Record, SeriesKey
+from mdcache_server.store.base import Polled, StoredChange
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS changes (id INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -89,6 +95,22 @@ class JournalFeed:
         return conn
 
     def record(self, changes: Sequence[StoredChange]) -> None:
+        self._append([(*key, r.ts_ms, r.payload) for key, r in changes])
+
+    def note(self, forgotten: Sequence[PurgeFilter]) -> None:
+        self._append([("", "", "", 0, _note(purge)) for purge in forgotten])
+
+    def mark(self) -> int:
+        with self._lock:
+            try:
+                if self._appender is None:
+                    self._appender = self._connect()
+                row = self._appender.execute("SELECT COALESCE(MAX(id), 0) FROM changes")
+                return int(row.fetchone()[0])
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"changes journal {self.path}: {exc}") from exc
+
+    def _append(self, rows: list[tuple[str, str, str, int, str]]) -> None:
         now = int(time.time() * 1000)
         with self._lock:
             try:
@@ -101,7 +123,7 @@ class JournalFeed:
                     conn.executemany(
                         "INSERT INTO changes (replica, at_ms, symbol, data_type, timeframe, "
                         "ts_ms, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [(self.replica, now, *key, r.ts_ms, r.payload) for key, r in changes],
+                        [(self.replica, now, *row) for row in rows],
                     )
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"changes journal {self.path}: {exc}") from exc
@@ -143,7 +165,7 @@ class JournalFeed:
             self._last = int(rows[-1][0])
         return rows
 
-    def poll(self, wait: float) -> list[StoredChange]:
+    def poll(self, wait: float) -> Polled:
         try:
             rows = self._after()
             if not rows:
@@ -161,9 +183,16 @@ class JournalFeed:
                 self._reading().execute("DELETE FROM followers WHERE seen_ms < ?", (cutoff,))
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"changes journal {self.path}: {exc}") from exc
-        return [(SeriesKey(s, d, t), Record(ts, p)) for _, s, d, t, ts, p in rows]
+        changes: list[StoredChange] = []
+        forgotten: list[PurgeFilter] = []
+        for _, s, d, t, ts, p in rows:
+            if s:
+                changes.append((SeriesKey(s, d, t), Record(ts, p)))
+            else:
+                forgotten.append(_forgotten(p))
+        return Polled(changes, forgotten, self._last)
 
-    def close(self) -> None:
+    def close(self, *, exiting: bool = False) -> None:
         if self._reader is not None:
             with contextlib.suppress(sqlite3.Error):  # else stale in STALE_SECONDS
                 self._reader.execute("DELETE FROM followers WHERE replica = ?", (self.replica,))
@@ -171,3 +200,12 @@ class JournalFeed:
             if conn is not None:
                 conn.close()
         self._appender = self._reader = None
+
+
+def _note(purge: PurgeFilter) -> str:
+    return json.dumps([purge.symbol, purge.data_type, purge.timeframe])
+
+
+def _forgotten(payload: str) -> PurgeFilter:
+    symbol, data_type, timeframe = json.loads(payload)
+    return PurgeFilter(0, symbol, data_type, timeframe)

@@ -10,13 +10,9 @@ from mdcache_server.model import PurgeFilter
 from mdcache_server.wire.encoding import MAX_VARINT_BYTES, RECORD_TAGS, TAG_BYTES, varint_limit
 
 COUNT_RANGE: Final = "SELECT COUNT(*) FROM records WHERE series_id = ? AND ts >= ? AND ts <= ?"
-# Every write advances the series' change version (deletes do, by the schema's trigger).
-ADD_RECORDS: Final = "UPDATE series SET records = records + ?, version = version + 1 WHERE id = ?"
-VERSIONS_MAX: Final = 256  # series ids a versions query names
-VERSIONS: Final = {
-    n: f"SELECT id, version FROM series WHERE id IN ({', '.join(['?'] * n)})"  # noqa: S608
-    for n in range(1, VERSIONS_MAX + 1)
-}
+# The series' ``version`` column (and the delete trigger's) is no longer read: replicas
+# learn changes from the change feed (cache/coherence.py). Kept for files of earlier versions.
+ADD_RECORDS: Final = "UPDATE series SET records = records + ? WHERE id = ?"
 SERIES_ID: Final = "SELECT id FROM series WHERE symbol = ? AND data_type = ? AND timeframe = ?"
 ADD_SERIES: Final = (
     "INSERT INTO series (symbol, data_type, timeframe) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"

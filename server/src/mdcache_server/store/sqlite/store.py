@@ -48,8 +48,6 @@ from mdcache_server.store.sqlite.sql import (
     SERIES_ID,
     UPSERT,
     UPSERT_ROWS,
-    VERSIONS,
-    VERSIONS_MAX,
     purge_sql,
 )
 from mdcache_server.wire import codec
@@ -79,7 +77,6 @@ class SqliteStore:
     default_workers = 2  # its calls hold the GIL: more threads only contend
     shared = False  # a file on this machine: its replicas are this server's --processes
     atomic_evictions = True  # count and evict in one write transaction
-    counted_versions = True  # ADD_RECORDS: version + 1 for each series of a write
 
     def __init__(
         self, path: Path, *, synchronous: str = "FULL", busy_timeout_ms: int = 5000
@@ -111,28 +108,6 @@ class SqliteStore:
             synchronous=options.get("synchronous", "FULL").upper(),
             busy_timeout_ms=busy_timeout_ms,
         )
-
-    def change_stamp(self) -> Callable[[], int] | None:
-        """``PRAGMA data_version`` on a connection of its own, which never writes: it
-        changes when any other connection (a worker here, another process) commits. It
-        reads the WAL index in shared memory; a busy file (no waiting: timeout 0) reads as
-        a change."""
-        opened: list[sqlite3.Connection] = []  # at the first reading: the file exists by then
-        busy = itertools.count(-1, -1)
-
-        def stamp() -> int:
-            try:
-                if not opened:
-                    opened.append(
-                        sqlite3.connect(
-                            self.path, isolation_level=None, check_same_thread=False, timeout=0
-                        )
-                    )
-                return int(opened[0].execute("PRAGMA data_version").fetchone()[0])
-            except sqlite3.Error:
-                return next(busy)  # never seen before: check the versions
-
-        return stamp
 
     def change_feed(self, replica: str) -> JournalFeed:
         """A journal beside the file (``<file>-changes``), shared by its replicas."""
@@ -319,24 +294,6 @@ class SqliteConnection:
                 if sid is not None:
                     dropped += self._conn.execute(DROP_SERIES, (sid,)).rowcount
         return dropped
-
-    def versions(self, series: Sequence[SeriesKey]) -> dict[SeriesKey, int]:
-        """Each series' change version (one query; 0 for a series never written)."""
-        found: dict[SeriesKey, int] = {}
-        with translated("versions"):
-            ids = {}
-            for key in dict.fromkeys(series):
-                sid = self._series_id(key, create=False)
-                if sid is None:
-                    found[key] = 0
-                else:
-                    ids[sid] = key
-            keys = list(ids)
-            for at in range(0, len(keys), VERSIONS_MAX):
-                chunk = keys[at : at + VERSIONS_MAX]
-                for sid, version in self._conn.execute(VERSIONS[len(chunk)], chunk):
-                    found[ids[sid]] = int(version)
-        return found
 
     def evict(self, max_records: int, choose: Chooser) -> Eviction:
         """Counts, reads every replica's counters and drops what ``choose`` picks, in one

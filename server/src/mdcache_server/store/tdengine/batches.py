@@ -20,7 +20,6 @@ from mdcache_server.store.tdengine.naming import (
     series_table,
     series_usage_table,
     totals_table,
-    version_table,
 )
 
 BIND_BUDGET_BYTES: Final = 16 * 1024 * 1024
@@ -103,21 +102,6 @@ def series_usage_batches(db: str, usage: Usage) -> list[Batch]:
             ),
         )
         for key, u in usage.series.items()
-    ]
-
-
-def version_batches(db: str, series: Sequence[SeriesKey], versions: Sequence[int]) -> list[Batch]:
-    """For ``sql.insert_version``: each series' new change version, in its own subtable."""
-    return [
-        Batch(
-            sql.table(db, version_table(key)),
-            (key.symbol, key.data_type, key.timeframe),
-            (
-                Column(ColumnType.TIMESTAMP, [sql.USAGE_TS_MS]),
-                Column(ColumnType.BIGINT, [version]),
-            ),
-        )
-        for key, version in zip(series, versions, strict=True)
     ]
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ctypes
 import enum
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 
@@ -57,6 +57,8 @@ _PROTOTYPES: dict[str, tuple[tuple[Any, ...], Any]] = {
     "tmq_consumer_poll": ((ctypes.c_void_p, ctypes.c_int64), ctypes.c_void_p),
     "tmq_get_res_type": ((ctypes.c_void_p,), ctypes.c_int),
     "tmq_get_table_name": ((ctypes.c_void_p,), ctypes.c_char_p),
+    "tmq_get_vgroup_id": ((ctypes.c_void_p,), ctypes.c_int32),
+    "tmq_get_vgroup_offset": ((ctypes.c_void_p,), ctypes.c_int64),
 }
 TMQ_RES_DATA, TMQ_RES_METADATA = 1, 3  # tmq_res_t: messages with rows (others: schema, deletes)
 
@@ -101,19 +103,31 @@ def _text(lib: Lib, result: int, column: int, data: int, rows: int) -> list[str 
     ]
 
 
-def _blocks(lib: Lib, result: int, kinds: Sequence[Kind]) -> Iterator[list[list[Any]]]:
-    """Each block of ``result``, one list per column."""
+def _blocks(
+    lib: Lib, result: int, kinds: Sequence[Kind], wanted: Callable[[str], bool] | None = None
+) -> Iterator[tuple[str, list[list[Any]]]]:
+    """Each block of ``result``, one list per column, with its TMQ table name when
+    ``wanted`` is given: a block of a table it refuses is skipped unread."""
     block = ctypes.c_void_p()
     while (rows := lib.taos_fetch_block(result, ctypes.byref(block))) > 0:
+        name = ""
+        if wanted is not None:
+            # The block just fetched is the message's current one, and names its table.
+            name = (lib.tmq_get_table_name(result) or b"").decode()
+            if not wanted(name):
+                continue
         # Checked per block: a TMQ message's fields are its current block's.
         _check_fields(lib, result, kinds)
         pointers = ctypes.cast(block, _VOIDS)
-        yield [
-            array("q", ctypes.string_at(pointers[i], 8 * rows)).tolist()
-            if kind is Kind.INT64
-            else _text(lib, result, i, pointers[i], rows)
-            for i, kind in enumerate(kinds)
-        ]
+        yield (
+            name,
+            [
+                array("q", ctypes.string_at(pointers[i], 8 * rows)).tolist()
+                if kind is Kind.INT64
+                else _text(lib, result, i, pointers[i], rows)
+                for i, kind in enumerate(kinds)
+            ],
+        )
     code = lib.taos_errno(result)
     if code:
         raise BlockError(code, (lib.taos_errstr(result) or b"").decode(errors="replace"))
@@ -123,7 +137,7 @@ def columns(lib: Lib, result: int, kinds: Sequence[Kind]) -> list[list[Any]]:
     """Every row of ``result`` (a TAOS_RES address), one list per column, read as ``kinds``
     say. Raises :class:`BlockError`; frees nothing (the caller owns ``result``)."""
     out: list[list[Any]] = [[] for _ in kinds]
-    for block in _blocks(lib, result, kinds):
+    for _, block in _blocks(lib, result, kinds):
         for column, values in zip(out, block, strict=True):
             column += values
     return out
@@ -137,18 +151,14 @@ def poll(lib: Lib, consumer: int, wait_ms: int) -> int | None:
 
 
 def table_blocks(
-    lib: Lib, message: int, kinds: Sequence[Kind]
+    lib: Lib, message: int, kinds: Sequence[Kind], wanted: Callable[[str], bool]
 ) -> list[tuple[str, list[list[Any]]]]:
-    """The blocks of a polled TMQ message of a super table topic, each with the name of
-    its subtable and one list per column (none for a message without rows: a schema
+    """The blocks of a polled TMQ message of the tables ``wanted`` accepts, each with the
+    name of its table and one list per column (none for a message without rows: a schema
     change, a delete); the message is freed."""
     try:
         if lib.tmq_get_res_type(message) not in (TMQ_RES_DATA, TMQ_RES_METADATA):
             return []
-        found = []
-        for block in _blocks(lib, message, kinds):
-            # The block just fetched is the message's current one, and names its table.
-            found.append(((lib.tmq_get_table_name(message) or b"").decode(), block))
-        return found
+        return list(_blocks(lib, message, kinds, wanted))
     finally:
         lib.taos_free_result(message)

@@ -19,8 +19,8 @@ RECORDS_PREFIX: Final = "r_"  # a subtable of the records super table: one serie
 TOTALS_PREFIX: Final = "u_"  # a subtable of usage_totals: one replica's totals
 EVICTIONS_PREFIX: Final = "e_"  # a subtable of usage_evictions: one replica's evictions
 SERIES_USAGE_PREFIX: Final = "s_"  # a subtable of usage_series: one replica's reads of one series
-VERSION_PREFIX: Final = "v_"  # a subtable of series_versions: one series' change version
 REPLICA_PREFIX: Final = "h_"  # a subtable of replicas: one replica's heartbeat
+NOTES_PREFIX: Final = "n_"  # a subtable of feed_notes: marks and purges for the change feed
 DIGEST_HEX: Final = 32
 
 
@@ -36,11 +36,6 @@ def _digest(kind: str, *parts: str) -> str:
 def series_table(key: SeriesKey) -> str:
     """The subtable holding a series' records: ``r_`` and 32 hex digits."""
     return RECORDS_PREFIX + _digest("series", *key)
-
-
-def version_table(key: SeriesKey) -> str:
-    """The subtable holding a series' change version."""
-    return VERSION_PREFIX + _digest("series", *key)
 
 
 def replica_table(replica: str) -> str:
@@ -61,6 +56,11 @@ def evictions_table(replica: str) -> str:
 def series_usage_table(replica: str, key: SeriesKey) -> str:
     """The subtable holding one replica's read counters for one series."""
     return SERIES_USAGE_PREFIX + _digest("series_usage", replica, *key)
+
+
+def notes_table(slot: int) -> str:
+    """The ``slot``-th subtable of the change feed's notes (one at least in each vgroup)."""
+    return f"{NOTES_PREFIX}{int(slot)}"
 
 
 def is_identifier(name: str) -> bool:

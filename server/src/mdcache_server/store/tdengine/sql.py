@@ -18,15 +18,16 @@ from typing import Final
 
 from mdcache_server.model import Limits
 from mdcache_server.store.tdengine.blocks import Kind
-from mdcache_server.store.tdengine.naming import is_identifier
+from mdcache_server.store.tdengine.naming import is_identifier, notes_table
 from mdcache_server.store.tdengine.options import DATABASE_NAME
 
 RECORDS: Final = "records"
 USAGE_TOTALS: Final = "usage_totals"
 USAGE_SERIES: Final = "usage_series"
 USAGE_EVICTIONS: Final = "usage_evictions"
-VERSIONS: Final = "series_versions"
 REPLICAS: Final = "replicas"
+NOTES: Final = "feed_notes"  # the change feed's marks and purge notes (store/tdengine/changes.py)
+NOTE_BYTES: Final = 4096
 PAYLOAD_BYTES: Final = 65_517  # TDengine's largest VARCHAR column; a row stays under 64 KB
 IDENTIFIER_BYTES: Final = 64
 REPLICA_BYTES: Final = 256
@@ -115,8 +116,8 @@ def create_tables(db: str) -> list[str]:
         f"CREATE STABLE IF NOT EXISTS {table(db, USAGE_SERIES)} "
         f"(ts TIMESTAMP, reads BIGINT, last_read_ms BIGINT) "
         f"TAGS (replica_name VARCHAR({REPLICA_BYTES}), {series_tags})",
-        f"CREATE STABLE IF NOT EXISTS {table(db, VERSIONS)} "
-        f"(ts TIMESTAMP, version BIGINT) TAGS ({series_tags})",
+        f"CREATE STABLE IF NOT EXISTS {table(db, NOTES)} "
+        f"(ts TIMESTAMP, payload VARCHAR({NOTE_BYTES})) TAGS (slot VARCHAR(16))",
         f"CREATE STABLE IF NOT EXISTS {table(db, REPLICAS)} "
         f"(ts TIMESTAMP, first_ms BIGINT, seen_ms BIGINT) "
         f"TAGS (replica_name VARCHAR({REPLICA_BYTES}))",
@@ -126,20 +127,47 @@ def create_tables(db: str) -> list[str]:
 def topic(db: str) -> str:
     """The name of the database's topic (a topic's name is the cluster's, not the
     database's)."""
-    return f"mdcache_{database(db)}_records"
+    return f"mdcache_{database(db)}_feed"
 
 
 def legacy_topics(db: str) -> list[str]:
-    """Topics earlier versions made: a query topic, whose rows of a submit spanning several
-    subtables of one vnode all carry the first one's tags on 3.2.2.2 (dropped with it)."""
-    return [f"mdcache_{database(db)}"]
+    """Topics earlier versions made (dropped with the database): a query topic, whose rows
+    of a submit spanning several subtables of one vnode all carry the first one's tags on
+    3.2.2.2, and a topic of the records super table alone (no notes: no marks)."""
+    return [f"mdcache_{database(db)}", f"mdcache_{database(db)}_records"]
 
 
 def create_topic(db: str) -> str:
-    """The topic every replica's change feed consumes: the records super table's writes,
-    a block per subtable named by it (TMQ delivers a vnode's writes in the order it took
-    them). Its rows are ``(ts, payload)``: :data:`TOPIC_COLUMNS`."""
-    return f"CREATE TOPIC IF NOT EXISTS {topic(db)} AS STABLE {table(db, RECORDS)}"
+    """The topic every replica's change feed consumes: every write to the database, a
+    block per table named by it, in the order each vnode took them, so the records'
+    subtables and the notes' interleave as they were written. The feed reads the blocks
+    of both, whose rows are ``(ts, payload)`` (:data:`TOPIC_COLUMNS`), and skips the
+    rest (usage counters, heartbeats)."""
+    return f"CREATE TOPIC IF NOT EXISTS {topic(db)} AS DATABASE {database(db)}"
+
+
+def notes_tables(db: str) -> str:
+    """``(subtable, vgroup)`` of every subtable of the notes."""
+    return (
+        "SELECT table_name, vgroup_id FROM information_schema.ins_tables "
+        f"WHERE db_name = '{database(db)}' AND stable_name = '{NOTES}'"
+    )
+
+
+def vgroups(db: str) -> str:
+    return f"SELECT vgroup_id FROM information_schema.ins_vgroups WHERE db_name = '{database(db)}'"
+
+
+def create_notes_tables(db: str, slots: Sequence[int]) -> str:
+    parts = [
+        f"{table(db, notes_table(slot))} USING {table(db, NOTES)} TAGS ('{int(slot)}')"
+        for slot in slots
+    ]
+    return "CREATE TABLE " + " ".join(f"IF NOT EXISTS {part}" for part in parts)
+
+
+def trim_notes(db: str, before_ms: int) -> str:
+    return f"DELETE FROM {table(db, NOTES)} WHERE ts < {int(before_ms)}"
 
 
 def series_of_tables(db: str, names: Sequence[str]) -> str:
@@ -154,7 +182,18 @@ def series_of_tables(db: str, names: Sequence[str]) -> str:
 
 
 def drop_topic(db: str) -> list[str]:
-    return [f"DROP TOPIC IF EXISTS {name}" for name in [topic(db), *legacy_topics(db)]]
+    return [drop_topic_named(name) for name in [topic(db), *legacy_topics(db)]]
+
+
+def drop_topic_named(name: str) -> str:
+    if not is_identifier(name):
+        raise ValueError(f"not a plain TDengine topic name: {name!r}")
+    return f"DROP TOPIC IF EXISTS {name}"
+
+
+def topics_of(db: str) -> str:
+    """The names of the topics on the database (whoever made them)."""
+    return f"SELECT topic_name FROM information_schema.ins_topics WHERE db_name = '{database(db)}'"
 
 
 def drop_database(db: str) -> str:
@@ -220,17 +259,6 @@ def insert_evictions(db: str) -> str:
 
 def insert_series_usage(db: str) -> str:
     return f"INSERT INTO ? USING {table(db, USAGE_SERIES)} TAGS (?, ?, ?, ?) VALUES (?, ?, ?)"
-
-
-def versions(db: str, subtables: list[str] | None = None) -> str:
-    """The version of each series named (by subtable), or of every series."""
-    sql = f"SELECT symbol, data_type, timeframe, version FROM {table(db, VERSIONS)}"
-    if subtables is not None:
-        for name in subtables:
-            if not is_identifier(name):
-                raise ValueError(f"not a plain TDengine table name: {name!r}")
-        sql += " WHERE tbname IN (" + ", ".join(f"'{name}'" for name in subtables) + ")"
-    return sql
 
 
 def insert_replica(db: str) -> str:

@@ -15,7 +15,6 @@ and listings cover series that hold records.
 from __future__ import annotations
 
 import dataclasses
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -50,13 +49,12 @@ from mdcache_server.store.tdengine.naming import (
     is_identifier,
     series_table,
     totals_table,
-    version_table,
 )
 from mdcache_server.store.tdengine.options import NATIVE, TDengineOptions, parse_url
 
 T = TypeVar("T")
-VERSIONS_MAX = 256  # subtables a versions query names
 TOPIC_SUBSCRIBED = "0x03eb"  # DROP TOPIC while a consumer follows it
+TOPIC_FIRST = "0x03ed"  # DROP DATABASE with a topic on it (one made since the drops began)
 Opener = Callable[[TDengineOptions], Session]
 log = structlog.get_logger(__name__)
 
@@ -95,7 +93,6 @@ class TDengineStore:
     default_workers = 8  # its calls wait on the network
     shared = True  # any server may write to the database
     atomic_evictions = False  # no transactions: one replica at a time (cache/capacity.py)
-    counted_versions = False  # random versions (store.py: _changed)
 
     def __init__(self, options: TDengineOptions, *, opener: Opener = open_session) -> None:
         self.options = options
@@ -107,10 +104,6 @@ class TDengineStore:
         """``taos://user:password@host:6030/db`` or ``taosws://user:password@host:6041/db``."""
         return cls(parse_url(url))
 
-    def change_stamp(self) -> Callable[[], int] | None:
-        """None: every check asks for the versions (a query is a network round trip)."""
-        return None
-
     def connect(self) -> TDengineConnection:
         return TDengineConnection(self.options, self._open)
 
@@ -119,7 +112,7 @@ class TDengineStore:
         (``replica``: hex, unique to it); None on WebSocket (not built: see README)."""
         if self.options.scheme != NATIVE:
             return None
-        return TopicFeed(self.options, f"mdcache_{replica}")
+        return TopicFeed(self.options, f"mdcache_{replica}", replica)
 
     def _open(self, options: TDengineOptions) -> Session:
         """A session, trying first the endpoint that answered last: while the first node
@@ -239,7 +232,7 @@ class TDengineConnection:
     def write(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> int:
         """One submit for every series of the call (a group commit's too): a multi-table
         INSERT text when it is small (``sql.TEXT_INSERT_MAX_CHARS``), else every subtable
-        bound to the prepared INSERT and executed once. Then the series' versions."""
+        bound to the prepared INSERT and executed once."""
         given = sum(len(records) for _, records in batches)
         merged = _last_wins(batches)
         if not merged:
@@ -259,39 +252,7 @@ class TDengineConnection:
                 "write", lambda session: session.insert(statement, plan), idempotent=True
             )
         log.debug("tdengine_write", records=given, affected=affected, subtables=len(merged))
-        self._changed([key for key, _ in merged])
         return given
-
-    def _changed(self, series: Sequence[SeriesKey]) -> None:
-        """Gives each series a new change version, after its records changed (a reader
-        that reads the version before the records sees any change made after them)."""
-        if not series:
-            return
-        # Random, not counted: TDengine cannot increment atomically, and a version only
-        # needs to be one the series never had (63 random bits).
-        rows = [
-            (version_table(key), key, [(sql.USAGE_TS_MS, secrets.randbits(63) | 1)])
-            for key in dict.fromkeys(series)
-        ]
-        statement = sql.insert_text(self._db, sql.VERSIONS, rows)
-        self._call("version", lambda session: session.execute(statement), idempotent=True)
-
-    def versions(self, series: Sequence[SeriesKey]) -> dict[SeriesKey, int]:
-        keys = list(dict.fromkeys(series))
-        found = dict.fromkeys(keys, 0)
-
-        def run(session: Session) -> list[tuple[Any, ...]]:
-            rows: list[tuple[Any, ...]] = []
-            for at in range(0, len(keys), VERSIONS_MAX):
-                names = [version_table(key) for key in keys[at : at + VERSIONS_MAX]]
-                rows += session.query(sql.versions(self._db, names))
-            return rows
-
-        for sym, dt, tf, version in self._call("versions", run, idempotent=True):
-            key = SeriesKey(str(sym), str(dt), str(tf))
-            if key in found:
-                found[key] = int(version)
-        return found
 
     def evict(self, max_records: int, choose: Chooser) -> Eviction:
         """Not atomic: ``cache/capacity.py`` lets one replica at a time call it."""
@@ -358,15 +319,7 @@ class TDengineConnection:
         before = min(purge.before_ms, sql.MAX_TS_MS + 1)
         if purge.symbol is None and purge.data_type is None and purge.timeframe is None:
             statement = sql.purge_all(self._db, before)
-            deleted = self._call(
-                "purge", lambda session: session.execute(statement), idempotent=False
-            )
-            if deleted:
-                every = self._call(
-                    "purge", lambda session: session.query(sql.versions(self._db)), idempotent=True
-                )
-                self._changed([SeriesKey(str(s), str(d), str(t)) for s, d, t, _ in every])
-            return deleted
+            return self._call("purge", lambda session: session.execute(statement), idempotent=False)
 
         def run(session: Session) -> int:
             # DELETE filters on ts only: find the subtables that match and hold older rows,
@@ -374,7 +327,6 @@ class TDengineConnection:
             rows = _live_series(session.query(sql.series_counts(self._db, before)))
             matched = [(t, SeriesKey(sym, dt, tf)) for t, sym, dt, tf, _ in rows]
             matched = [(t, key) for t, key in matched if purge.matches(key)]
-            changed.extend(key for _, key in matched)
             targets = [t for t, _ in matched]
             for table in targets:
                 if not is_identifier(table):
@@ -386,11 +338,7 @@ class TDengineConnection:
             log.debug("tdengine_purge", subtables=len(targets), deleted=deleted)
             return deleted
 
-        changed: list[SeriesKey] = []
-        try:
-            return self._call("purge", run, idempotent=False)
-        finally:
-            self._changed(changed)
+        return self._call("purge", run, idempotent=False)
 
     def _series_counts(self, action: str) -> list[tuple[str, str, str, str, int]]:
         rows = self._call(
@@ -416,10 +364,7 @@ class TDengineConnection:
         def run(session: Session) -> int:
             return sum(self._delete(session, statement) for statement in statements)
 
-        try:
-            return self._call("drop series", run, idempotent=False)
-        finally:
-            self._changed(series)
+        return self._call("drop series", run, idempotent=False)
 
     def save_usage(self, usage: Usage) -> None:
         if len(usage.replica.encode()) > sql.REPLICA_BYTES:
@@ -509,11 +454,28 @@ def _drop(url: str, statements: Callable[[str], list[str]], wait: float) -> None
                     if time.monotonic() >= busy_until:
                         raise
                 except StoreError as exc:
+                    if TOPIC_FIRST in str(exc) and time.monotonic() < deadline + 10.0:
+                        # A feed starting as its server stopped made its topic again.
+                        for name in session.query(sql.topics_of(options.database)):
+                            _drop_subscribed(session, sql.drop_topic_named(str(name[0])), wait)
+                        continue
                     if TOPIC_SUBSCRIBED not in str(exc) or time.monotonic() >= deadline:
                         raise
                 time.sleep(0.5)
     finally:
         session.close()
+
+
+def _drop_subscribed(session: Session, statement: str, wait: float) -> None:
+    deadline = time.monotonic() + max(wait, 10.0)
+    while True:
+        try:
+            session.execute(statement)
+            return
+        except StoreError as exc:
+            if TOPIC_SUBSCRIBED not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.5)
 
 
 def drop_topic(url: str, *, wait: float = 30.0) -> None:
