@@ -49,6 +49,7 @@ from mdcache_server.store.tdengine.failures import (
     code_of,
 )
 from mdcache_server.store.tdengine.naming import (
+    bars_table,
     evictions_table,
     is_identifier,
     series_table,
@@ -292,6 +293,9 @@ def test_schema_sql() -> None:
         "TAGS (symbol VARCHAR(64), data_type VARCHAR(64), timeframe VARCHAR(64))",
         "CREATE STABLE IF NOT EXISTS mdcache_test.replicas "
         "(ts TIMESTAMP, first_ms BIGINT, seen_ms BIGINT) TAGS (replica_name VARCHAR(256))",
+        "CREATE STABLE IF NOT EXISTS mdcache_test.bars (ts TIMESTAMP, shape BIGINT, "
+        "open DOUBLE, high DOUBLE, low DOUBLE, close DOUBLE, volume DOUBLE, amount DOUBLE) "
+        "TAGS (symbol VARCHAR(64), data_type VARCHAR(64), timeframe VARCHAR(64))",
     ]
     assert sql.drop_database(DB) == "DROP DATABASE IF EXISTS mdcache_test"
     assert sql.server_version() == "SELECT SERVER_VERSION()"
@@ -504,15 +508,23 @@ WRITTEN = [
 ]
 
 
+HOSTILE_TAGS = """('000001\\'; DROP DATABASE x; --', 'a\\\\\\'b\\\\\\\\c\\\\', '1d')"""
+
+
 def test_a_small_write_is_one_multi_table_insert_then_the_versions() -> None:
     session = RecordingSession()
     conn, _ = _connect(session)
     hostile = WRITTEN[1][0]
     assert conn.write(WRITTEN) == 4
     [(kind, statement, _), (_, changed, _)] = session.calls
+    none = "0, 0, 0, 0, 0, 0, 0"  # a bar's numbers kept (none: shape 0), in the same INSERT
     assert (kind, statement) == (
         "execute",
-        f"INSERT INTO {DB}.{KEY_TABLE} USING {DB}.records TAGS ('600519', 'kline', '1d') "
+        f"INSERT INTO {DB}.{bars_table(KEY)} USING {DB}.bars TAGS ('600519', 'kline', '1d') "
+        f"VALUES (30, {none}) (10, {none}) (20, {none}) "
+        f"{DB}.{bars_table(hostile)} USING {DB}.bars TAGS "
+        f"{HOSTILE_TAGS} VALUES (5, {none}) "
+        f"{DB}.{KEY_TABLE} USING {DB}.records TAGS ('600519', 'kline', '1d') "
         """VALUES (30, '{"c":3}') (10, '{"c":1}') (20, '"x"') """
         f"{DB}.{series_table(hostile)} USING {DB}.records TAGS "
         """('000001\\'; DROP DATABASE x; --', 'a\\\\\\'b\\\\\\\\c\\\\', '1d') VALUES (5, '[]')""",
@@ -536,9 +548,14 @@ def test_a_large_write_binds_one_batch_per_series_in_timestamp_order(
     conn, _ = _connect(session)
     hostile = WRITTEN[1][0]
     assert conn.write(WRITTEN) == 4
-    [(kind, statement, plan), (_, changed, _)] = session.calls
+    [(kind, statement, plan), (_, numbers, bars_plan), (_, changed, _)] = session.calls
     assert _is_versions(changed, KEY, hostile)
     assert (kind, statement) == ("insert", sql.insert_records(DB))
+    assert numbers == sql.insert_bars(DB)  # then the bars' numbers (none: shape 0)
+    assert [(b.table, [c.values for c in b.columns]) for b in bars_plan] == [
+        (f"{DB}.{bars_table(KEY)}", [(30, 10, 20), *[(0, 0, 0)] * 7]),
+        (f"{DB}.{bars_table(hostile)}", [(5,), *[(0,)] * 7]),
+    ]
     assert plan == [
         Batch(
             f"{DB}.{KEY_TABLE}",
@@ -605,8 +622,10 @@ def test_purge_all_is_one_delete_on_the_super_table() -> None:
     assert conn.purge(PurgeFilter(before_ms=2**63 - 1)) == 7
     assert _statements(session) == [
         "DELETE FROM mdcache_test.records WHERE ts < 1700000000000",
+        "DELETE FROM mdcache_test.bars WHERE ts < 1700000000000",  # their numbers after them
         sql.versions(DB),  # every series gets a new version (none here)
         "DELETE FROM mdcache_test.records WHERE ts < 4102444800000",
+        "DELETE FROM mdcache_test.bars WHERE ts < 4102444800000",
         sql.versions(DB),
     ]
 
@@ -635,20 +654,22 @@ def test_filtered_purge_deletes_per_matching_subtable(
 ) -> None:
     session = RecordingSession(
         respond=lambda _s: SERIES_ROWS,
-        affected=lambda s: 0 if s.startswith("INSERT") else int(s.split("r_")[1][0]),
+        affected=lambda s: 0 if s.startswith("INSERT") or ".b_" in s else int(s.split("r_")[1][0]),
     )
     conn, _ = _connect(session)
     assert conn.purge(purge) == sum(int(t) for t in tables)
     statements = _statements(session)
-    assert statements[: 1 + len(tables)] == [
+    keys = {row[0][2]: SeriesKey(*row[1:4]) for row in SERIES_ROWS}
+    assert statements[: 1 + 2 * len(tables)] == [
         sql.series_counts(DB, 1000),
         *(f"DELETE FROM mdcache_test.r_{t * 32} WHERE ts < 1000" for t in tables),
+        *(f"DELETE FROM mdcache_test.{bars_table(keys[t])} WHERE ts < 1000" for t in tables),
     ]
     # the series purged get new versions
-    assert len(statements) == 1 + len(tables) + bool(tables)
+    assert len(statements) == 1 + 2 * len(tables) + bool(tables)
     assert not tables or statements[-1].count(f"USING {DB}.{sql.VERSIONS}") == len(tables)
     # the deletes name derived tables only (the versions carry tags as escaped literals)
-    assert not any(HOSTILE in s or "kline" in s for s in statements[: 1 + len(tables)])
+    assert not any(HOSTILE in s or "kline" in s for s in statements[: 1 + 2 * len(tables)])
 
 
 def test_counts_and_listing_cover_series_holding_records() -> None:
@@ -675,11 +696,13 @@ def test_drop_series_deletes_each_subtable_and_counts_missing_as_zero() -> None:
     conn, _ = _connect(session)
     assert conn.drop_series([KEY, other]) == 5
     statements = _statements(session)
-    assert statements[:2] == [
+    assert statements[:4] == [
         f"DELETE FROM mdcache_test.{KEY_TABLE}",
         f"DELETE FROM mdcache_test.{series_table(other)}",
+        f"DELETE FROM mdcache_test.{bars_table(KEY)}",  # their numbers, after them
+        f"DELETE FROM mdcache_test.{bars_table(other)}",
     ]
-    assert _is_versions(statements[2], KEY, other)  # both get new versions
+    assert _is_versions(statements[4], KEY, other)  # both get new versions
 
 
 def test_usage_is_saved_as_one_row_per_subtable_and_loaded_back() -> None:
