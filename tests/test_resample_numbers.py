@@ -108,6 +108,32 @@ def test_what_keeps_no_numbers(payload: str) -> None:
     assert barnumbers.numbers(payload) is None
 
 
+@pytest.mark.parametrize("refused", [False, True], ids=["parsed at once", "one by one"])
+def test_a_write_of_many_layouts_keeps_each_record_s_own(refused: bool) -> None:
+    """Taken a column at a time for each layout: the same as each payload on its own
+    (``refused``: one payload orjson refuses, so each is parsed on its own)."""
+    payloads = [
+        '{"open": 1.5, "high": 2, "low": 1, "close": 1.75, "vol": 10}',
+        '"not a bar"',
+        '{"Open": 1, "High": 2, "Low": 1, "Close": 2}',
+        '{"open": 1.5, "high": 2, "low": 1, "close": "x", "vol": 10}',
+        '{"open": 1.5, "high": 2, "low": 1, "close": 2, "vol": 10.5}',
+        '{"open": -0.0, "high": 2, "low": 1, "close": 1.75, "vol": 10}',
+        '{"open": 1.5, "high": 2, "low": 1, "close": 1.75, "vol": 18446744073709551615}',
+        '{"open": 2.5, "high": 3, "low": 2, "close": 2.75, "vol": 11}',
+    ]
+    if refused:
+        payloads.append('{"open": 1, "high": 2, "low": 1, "close": 1e400}')
+    shapes, columns = barnumbers.extract(payloads)
+    for i, payload in enumerate(payloads):
+        alone = barnumbers.numbers(payload)
+        together = (shapes[i], *(column[i] for column in columns))
+        assert together == (alone or (0, 0, 0, 0, 0, 0, 0)), payload
+        assert [type(v) for v in together] == [type(v) for v in alone or (0,) * 7], payload
+    assert [bool(shape) for shape in shapes] == [1, 0, 1, 0, 1, 0, 0, 1] + [0] * refused
+    assert len(set(shapes[i] for i in (0, 4, 7))) == 2  # 2 is an integer where 1.75 is not
+
+
 def test_numbers_are_not_used_when_other_fields_are_summed() -> None:
     assert numbers_suffice(DEFAULT_SUMMED)
     assert numbers_suffice(frozenset({"volume", "Turnover"}))  # a capital matches nothing

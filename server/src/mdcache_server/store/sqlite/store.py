@@ -257,7 +257,7 @@ class SqliteConnection:
                 )
                 low, high = min(stamps), max(stamps)
                 before = execute(COUNT_RANGE, (sid, low, high)).fetchone()[0]
-                bars = list(map(packed, stamps, _payloads(records)))
+                bars = packed(stamps, _payloads(records))
                 self._upsert(sid, stamps, codec.fields_of(records), bars)
                 after = execute(COUNT_RANGE, (sid, low, high)).fetchone()[0]
                 execute(ADD_RECORDS, (after - before, sid))

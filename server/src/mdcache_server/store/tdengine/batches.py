@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Final
 
-from mdcache_server.barnumbers import numbers
+from mdcache_server.barnumbers import extract
 from mdcache_server.model import Record, SeriesKey, Usage
 from mdcache_server.store.tdengine import sql
 from mdcache_server.store.tdengine.connector import Batch, Column, ColumnType
@@ -26,14 +26,14 @@ from mdcache_server.store.tdengine.naming import (
 )
 
 BIND_BUDGET_BYTES: Final = 16 * 1024 * 1024
-NO_NUMBERS: Final = (0, 0, 0, 0, 0, 0, 0)  # the shape and values of a record that keeps none
 BarRow = tuple[int | float, ...]  # ts, shape, open, high, low, close, volume or vol, amount
 
 
 def bar_rows(records: Sequence[Record]) -> list[BarRow]:
     """A row of ``sql.BARS`` for each record: its numbers, or shape 0 when it keeps none
     (a record written over a bar must not keep the bar's numbers)."""
-    return [(ts, *(numbers(payload) or NO_NUMBERS)) for ts, payload in records]
+    shapes, columns = extract([r.payload for r in records])
+    return list(zip([r.ts_ms for r in records], shapes, *columns, strict=True))
 
 
 def bars_batches(db: str, rows: Sequence[tuple[SeriesKey, Sequence[BarRow]]]) -> list[Batch]:
