@@ -98,6 +98,7 @@ def test_a_bar_keeps_its_numbers_names_order_and_integers(
         '{"open": 1, "high": 1, "low": 1, "close": 18446744073709551615}',  # an int still
         '{"open": 1, "high": 1, "low": 1, "close": 1e400}',  # orjson refuses it
         '{"open": -0.0, "high": 1, "low": 1, "close": 1}',
+        '{"open": 5e-324, "high": 1, "low": 1, "close": 1}',  # subnormal: TDengine refuses it
         '{"open": 1, "Open": 2, "high": 1, "low": 1, "close": 1}',  # two spellings
         '{"oPen": 1, "high": 1, "low": 1, "close": 1}',  # a spelling a shape cannot say
         '{"open": 1, "high": 1, "low": 1, "close": 1, "vol": 1, "volume": 2}',
@@ -119,6 +120,7 @@ def test_a_write_of_many_layouts_keeps_each_record_s_own(refused: bool) -> None:
         '{"open": 1.5, "high": 2, "low": 1, "close": "x", "vol": 10}',
         '{"open": 1.5, "high": 2, "low": 1, "close": 2, "vol": 10.5}',
         '{"open": -0.0, "high": 2, "low": 1, "close": 1.75, "vol": 10}',
+        '{"open": 1.5, "high": 2, "low": 1, "close": -1e-310, "vol": 10}',
         '{"open": 1.5, "high": 2, "low": 1, "close": 1.75, "vol": 18446744073709551615}',
         '{"open": 2.5, "high": 3, "low": 2, "close": 2.75, "vol": 11}',
     ]
@@ -130,8 +132,8 @@ def test_a_write_of_many_layouts_keeps_each_record_s_own(refused: bool) -> None:
         together = (shapes[i], *(column[i] for column in columns))
         assert together == (alone or (0, 0, 0, 0, 0, 0, 0)), payload
         assert [type(v) for v in together] == [type(v) for v in alone or (0,) * 7], payload
-    assert [bool(shape) for shape in shapes] == [1, 0, 1, 0, 1, 0, 0, 1] + [0] * refused
-    assert len(set(shapes[i] for i in (0, 4, 7))) == 2  # 2 is an integer where 1.75 is not
+    assert [bool(shape) for shape in shapes] == [1, 0, 1, 0, 1, 0, 0, 0, 1] + [0] * refused
+    assert len(set(shapes[i] for i in (0, 4, 8))) == 2  # 2 is an integer where 1.75 is not
 
 
 def test_numbers_are_not_used_when_other_fields_are_summed() -> None:
@@ -230,6 +232,38 @@ def test_numbers_go_with_their_records(conn: StoreConnection) -> None:
         [records[5].ts_ms],
         [7, 9, 6, 8],
     )
+
+
+@pytest.mark.parametrize("bound", [False, True], ids=["as text", "bound"])
+def test_numbers_read_back_exactly(
+    conn: StoreConnection, bound: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every double as it was parsed (TDengine: through the INSERT text, or bound)."""
+    from mdcache_server.store.tdengine import sql
+
+    if bound:
+        monkeypatch.setattr(sql, "TEXT_INSERT_MAX_CHARS", 0)
+    tricky = [0.1 + 0.2, 1e-300, 2.2250738585072014e-307, 1.7976931348623157e308, -2.5e-7, 7.0]
+    key = SeriesKey("EXACT", "kline", "1m")
+    records = [
+        StoredRecord(
+            i + 1,
+            json.dumps(
+                {"open": v, "high": -v, "low": v / 3, "close": 2**53, "vol": -(2**53), "amount": v}
+            ),
+        )
+        for i, v in enumerate(tricky)
+    ]
+    conn.write([(key, records)])
+    (found,) = conn.read_answer([key], Window(bars=True))
+    assert found.bars is not None
+    kept = Fields.from_numbers(found.bars, DEFAULT_SUMMED, "f")
+    parsed = Fields([r.ts_ms for r in records], [r.payload for r in records], DEFAULT_SUMMED, "f")
+    assert kept.columns == parsed.columns
+    assert kept.sums == parsed.sums
+    assert [list(map(type, c)) for c in kept.columns + kept.sums] == [
+        list(map(type, c)) for c in parsed.columns + parsed.sums
+    ]
 
 
 def test_a_large_write_keeps_numbers_too(conn: StoreConnection) -> None:

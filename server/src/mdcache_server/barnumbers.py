@@ -3,7 +3,8 @@ reads them instead of parsing the payload's JSON (issue 25).
 
 A payload that is a JSON object with ``open``, ``high``, ``low`` and ``close`` (and any of
 ``volume`` or ``vol``, and ``amount``), each name written in lower case, Capitalized or
-UPPER, each value a JSON number that a double holds exactly, gets its numbers kept: six
+UPPER, each value a JSON number that a double holds exactly (not -0.0, nor a subnormal
+number), gets its numbers kept: six
 values (open, high, low, close, volume or vol, amount; 0 for one absent) and a *shape*,
 an integer that says which names the payload has, how each is written, in which order,
 and which values are integers (``7`` and ``7.0`` make different bars). Any other payload
@@ -23,6 +24,7 @@ import functools
 import math
 import operator
 import struct
+import sys
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ _OHLC_SLOTS: Final = 0b1111
 _INTS_BITS: Final = 7  # the low bits: which slots hold an integer
 _UNIT_BITS: Final = 5  # then one unit a name, in the payload's order: slot + 1, case
 _EXACT: Final = 2**53  # integers a double holds exactly
+_NORMAL: Final = sys.float_info.min  # the smallest positive normal double
 # The packed row SQLite keeps (``bar`` BLOB): timestamp, shape, then the six values.
 ROW: Final = struct.Struct("<qq6d")
 ROW_VALUES: Final = 8
@@ -123,6 +126,11 @@ def extract(payloads: Sequence[str]) -> tuple[list[int], Columns]:
     return shapes, columns
 
 
+def _kept_float(v: float) -> bool:
+    """Not -0.0 (SQLite keeps it as 0), nor subnormal (TDengine refuses it as text)."""
+    return abs(v) >= _NORMAL or (v == 0 and math.copysign(1, v) > 0)
+
+
 def _layout(value: object) -> tuple[str, ...]:
     return tuple(value) if type(value) is dict else ()
 
@@ -140,8 +148,8 @@ def _take(
         column: list[Any] = list(map(operator.itemgetter(name), objects))
         kinds = set(map(type, column))
         if kinds == {float}:
-            if 0.0 in column:  # -0.0 too: SQLite keeps it as 0
-                bad.update(k for k, v in enumerate(column) if v == 0 and math.copysign(1, v) < 0)
+            if not (min(column) >= _NORMAL or max(column) <= -_NORMAL):  # near 0: look closer
+                bad.update(k for k, v in enumerate(column) if not _kept_float(v))
         elif kinds == {int} and min(column) >= -_EXACT and max(column) <= _EXACT:
             if isinstance(ints, int):
                 ints |= bit
@@ -157,7 +165,7 @@ def _take(
                         ints[k] |= bit
                     else:
                         bad.add(k)
-                elif kind is not float or (v == 0 and math.copysign(1, v) < 0):
+                elif kind is not float or not _kept_float(v):
                     bad.add(k)
         if whole:
             out[col] = column

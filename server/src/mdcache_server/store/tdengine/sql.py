@@ -205,7 +205,9 @@ def literal(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-TextRows = Sequence[tuple[str, Sequence[str], Sequence[Sequence[int | float | str]]]]
+# Rows of a subtable: each its values, or its text already made (:data:`BAR_ROW`).
+TextRows = Sequence[tuple[str, Sequence[str], Sequence[Sequence[int | float | str] | str]]]
+BAR_ROW: Final = "(%d, %d, %r, %r, %r, %r, %r, %r)"  # a row of BARS: ts, shape, six numbers
 
 
 def _value(v: int | float | str) -> str:
@@ -227,7 +229,10 @@ def insert_text(
         for subtable, tags, values in of_parent:
             named = ", ".join(map(literal, tags))
             parts.append(f"{table(db, subtable)} USING {parent} TAGS ({named}) VALUES")
-            parts.extend("(" + ", ".join(map(_value, row)) + ")" for row in values)
+            parts.extend(
+                row if isinstance(row, str) else "(" + ", ".join(map(_value, row)) + ")"
+                for row in values
+            )
     return " ".join(parts)
 
 

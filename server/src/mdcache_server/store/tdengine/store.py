@@ -258,7 +258,8 @@ class TDengineConnection:
                 (series_table(key), key, [(r.ts_ms, r.payload) for r in records])
                 for key, records in merged
             ]
-            numbers = [(bars_table(key), key, of_key) for key, of_key in bars]
+            made = sql.BAR_ROW.__mod__
+            numbers = [(bars_table(key), key, list(map(made, of_key))) for key, of_key in bars]
             text = sql.insert_text(db, sql.RECORDS, rows, before=[(sql.BARS, numbers)])
             affected = self._call("write", lambda session: session.execute(text), idempotent=True)
         else:
