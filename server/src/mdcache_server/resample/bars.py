@@ -190,7 +190,7 @@ class Fields:
             values: list[Any] = bars.columns[barnumbers.column(slot)]
             bit = 1 << slot
             if all(i & bit for i in ints):
-                values = [int(v) for v in values]
+                values = list(map(int, values))
             elif any(i & bit for i in ints):
                 values = [int(v) if s & bit else v for v, s in zip(values, shapes, strict=True)]
             if slot < len(OHLC):
