@@ -4,12 +4,12 @@ reads them instead of parsing the payload's JSON (issue 25).
 A payload that is a JSON object with ``open``, ``high``, ``low`` and ``close`` (and any of
 ``volume`` or ``vol``, and ``amount``), each name written in lower case, Capitalized or
 UPPER, each value a JSON number that a double holds exactly (not -0.0, nor a subnormal
-number), gets its numbers kept: six
-values (open, high, low, close, volume or vol, amount; 0 for one absent) and a *shape*,
-an integer that says which names the payload has, how each is written, in which order,
-and which values are integers (``7`` and ``7.0`` make different bars). Any other payload
-keeps none, and is parsed when resampled, as before. The names are those
-``resample/bars.py`` reads (its default summed fields, ``MDCACHE_SUMMED_FIELDS``).
+number), gets its numbers kept: six values (open, high, low, close, volume or vol, amount;
+0 for one absent) and a *shape*, an integer that says which names the payload has, how
+each is written, in which order, and which values are integers (``7`` and ``7.0`` make
+different bars). Any other payload keeps none, and is parsed when resampled, as before.
+The names are those ``resample/bars.py`` reads (its default summed fields,
+``MDCACHE_SUMMED_FIELDS``).
 
 >>> shape, *values = numbers('{"open": 7, "high": 8.5, "low": 6.5, "close": 8.0}')
 >>> values
@@ -243,6 +243,9 @@ class BarNumbers:
         """From :data:`ROW` rows laid end to end."""
         whole = array("q", data)
         values = array("d", data)
+        if sys.byteorder != "little":  # ROW is little-endian
+            whole.byteswap()
+            values.byteswap()
         n = ROW_VALUES
         return cls(
             whole[0::n].tolist(),
