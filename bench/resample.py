@@ -17,8 +17,9 @@ Hot is the server's defaults (the hot tier and remembered answers); cold is
 a cold plain Read of the source window (>= 0.5 x its calls/s).
 
 ``python -m bench.resample`` runs this part alone and prints its table (``--seconds``,
-``--rounds``, ``--json FILE``); ``python -m bench --parts resample`` runs it in the
-benchmark.
+``--rounds``, ``--json FILE``; ``--tdengine [URL]``: on TDengine, a taosd of the bundle
+started for it unless a URL is given); ``python -m bench --parts resample`` runs it in the
+benchmark, on SQLite.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import procs, wire
+from bench import procs, taosd, wire
 from bench.case import Case, Results, Settings, Target
 from bench.data import data_dir
 from bench.load import Samples, closed_loop, summarize
@@ -119,12 +120,20 @@ async def run(
     warmup: float = 0.5,
     rounds: int = 2,
     progress: Callable[[str], None] = print,
+    store: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
-    """``result["cells"][mode][case][concurrency]``: the measurements, rounds pooled."""
+    """``result["cells"][mode][case][concurrency]``: the measurements, rounds pooled;
+    ``store(mode)``: the store URL of each server (default: SQLite in its data folder)."""
     series, minutes = month_of_minutes()
     servers = {
-        "hot": procs.mdcache("resample-hot", workdir),
-        "cold": procs.mdcache("resample-cold", workdir, "--hot-tier-bytes", "0"),
+        "hot": procs.mdcache("resample-hot", workdir, store=store("hot") if store else None),
+        "cold": procs.mdcache(
+            "resample-cold",
+            workdir,
+            "--hot-tier-bytes",
+            "0",
+            store=store("cold") if store else None,
+        ),
     }
     cells: dict[str, dict[str, dict[str, Any]]] = {}
     try:
@@ -165,6 +174,7 @@ async def run(
         for proc in servers.values():
             proc.stop()
     return {
+        "store": "tdengine" if store else "sqlite",
         "series": "/".join(series),
         "month": MONTH,
         "resample": TARGET,
@@ -273,6 +283,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds a cell")
     parser.add_argument("--rounds", type=int, default=2, help="rounds a cell (pooled)")
     parser.add_argument("--json", type=Path, help="write the result here as JSON too")
+    parser.add_argument(
+        "--tdengine",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="measure TDengine (taos://user:password@host:6030), by default a taosd started here",
+    )
     args = parser.parse_args()
 
     def say(text: str) -> None:
@@ -280,11 +297,29 @@ def main() -> None:
         sys.stderr.flush()
 
     with tempfile.TemporaryDirectory(prefix="mdcache-bench-resample-") as tmp:
-        result = asyncio.run(run(Path(tmp), seconds=args.seconds, rounds=args.rounds, progress=say))
+        workdir = Path(tmp)
+        if args.tdengine is None:
+            result = asyncio.run(
+                run(workdir, seconds=args.seconds, rounds=args.rounds, progress=say)
+            )
+        else:
+            if why := taosd.available(args.tdengine or None):
+                raise SystemExit(f"bench.resample: {why}")
+            with taosd.server(workdir, args.tdengine or None) as base:
+                result = asyncio.run(
+                    run(
+                        workdir,
+                        seconds=args.seconds,
+                        rounds=args.rounds,
+                        progress=say,
+                        store=lambda mode: f"{base}/bench_resample_{mode}",
+                    )
+                )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
     sys.stdout.write("\n".join(markdown(result)) + "\n")
 
 
 if __name__ == "__main__":
+    taosd.with_taos_library("bench.resample")
     main()

@@ -49,6 +49,7 @@ from mdcache_server.store.tdengine.failures import (
     code_of,
 )
 from mdcache_server.store.tdengine.naming import (
+    bars_table,
     evictions_table,
     is_identifier,
     series_table,
@@ -291,6 +292,9 @@ def test_schema_sql() -> None:
         "(ts TIMESTAMP, payload VARCHAR(4096)) TAGS (slot VARCHAR(16))",
         "CREATE STABLE IF NOT EXISTS mdcache_test.replicas "
         "(ts TIMESTAMP, first_ms BIGINT, seen_ms BIGINT) TAGS (replica_name VARCHAR(256))",
+        "CREATE STABLE IF NOT EXISTS mdcache_test.bars (ts TIMESTAMP, shape BIGINT, "
+        "open DOUBLE, high DOUBLE, low DOUBLE, close DOUBLE, volume DOUBLE, amount DOUBLE) "
+        "TAGS (symbol VARCHAR(64), data_type VARCHAR(64), timeframe VARCHAR(64))",
     ]
     assert sql.drop_database(DB) == "DROP DATABASE IF EXISTS mdcache_test"
     assert sql.server_version() == "SELECT SERVER_VERSION()"
@@ -495,15 +499,23 @@ WRITTEN = [
 ]
 
 
+HOSTILE_TAGS = """('000001\\'; DROP DATABASE x; --', 'a\\\\\\'b\\\\\\\\c\\\\', '1d')"""
+
+
 def test_a_small_write_is_one_multi_table_insert_and_nothing_else() -> None:
     session = RecordingSession()
     conn, _ = _connect(session)
     hostile = WRITTEN[1][0]
     assert conn.write(WRITTEN) == 4
     [(kind, statement, _)] = session.calls  # replicas learn of it from the change feed
+    none = "0, 0, 0, 0, 0, 0, 0"  # a bar's numbers kept (none: shape 0), in the same INSERT
     assert (kind, statement) == (
         "execute",
-        f"INSERT INTO {DB}.{KEY_TABLE} USING {DB}.records TAGS ('600519', 'kline', '1d') "
+        f"INSERT INTO {DB}.{bars_table(KEY)} USING {DB}.bars TAGS ('600519', 'kline', '1d') "
+        f"VALUES (30, {none}) (10, {none}) (20, {none}) "
+        f"{DB}.{bars_table(hostile)} USING {DB}.bars TAGS "
+        f"{HOSTILE_TAGS} VALUES (5, {none}) "
+        f"{DB}.{KEY_TABLE} USING {DB}.records TAGS ('600519', 'kline', '1d') "
         """VALUES (30, '{"c":3}') (10, '{"c":1}') (20, '"x"') """
         f"{DB}.{series_table(hostile)} USING {DB}.records TAGS "
         """('000001\\'; DROP DATABASE x; --', 'a\\\\\\'b\\\\\\\\c\\\\', '1d') VALUES (5, '[]')""",
@@ -525,8 +537,13 @@ def test_a_large_write_binds_one_batch_per_series_in_timestamp_order(
     conn, _ = _connect(session)
     hostile = WRITTEN[1][0]
     assert conn.write(WRITTEN) == 4
-    [(kind, statement, plan)] = session.calls
+    [(kind, statement, plan), (_, numbers, bars_plan)] = session.calls
     assert (kind, statement) == ("insert", sql.insert_records(DB))
+    assert numbers == sql.insert_bars(DB)  # then the bars' numbers (none: shape 0)
+    assert [(b.table, [c.values for c in b.columns]) for b in bars_plan] == [
+        (f"{DB}.{bars_table(KEY)}", [(30, 10, 20), *[(0, 0, 0)] * 7]),
+        (f"{DB}.{bars_table(hostile)}", [(5,), *[(0,)] * 7]),
+    ]
     assert plan == [
         Batch(
             f"{DB}.{KEY_TABLE}",
@@ -593,7 +610,9 @@ def test_purge_all_is_one_delete_on_the_super_table() -> None:
     assert conn.purge(PurgeFilter(before_ms=2**63 - 1)) == 7
     assert _statements(session) == [
         "DELETE FROM mdcache_test.records WHERE ts < 1700000000000",
+        "DELETE FROM mdcache_test.bars WHERE ts < 1700000000000",  # their numbers after them
         "DELETE FROM mdcache_test.records WHERE ts < 4102444800000",
+        "DELETE FROM mdcache_test.bars WHERE ts < 4102444800000",
     ]
 
 
@@ -621,16 +640,18 @@ def test_filtered_purge_deletes_per_matching_subtable(
 ) -> None:
     session = RecordingSession(
         respond=lambda _s: SERIES_ROWS,
-        affected=lambda s: 0 if s.startswith("INSERT") else int(s.split("r_")[1][0]),
+        affected=lambda s: 0 if s.startswith("INSERT") or ".b_" in s else int(s.split("r_")[1][0]),
     )
     conn, _ = _connect(session)
     assert conn.purge(purge) == sum(int(t) for t in tables)
     statements = _statements(session)
-    assert statements[: 1 + len(tables)] == [
+    keys = {row[0][2]: SeriesKey(*row[1:4]) for row in SERIES_ROWS}
+    assert statements[: 1 + 2 * len(tables)] == [
         sql.series_counts(DB, 1000),
         *(f"DELETE FROM mdcache_test.r_{t * 32} WHERE ts < 1000" for t in tables),
+        *(f"DELETE FROM mdcache_test.{bars_table(keys[t])} WHERE ts < 1000" for t in tables),
     ]
-    assert len(statements) == 1 + len(tables)  # nothing else: replicas learn from the feed
+    assert len(statements) == 1 + 2 * len(tables)  # nothing else: replicas learn from the feed
     # the deletes name derived tables only, never a tag
     assert not any(HOSTILE in s or "kline" in s for s in statements)
 
@@ -661,6 +682,8 @@ def test_drop_series_deletes_each_subtable_and_counts_missing_as_zero() -> None:
     assert _statements(session) == [
         f"DELETE FROM mdcache_test.{KEY_TABLE}",
         f"DELETE FROM mdcache_test.{series_table(other)}",
+        f"DELETE FROM mdcache_test.{bars_table(KEY)}",  # their numbers, after them
+        f"DELETE FROM mdcache_test.{bars_table(other)}",
     ]
 
 

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from mdcache_server.barnumbers import BarNumbers
+
 DAY_MS = 86_400_000
 RESPONSE_ROOM = 64 * 1024  # of the gRPC message limit, room for an answer's own fields
 
@@ -33,6 +35,9 @@ class Window:
     end_ms: int | None = None
     limit: int = 0  # 0: no limit
     newest_first: bool = False
+    # For resampling: a store that keeps bars' numbers (``barnumbers.py``) may answer
+    # with them (``SeriesRead.bars``) in place of the payloads.
+    bars: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +47,15 @@ class SeriesRead:
     ``encoded``, when present, is the same records already serialized for the answer
     (the hot tier keeps them so), in the same order; ``held`` then names the held copy
     they came from (its serial and version): the same window of the same copy is the
-    same answer.
+    same answer. ``bars``, when present (a window read with ``Window.bars``), is every
+    record's numbers, and ``records`` only counts them.
     """
 
     records: Sequence[Record]
     truncated: bool  # the window holds more than ``limit`` records
     encoded: Sequence[bytes] | None = None
     held: tuple[int, int] | None = None
+    bars: BarNumbers | None = None
 
 
 @dataclass(frozen=True, slots=True)

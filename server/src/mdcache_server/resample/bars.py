@@ -27,6 +27,8 @@ from typing import Any
 
 import orjson
 
+from mdcache_server import barnumbers
+from mdcache_server.barnumbers import BarNumbers
 from mdcache_server.errors import InvalidArgument
 from mdcache_server.model import DAY_MS, Record
 from mdcache_server.resample.calendar import Calendar, last_weekday, month_last_weekday
@@ -171,6 +173,37 @@ class Fields:
                 bad = next(i for i, v in enumerate(column) if type(v) not in NUMBERS)
                 self._fail(bad, f"payload.{name}", f"{column[bad]!r} is not a number")
 
+    @classmethod
+    def from_numbers(cls, bars: BarNumbers, summed: frozenset[str], field: str) -> Fields:
+        """The fields of records whose numbers were kept when they were written (all of one
+        signature, see ``barnumbers.py``), as parsing their payloads finds them: names from
+        the first, each value an int or a float as written. Only for ``summed`` fields
+        that :func:`numbers_suffice` accepts."""
+        self = object.__new__(cls)
+        self.ts, self.field = bars.ts, field
+        shapes = bars.shapes
+        ints = {barnumbers.int_slots(shape) for shape in set(shapes)}
+        names: list[str] = ["", "", "", ""]
+        self.summed, self.kept, self.sums = [], [], []
+        columns: list[list[Any]] = [[], [], [], []]
+        for name, slot, _ in barnumbers.keys(shapes[0]):
+            values: list[Any] = bars.columns[barnumbers.column(slot)]
+            bit = 1 << slot
+            if all(i & bit for i in ints):
+                values = list(map(int, values))
+            elif any(i & bit for i in ints):
+                values = [int(v) if s & bit else v for v, s in zip(values, shapes, strict=True)]
+            if slot < len(OHLC):
+                names[slot], columns[slot] = name, values
+            elif name.lower() in summed:
+                self.summed.append(name)
+                self.sums.append(values)
+            else:
+                continue
+            self.kept.append(name)
+        self.names, self.columns = names, columns
+        return self
+
     def __len__(self) -> int:
         return len(self.ts)
 
@@ -205,6 +238,13 @@ class Fields:
         raise InvalidArgument(
             f"{self.field}.{name}", f"{why} (the record at ts_ms {self.ts[i]}, {_at(self.ts[i])})"
         )
+
+
+def numbers_suffice(summed: frozenset[str]) -> bool:
+    """Whether bars' numbers kept at write time (``barnumbers.py``) make the bars their
+    payloads make when these fields are summed: no summed name that they do not keep
+    (names are matched in lower case, so one with a capital matches none)."""
+    return all(name in barnumbers.SUMMED for name in summed if name == name.lower())
 
 
 def resample(

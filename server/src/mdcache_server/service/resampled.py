@@ -19,7 +19,7 @@ from mdcache_server.cache.policy import Reader
 from mdcache_server.errors import InvalidArgument
 from mdcache_server.model import Limits, ReadQuery, Record, SeriesKey, SeriesRead, Window
 from mdcache_server.resample import timeframe
-from mdcache_server.resample.bars import Bars, Fields, bucket_start, resample
+from mdcache_server.resample.bars import Bars, Fields, bucket_start, numbers_suffice, resample
 from mdcache_server.resample.calendar import Calendar
 from mdcache_server.resample.parsed import ParsedFields
 from mdcache_server.resample.rules import Resampling
@@ -86,16 +86,28 @@ def source_window(
     calendars: list[Calendar],
     window: Window,
     limit: int,
+    bars: bool = False,
 ) -> Window:
     """The window of the source series: from the start of the bucket holding ``start_ms``
-    (the earliest among the series), so that the first bar is whole."""
+    (the earliest among the series), so that the first bar is whole; ``bars``: the
+    bars' numbers kept at write time do (``Window.bars``)."""
     start = window.start_ms
     if start is not None:
         start = min(
             bucket_start(start, source, target, calendar)
             for source, calendar in zip(sources, calendars, strict=True)
         )
-    return Window(start, window.end_ms, limit=limit, newest_first=window.newest_first)
+    return Window(start, window.end_ms, limit=limit, newest_first=window.newest_first, bars=bars)
+
+
+def _kept_fields(
+    found: SeriesRead, newest_first: bool, summed: frozenset[str], field: str
+) -> Fields | None:
+    """The fields of a window the store answered with its bars' numbers (ascending)."""
+    bars = found.bars
+    if bars is None:
+        return None
+    return Fields.from_numbers(bars.reversed() if newest_first else bars, summed, field)
 
 
 def result(
@@ -150,13 +162,18 @@ async def read(
     window = query.window
     share = limits.max_read_records // len(query.series)
     calendars = [resampling.calendar_for(key.symbol) for key in query.series]
-    found = await cache.read(query.series, source_window(target, sources, calendars, window, share))
+    kept = numbers_suffice(resampling.summed)
+    found = await cache.read(
+        query.series, source_window(target, sources, calendars, window, share, kept)
+    )
     budget = limits.max_response_bytes - sum(64 + 2 * k.ByteSize() for k in message.series)
     parts, rows = [], 0
     for i, (key, source, calendar, read_) in enumerate(
         zip(message.series, sources, calendars, found, strict=True)
     ):
         fields = _held_fields(parsed, key, read_, f"series[{i}]")
+        if fields is None:
+            fields = _kept_fields(read_, window.newest_first, resampling.summed, f"series[{i}]")
         payloads: list[str] = []
         if fields is not None:
             ts = fields.ts

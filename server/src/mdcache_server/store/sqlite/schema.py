@@ -1,4 +1,4 @@
-"""The SQLite file's tables, and the migration of a file of mdcache 0.1."""
+"""The SQLite file's tables, and the migrations of files of earlier versions."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ CREATE TABLE IF NOT EXISTS records (
     series_id INTEGER NOT NULL,
     ts        INTEGER NOT NULL,
     record    BLOB NOT NULL,
+    bar       BLOB,
     PRIMARY KEY (series_id, ts)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS usage (
@@ -60,6 +61,14 @@ NO_VERSION: Final = (
     "AND NOT EXISTS (SELECT 1 FROM pragma_table_info('series') WHERE name = 'version')"
 )
 ADD_VERSION: Final = "ALTER TABLE series ADD COLUMN version INTEGER NOT NULL DEFAULT 0"
+# A file of mdcache before bars' numbers were kept (issue 25): its records get a ``bar``
+# column, NULL for the records stored so far (resampled from their payloads, as before;
+# each record written again gets its numbers).
+NO_BARS: Final = (
+    "SELECT COUNT(*) FROM pragma_table_info('records') WHERE name = 'record' "
+    "AND NOT EXISTS (SELECT 1 FROM pragma_table_info('records') WHERE name = 'bar')"
+)
+ADD_BARS: Final = "ALTER TABLE records ADD COLUMN bar BLOB"
 OLD_LAYOUT: Final = "SELECT COUNT(*) FROM pragma_table_info('records') WHERE name = 'payload'"
 MIGRATE: Final = (
     "CREATE TABLE records_as_sent (series_id INTEGER NOT NULL, ts INTEGER NOT NULL, "

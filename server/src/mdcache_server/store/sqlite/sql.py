@@ -22,11 +22,12 @@ ADD_SERIES: Final = (
 # takes back the GIL around every step, a hand-off the event loop feels under load.
 # A few fixed sizes keep the prepared statements cached (1,000 rows: 256 x 3, 64 x 3,
 # 16 x 2, 4 x 2). Ingest A/B in one run: 108-123k rows/s against 92-97k row by row.
-UPSERT_ROWS: Final = (256, 64, 16, 4, 1)  # at most 768 parameters a statement
+UPSERT_ROWS: Final = (256, 64, 16, 4, 1)  # at most 1,024 parameters a statement
+UPSERT_VALUES: Final = 4  # series_id, ts, record, bar (a bar's numbers, NULL for none)
 UPSERT: Final = {
-    rows: "INSERT INTO records (series_id, ts, record) VALUES "  # noqa: S608 (constants only)
-    + ", ".join(["(?, ?, ?)"] * rows)
-    + " ON CONFLICT (series_id, ts) DO UPDATE SET record = excluded.record"
+    rows: "INSERT INTO records (series_id, ts, record, bar) VALUES "  # noqa: S608 (constants)
+    + ", ".join(["(?, ?, ?, ?)"] * rows)
+    + " ON CONFLICT (series_id, ts) DO UPDATE SET record = excluded.record, bar = excluded.bar"
     for rows in UPSERT_ROWS
 }
 # Where the payload starts in a record (``wire/codec.py``): its tag and length, the
@@ -89,6 +90,20 @@ _ANSWER = (
 ANSWER: Final = {
     False: _ANSWER.format("ts > m AND ts <= ?3", "MAX", "ASC"),
     True: _ANSWER.format("ts < m AND ts >= ?2", "MIN", "DESC"),
+}
+# The bars' numbers of a window, as :data:`ANSWER` reads its records: how many records,
+# how many keep numbers, the numbers laid end to end (``barnumbers.ROW``), and whether the
+# window holds more. Used only when every record of the window keeps them.
+_BARS = (
+    "SELECT n, numbered, data, EXISTS (SELECT 1 FROM records WHERE series_id = ?1 AND {}) "
+    "FROM (SELECT COUNT(*) AS n, COUNT(bar) AS numbered, "
+    "CAST(GROUP_CONCAT(bar, '') AS BLOB) AS data, {}(ts) AS m "
+    "FROM (SELECT ts, bar FROM records WHERE series_id = ?1 AND ts >= ?2 AND ts <= ?3 "
+    "ORDER BY ts {} LIMIT ?4))"
+)
+BARS: Final = {
+    False: _BARS.format("ts > m AND ts <= ?3", "MAX", "ASC"),
+    True: _BARS.format("ts < m AND ts >= ?2", "MIN", "DESC"),
 }
 COUNTS: Final = (
     "SELECT COALESCE(SUM(records), 0), COUNT(*), COUNT(DISTINCT symbol) "

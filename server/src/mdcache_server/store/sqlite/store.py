@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 import structlog
 
+from mdcache_server.barnumbers import BarNumbers, Counted, packed
 from mdcache_server.errors import ConfigError, StoreError, StoreUnavailable
 from mdcache_server.model import (
     PurgeFilter,
@@ -27,11 +28,20 @@ from mdcache_server.model import (
 )
 from mdcache_server.store.base import Chooser, Eviction
 from mdcache_server.store.sqlite.changes import JournalFeed
-from mdcache_server.store.sqlite.schema import ADD_VERSION, MIGRATE, NO_VERSION, OLD_LAYOUT, SCHEMA
+from mdcache_server.store.sqlite.schema import (
+    ADD_BARS,
+    ADD_VERSION,
+    MIGRATE,
+    NO_BARS,
+    NO_VERSION,
+    OLD_LAYOUT,
+    SCHEMA,
+)
 from mdcache_server.store.sqlite.sql import (
     ADD_RECORDS,
     ADD_SERIES,
     ANSWER,
+    BARS,
     COUNT_RANGE,
     COUNTS,
     DROP_SERIES,
@@ -48,6 +58,7 @@ from mdcache_server.store.sqlite.sql import (
     SERIES_ID,
     UPSERT,
     UPSERT_ROWS,
+    UPSERT_VALUES,
     purge_sql,
 )
 from mdcache_server.wire import codec
@@ -68,6 +79,12 @@ def translated(action: str) -> Iterator[None]:
         raise StoreUnavailable(f"sqlite {action}: {exc}") from exc
     except sqlite3.Error as exc:
         raise StoreError(f"sqlite {action}: {exc}") from exc
+
+
+def _payloads(records: Sequence[Record]) -> Sequence[str]:
+    if isinstance(records, FieldRecords):
+        return records.payloads
+    return [r.payload for r in records]
 
 
 class SqliteStore:
@@ -145,6 +162,10 @@ class SqliteConnection:
                 if self._conn.execute(NO_VERSION).fetchone()[0]:
                     self._conn.execute(ADD_VERSION)
             self._conn.executescript(SCHEMA)
+            with self._transaction():
+                if self._conn.execute(NO_BARS).fetchone()[0]:
+                    self._conn.execute(ADD_BARS)
+                    log.info("schema_migrated", change="records keep bars' numbers")
 
     def _migrate(self) -> None:
         """Rewrites a file of mdcache 0.1 (payloads as text) with records as sent, in one
@@ -211,18 +232,27 @@ class SqliteConnection:
                 )
                 low, high = min(stamps), max(stamps)
                 before = execute(COUNT_RANGE, (sid, low, high)).fetchone()[0]
-                self._upsert(sid, stamps, codec.fields_of(records))
+                bars = packed(stamps, _payloads(records))
+                self._upsert(sid, stamps, codec.fields_of(records), bars)
                 after = execute(COUNT_RANGE, (sid, low, high)).fetchone()[0]
                 execute(ADD_RECORDS, (after - before, sid))
                 written += len(records)
         return written
 
-    def _upsert(self, sid: int, stamps: Sequence[int], fields: Sequence[bytes]) -> None:
-        values = list(itertools.chain.from_iterable(zip(itertools.repeat(sid), stamps, fields)))
-        done, total = 0, len(stamps)
+    def _upsert(
+        self,
+        sid: int,
+        stamps: Sequence[int],
+        fields: Sequence[bytes],
+        bars: Sequence[bytes | None],
+    ) -> None:
+        values = list(
+            itertools.chain.from_iterable(zip(itertools.repeat(sid), stamps, fields, bars))
+        )
+        done, total, n = 0, len(stamps), UPSERT_VALUES
         for rows in UPSERT_ROWS:
             while total - done >= rows:
-                self._conn.execute(UPSERT[rows], values[3 * done : 3 * (done + rows)])
+                self._conn.execute(UPSERT[rows], values[n * done : n * (done + rows)])
                 done += rows
 
     def _windows(
@@ -262,8 +292,19 @@ class SqliteConnection:
         """The window of each series as :meth:`read` finds it, its records encoded in one
         run (``SeriesRead.encoded``: one item) and decoded only if looked at."""
         sql = ANSWER[window.newest_first]
+        bars_sql = BARS[window.newest_first]
 
         def run(sid: int, start: int, end: int, limit: int) -> SeriesRead:
+            if window.bars:  # their numbers, when every record keeps them alike
+                count, numbered, data, more = self._conn.execute(
+                    bars_sql, (sid, start, end, limit)
+                ).fetchone()
+                if not count:
+                    return SeriesRead([], truncated=False)
+                if numbered == count:
+                    bars = BarNumbers.unpacked(data)
+                    if bars.uniform():
+                        return SeriesRead(Counted[Record](count), bool(more), bars=bars)
             count, data, more = self._conn.execute(sql, (sid, start, end, limit)).fetchone()
             if not count:
                 return SeriesRead([], truncated=False)

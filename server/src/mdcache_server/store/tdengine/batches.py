@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Final
 
+from mdcache_server.barnumbers import extract
 from mdcache_server.model import Record, SeriesKey, Usage
 from mdcache_server.store.tdengine import sql
 from mdcache_server.store.tdengine.connector import Batch, Column, ColumnType
 from mdcache_server.store.tdengine.naming import (
+    bars_table,
     evictions_table,
     replica_table,
     series_table,
@@ -23,6 +25,33 @@ from mdcache_server.store.tdengine.naming import (
 )
 
 BIND_BUDGET_BYTES: Final = 16 * 1024 * 1024
+BarRow = tuple[int | float, ...]  # ts, shape, open, high, low, close, volume or vol, amount
+
+
+def bar_rows(records: Sequence[Record]) -> list[BarRow]:
+    """A row of ``sql.BARS`` for each record: its numbers, or shape 0 when it keeps none
+    (a record written over a bar must not keep the bar's numbers)."""
+    shapes, columns = extract([r.payload for r in records])
+    return list(zip([r.ts_ms for r in records], shapes, *columns, strict=True))
+
+
+def bars_batches(db: str, rows: Sequence[tuple[SeriesKey, Sequence[BarRow]]]) -> list[Batch]:
+    """For ``sql.insert_bars``: per series ``db.b_<hash>``, its tags, :func:`bar_rows`."""
+    batches = []
+    for key, of_key in rows:
+        columns = list(zip(*of_key, strict=True))
+        batches.append(
+            Batch(
+                sql.table(db, bars_table(key)),
+                (key.symbol, key.data_type, key.timeframe),
+                (
+                    Column(ColumnType.TIMESTAMP, columns[0]),
+                    Column(ColumnType.BIGINT, columns[1]),
+                    *(Column(ColumnType.DOUBLE, values) for values in columns[2:]),
+                ),
+            )
+        )
+    return batches
 
 
 def record_chunks(records: Sequence[Record]) -> Iterator[list[Record]]:

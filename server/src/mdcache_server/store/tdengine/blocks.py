@@ -7,7 +7,7 @@ each string two ctypes objects, and every ``tmq_*`` wrapper looks its caller up 
 (``close_after`` is false unless asked): a relay following a busy topic kept about
 250-500 bytes of every record written until the server ran out of memory.
 
-Here a block is read with one copy per column: 64-bit integers as one array, strings as
+Here a block is read with one copy per column: 64-bit integers and doubles as one array, strings as
 one buffer sliced by libtaos' offsets (a 16-bit length, then the bytes; offset -1 is NULL).
 Only columns that are never NULL (the timestamp, the payload) are read so; a fixed-width
 column's NULLs live in a bitmap this does not read, so its kind is checked against the
@@ -25,10 +25,11 @@ from typing import Any
 
 
 class Kind(enum.Enum):
-    """How a column is read: a 64-bit integer (BIGINT, TIMESTAMP) or text (VARCHAR)."""
+    """How a column is read: a 64-bit integer (BIGINT, TIMESTAMP), a DOUBLE or text (VARCHAR)."""
 
     INT64 = (5, 9)  # TSDB_DATA_TYPE_BIGINT, TSDB_DATA_TYPE_TIMESTAMP
     TEXT = (8,)  # TSDB_DATA_TYPE_VARCHAR (BINARY)
+    DOUBLE = (7,)  # TSDB_DATA_TYPE_DOUBLE
 
 
 class BlockError(Exception):
@@ -124,6 +125,8 @@ def _blocks(
             [
                 array("q", ctypes.string_at(pointers[i], 8 * rows)).tolist()
                 if kind is Kind.INT64
+                else array("d", ctypes.string_at(pointers[i], 8 * rows)).tolist()
+                if kind is Kind.DOUBLE
                 else _text(lib, result, i, pointers[i], rows)
                 for i, kind in enumerate(kinds)
             ],

@@ -41,6 +41,7 @@ class ColumnType(enum.Enum):
     TIMESTAMP = "timestamp"  # epoch milliseconds
     VARCHAR = "varchar"
     BIGINT = "bigint"
+    DOUBLE = "double"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ class Column:
     """One bound column: its type and a value per row."""
 
     type: ColumnType
-    values: Sequence[int] | Sequence[str]
+    values: Sequence[int] | Sequence[str] | Sequence[float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,10 @@ def _columns(taos: Any, columns: Sequence[Column]) -> tuple[Any, list[Any]]:
             bind.buffer_length = width
             bind.length = ctypes.cast(lengths, ctypes.POINTER(ctypes.c_int32))
             keep.append(lengths)
+        elif column.type is ColumnType.DOUBLE:
+            buffer = (ctypes.c_double * n)(*column.values)  # type: ignore[misc]
+            bind.buffer_type = field.C_DOUBLE
+            bind.buffer_length = ctypes.sizeof(ctypes.c_double)
         else:  # TIMESTAMP (raw epoch values in the database's precision) or BIGINT
             buffer = (ctypes.c_int64 * n)(*column.values)  # type: ignore[misc]
             timestamp = column.type is ColumnType.TIMESTAMP
@@ -331,6 +336,8 @@ class WebSocketSession:
             return self._taosws.millis_timestamps_to_column(values)
         if column.type is ColumnType.BIGINT:
             return self._taosws.big_ints_to_column(values)
+        if column.type is ColumnType.DOUBLE:
+            return self._taosws.doubles_to_column(values)
         return self._taosws.varchar_to_column(values)
 
     def insert(self, sql: str, batches: Sequence[Batch]) -> int:

@@ -16,6 +16,7 @@ from mdcache_server.model import SeriesKey
 
 IDENTIFIER: Final = re.compile(r"[a-z_][a-z0-9_]{0,191}")
 RECORDS_PREFIX: Final = "r_"  # a subtable of the records super table: one series
+BARS_PREFIX: Final = "b_"  # a subtable of bars: the numbers of one series' records
 TOTALS_PREFIX: Final = "u_"  # a subtable of usage_totals: one replica's totals
 EVICTIONS_PREFIX: Final = "e_"  # a subtable of usage_evictions: one replica's evictions
 SERIES_USAGE_PREFIX: Final = "s_"  # a subtable of usage_series: one replica's reads of one series
@@ -36,6 +37,11 @@ def _digest(kind: str, *parts: str) -> str:
 def series_table(key: SeriesKey) -> str:
     """The subtable holding a series' records: ``r_`` and 32 hex digits."""
     return RECORDS_PREFIX + _digest("series", *key)
+
+
+def bars_table(key: SeriesKey) -> str:
+    """The subtable holding the numbers of a series' bars (``barnumbers.py``)."""
+    return BARS_PREFIX + _digest("series", *key)
 
 
 def replica_table(replica: str) -> str:

@@ -22,6 +22,10 @@ from mdcache_server.store.tdengine.naming import is_identifier, notes_table
 from mdcache_server.store.tdengine.options import DATABASE_NAME
 
 RECORDS: Final = "records"
+# The numbers of bars (``barnumbers.py``), a row per record (shape 0: it keeps none), in a
+# super table of their own: a records row is at TDengine's row limit (65,531 bytes).
+BARS: Final = "bars"
+BAR_COLUMNS: Final = "shape, open, high, low, close, volume, amount"
 USAGE_TOTALS: Final = "usage_totals"
 USAGE_SERIES: Final = "usage_series"
 USAGE_EVICTIONS: Final = "usage_evictions"
@@ -101,7 +105,8 @@ def database_precision(db: str) -> str:
 
 
 def create_tables(db: str) -> list[str]:
-    """The super tables: records by series, and usage counters that survive restarts."""
+    """The super tables: records by series, usage counters that survive restarts, and the
+    numbers of bars (``barnumbers.py``)."""
     tag = f"VARCHAR({IDENTIFIER_BYTES})"
     series_tags = f"symbol {tag}, data_type {tag}, timeframe {tag}"
     return [
@@ -121,6 +126,9 @@ def create_tables(db: str) -> list[str]:
         f"CREATE STABLE IF NOT EXISTS {table(db, REPLICAS)} "
         f"(ts TIMESTAMP, first_ms BIGINT, seen_ms BIGINT) "
         f"TAGS (replica_name VARCHAR({REPLICA_BYTES}))",
+        f"CREATE STABLE IF NOT EXISTS {table(db, BARS)} (ts TIMESTAMP, shape BIGINT, "
+        "open DOUBLE, high DOUBLE, low DOUBLE, close DOUBLE, volume DOUBLE, amount DOUBLE) "
+        f"TAGS ({series_tags})",
     ]
 
 
@@ -217,6 +225,11 @@ def insert_records(db: str) -> str:
     return f"INSERT INTO ? USING {table(db, RECORDS)} TAGS (?, ?, ?) VALUES (?, ?)"
 
 
+def insert_bars(db: str) -> str:
+    """The statement a large write binds for its bars' numbers: (ts, shape, six values)."""
+    return f"INSERT INTO ? USING {table(db, BARS)} TAGS (?, ?, ?) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+
+
 # A Write whose multi-table INSERT is at most this many characters is sent as that text:
 # 68 series of one bar each took 2.4-2.6 ms as text against 7.1-7.8 ms bound, where 1,000
 # rows of one series (276 KB of text) took 4.5 ms against 3.4 ms bound (3.2.2.2, one run
@@ -231,21 +244,34 @@ def literal(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+# Rows of a subtable: each its values, or its text already made (:data:`BAR_ROW`).
+TextRows = Sequence[tuple[str, Sequence[str], Sequence[Sequence[int | float | str] | str]]]
+BAR_ROW: Final = "(%d, %d, %r, %r, %r, %r, %r, %r)"  # a row of BARS: ts, shape, six numbers
+
+
+def _value(v: int | float | str) -> str:
+    if isinstance(v, int):
+        return str(int(v))
+    return repr(float(v)) if isinstance(v, float) else literal(v)
+
+
 def insert_text(
-    db: str, stable: str, rows: Sequence[tuple[str, Sequence[str], Sequence[Sequence[int | str]]]]
+    db: str, stable: str, rows: TextRows, *, before: Sequence[tuple[str, TextRows]] = ()
 ) -> str:
     """One multi-table INSERT: for each (subtable, tags, rows), created with its tags if
-    missing. Integers are written as integers, strings as :func:`literal`."""
-    parent = table(db, stable)
+    missing (``before``: those of other super tables, first in the same INSERT). Integers
+    are written as integers, floats as the shortest text that reads back the same, strings
+    as :func:`literal`."""
     parts = ["INSERT INTO"]
-    for subtable, tags, values in rows:
-        parts.append(
-            f"{table(db, subtable)} USING {parent} TAGS ({', '.join(map(literal, tags))}) VALUES"
-        )
-        parts.extend(
-            "(" + ", ".join(str(int(v)) if isinstance(v, int) else literal(v) for v in row) + ")"
-            for row in values
-        )
+    for parent_name, of_parent in (*before, (stable, rows)):
+        parent = table(db, parent_name)
+        for subtable, tags, values in of_parent:
+            named = ", ".join(map(literal, tags))
+            parts.append(f"{table(db, subtable)} USING {parent} TAGS ({named}) VALUES")
+            parts.extend(
+                row if isinstance(row, str) else "(" + ", ".join(map(_value, row)) + ")"
+                for row in values
+            )
     return " ".join(parts)
 
 
@@ -285,19 +311,33 @@ def time_bounds(start_ms: int | None, end_ms: int | None) -> tuple[int | None, i
 
 
 READ_COLUMNS: Final = (Kind.INT64, Kind.TEXT)  # what read() selects
+STAMP_COLUMNS: Final = (Kind.INT64,)  # what read(..., columns="") selects
+BARS_COLUMNS: Final = (Kind.INT64, Kind.INT64, *[Kind.DOUBLE] * 6)  # read(..., BAR_COLUMNS)
 TOPIC_COLUMNS: Final = (Kind.INT64, Kind.TEXT)  # a block of the topic: (ts, payload)
 
 
 def read(
-    db: str, subtable: str, low: int | None, high: int | None, *, newest_first: bool, fetch: int
+    db: str,
+    subtable: str,
+    low: int | None,
+    high: int | None,
+    *,
+    newest_first: bool,
+    fetch: int,
+    columns: str = "payload",
 ) -> str:
     """One series' window; ``fetch`` is the limit plus one, to tell a truncated window.
+    ``columns`` after the timestamp: the payload, none (``""``), or :data:`BAR_COLUMNS`
+    of a bars subtable.
 
     ``CAST(ts AS BIGINT)`` gives exact epoch milliseconds, whatever the client's time zone.
     """
+    if columns not in ("payload", "", BAR_COLUMNS):
+        raise ValueError(f"not a column list of read(): {columns!r}")
     where = [f"ts >= {int(low)}"] if low is not None else []
     where += [f"ts <= {int(high)}"] if high is not None else []
-    sql = f"SELECT CAST(ts AS BIGINT), payload FROM {table(db, subtable)}"
+    selected = ", ".join(["CAST(ts AS BIGINT)", *([columns] if columns else [])])
+    sql = f"SELECT {selected} FROM {table(db, subtable)}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += f" ORDER BY ts {'DESC' if newest_first else 'ASC'}"
@@ -319,9 +359,9 @@ def series_counts(db: str, before_ms: int | None = None) -> str:
     return sql + " GROUP BY tbname, symbol, data_type, timeframe"
 
 
-def purge_all(db: str, before_ms: int) -> str:
+def purge_all(db: str, before_ms: int, stable: str = RECORDS) -> str:
     """DELETE filters on the timestamp only; over the super table it spans every series."""
-    return f"DELETE FROM {table(db, RECORDS)} WHERE ts < {int(before_ms)}"
+    return f"DELETE FROM {table(db, stable)} WHERE ts < {int(before_ms)}"
 
 
 def purge_subtable(db: str, subtable: str, before_ms: int) -> str:

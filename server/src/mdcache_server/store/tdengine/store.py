@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from mdcache_server.barnumbers import BarNumbers, Counted
 from mdcache_server.errors import ConfigError, StoreError, StoreUnavailable
 from mdcache_server.model import (
     PurgeFilter,
@@ -35,6 +36,8 @@ from mdcache_server.model import (
 from mdcache_server.store.base import Chooser, Eviction
 from mdcache_server.store.tdengine import sql
 from mdcache_server.store.tdengine.batches import (
+    bar_rows,
+    bars_batches,
     evictions_batch,
     record_batches,
     replica_batch,
@@ -45,6 +48,7 @@ from mdcache_server.store.tdengine.changes import TopicFeed
 from mdcache_server.store.tdengine.connector import Session, open_session
 from mdcache_server.store.tdengine.failures import ConnectionLost, TableMissing, Unreachable
 from mdcache_server.store.tdengine.naming import (
+    bars_table,
     evictions_table,
     is_identifier,
     series_table,
@@ -55,6 +59,7 @@ from mdcache_server.store.tdengine.options import NATIVE, TDengineOptions, parse
 T = TypeVar("T")
 TOPIC_SUBSCRIBED = "0x03eb"  # DROP TOPIC while a consumer follows it
 TOPIC_FIRST = "0x03ed"  # DROP DATABASE with a topic on it (one made since the drops began)
+BAR_TEXT_CHARS = 112  # a row of bars' numbers in an INSERT text, at most (about)
 Opener = Callable[[TDengineOptions], Session]
 log = structlog.get_logger(__name__)
 
@@ -231,26 +236,38 @@ class TDengineConnection:
 
     def write(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> int:
         """One submit for every series of the call (a group commit's too): a multi-table
-        INSERT text when it is small (``sql.TEXT_INSERT_MAX_CHARS``), else every subtable
-        bound to the prepared INSERT and executed once."""
+        INSERT text when it is small (``sql.TEXT_INSERT_MAX_CHARS``), records and their
+        bars' numbers together; else every subtable bound to the prepared INSERT and
+        executed once, then the numbers likewise."""
         given = sum(len(records) for _, records in batches)
         merged = _last_wins(batches)
         if not merged:
             return given
         db = self._db
-        if sum(len(r.payload) + 24 for _, rs in merged for r in rs) <= sql.TEXT_INSERT_MAX_CHARS:
+        bars = [(key, bar_rows(records)) for key, records in merged]
+        size = sum(len(r.payload) + 24 + BAR_TEXT_CHARS for _, rs in merged for r in rs)
+        if size <= sql.TEXT_INSERT_MAX_CHARS:
             rows = [
                 (series_table(key), key, [(r.ts_ms, r.payload) for r in records])
                 for key, records in merged
             ]
-            text = sql.insert_text(db, sql.RECORDS, rows)
+            made = sql.BAR_ROW.__mod__
+            numbers = [(bars_table(key), key, list(map(made, of_key))) for key, of_key in bars]
+            text = sql.insert_text(db, sql.RECORDS, rows, before=[(sql.BARS, numbers)])
             affected = self._call("write", lambda session: session.execute(text), idempotent=True)
         else:
             plan = record_batches(db, merged)
-            statement = sql.insert_records(db)
-            affected = self._call(
-                "write", lambda session: session.insert(statement, plan), idempotent=True
-            )
+            bars_plan = bars_batches(db, bars)
+            statement, bars_statement = sql.insert_records(db), sql.insert_bars(db)
+
+            def run(session: Session) -> int:
+                written = session.insert(statement, plan)
+                # A submit of its own (a prepared INSERT binds one super table): a reader
+                # finds the records' timestamps and the numbers' apart until it is taken.
+                session.insert(bars_statement, bars_plan)
+                return written
+
+            affected = self._call("write", run, idempotent=True)
         log.debug("tdengine_write", records=given, affected=affected, subtables=len(merged))
         return given
 
@@ -304,8 +321,73 @@ class TDengineConnection:
         return self._call("read", run, idempotent=True)
 
     def read_answer(self, series: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
-        """As :meth:`read`: the service encodes what TDengine returns."""
-        return self.read(series, window)
+        """As :meth:`read`: the service encodes what TDengine returns. With ``window.bars``,
+        a series whose records all keep their numbers alike is answered with them."""
+        if not window.bars:
+            return self.read(series, window)
+        bounds = sql.time_bounds(window.start_ms, window.end_ms)
+        if bounds is None:
+            return [SeriesRead([], truncated=False) for _ in series]
+        found = self._call(
+            "read",
+            lambda session: [self._bars(session, k, bounds, window) for k in series],
+            idempotent=True,
+        )
+        rest = [key for key, read in zip(series, found, strict=True) if read is None]
+        reads = iter(self.read(rest, window) if rest else [])
+        return [read if read is not None else next(reads) for read in found]
+
+    def _bars(
+        self,
+        session: Session,
+        key: SeriesKey,
+        bounds: tuple[int | None, int | None],
+        window: Window,
+    ) -> SeriesRead | None:
+        """A window's bars' numbers, when its records (their timestamps, read alone) all have
+        them; else None."""
+        limit = window.limit
+        fetch = limit + 1 if limit > 0 else 0
+        newest_first, db = window.newest_first, self._db
+        try:
+            (stamps,) = session.query_columns(
+                sql.read(
+                    db,
+                    series_table(key),
+                    *bounds,
+                    newest_first=newest_first,
+                    fetch=fetch,
+                    columns="",
+                ),
+                sql.STAMP_COLUMNS,
+            )
+        except TableMissing:
+            return SeriesRead([], truncated=False)
+        if not stamps:
+            return SeriesRead([], truncated=False)
+        try:
+            ts, shapes, *columns = session.query_columns(
+                sql.read(
+                    db,
+                    bars_table(key),
+                    *bounds,
+                    newest_first=newest_first,
+                    fetch=fetch,
+                    columns=sql.BAR_COLUMNS,
+                ),
+                sql.BARS_COLUMNS,
+            )
+        except TableMissing:  # a series written before numbers were kept
+            return None
+        if ts != stamps or 0 in shapes:
+            return None
+        truncated = 0 < limit < len(ts)
+        if truncated:
+            ts, shapes, columns = ts[:limit], shapes[:limit], [c[:limit] for c in columns]
+        bars = BarNumbers(ts, shapes, columns)
+        if not bars.uniform():
+            return None
+        return SeriesRead(Counted[Record](len(ts)), truncated, bars=bars)
 
     def _delete(self, session: Session, statement: str) -> int:
         try:
@@ -319,7 +401,12 @@ class TDengineConnection:
         before = min(purge.before_ms, sql.MAX_TS_MS + 1)
         if purge.symbol is None and purge.data_type is None and purge.timeframe is None:
             statement = sql.purge_all(self._db, before)
-            return self._call("purge", lambda session: session.execute(statement), idempotent=False)
+            deleted = self._call(
+                "purge", lambda session: session.execute(statement), idempotent=False
+            )
+            numbers = sql.purge_all(self._db, before, sql.BARS)  # after: none left without
+            self._call("purge", lambda session: session.execute(numbers), idempotent=True)
+            return deleted
 
         def run(session: Session) -> int:
             # DELETE filters on ts only: find the subtables that match and hold older rows,
@@ -335,6 +422,8 @@ class TDengineConnection:
                 self._delete(session, sql.purge_subtable(self._db, table, before))
                 for table in targets
             )
+            for _, key in matched:  # their numbers, after them (none left without)
+                self._delete(session, sql.purge_subtable(self._db, bars_table(key), before))
             log.debug("tdengine_purge", subtables=len(targets), deleted=deleted)
             return deleted
 
@@ -360,9 +449,13 @@ class TDengineConnection:
 
     def drop_series(self, series: Sequence[SeriesKey]) -> int:
         statements = [sql.delete_subtable(self._db, series_table(key)) for key in series]
+        numbers = [sql.delete_subtable(self._db, bars_table(key)) for key in series]
 
         def run(session: Session) -> int:
-            return sum(self._delete(session, statement) for statement in statements)
+            dropped = sum(self._delete(session, statement) for statement in statements)
+            for statement in numbers:  # after the records: none left without
+                self._delete(session, statement)
+            return dropped
 
         return self._call("drop series", run, idempotent=False)
 
