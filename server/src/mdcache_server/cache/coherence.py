@@ -14,8 +14,9 @@ any replica has been merged. The latest such ``t`` is the replica's **watermark*
 - **bounded** (the default): a copy answers while the watermark is within ``bound``
   seconds of now, so any acknowledged Write shows in every replica's answers within
   ``bound``; a replica whose feed lags past it, is lost, or just started answers from the
-  store until a mark comes back. Reads keep the watermark fresh: one mark when it is
-  older than half the bound (about 12 ms of a TDengine round, off the Read's path);
+  store until a mark comes back. The watermark is kept fresh while Reads come (and for
+  ``KEEP_FRESH`` seconds after the last): one mark when it is older than half the bound
+  (about 12 ms of a TDengine round, off the Reads' path);
 - **read-your-writes**: a Write's answer carries a session token (:class:`Token`: when it
   was acknowledged, and by which replica). A Read that brings it back is answered from
   held copies only where they hold that Write: on the replica that took it (merged at
@@ -48,6 +49,7 @@ from mdcache_server.store.base import Polled
 log = structlog.get_logger(__name__)
 SESSION_FORMAT = "1"
 MARK_TIMEOUT = 5.0  # a mark not back by then is given up (the next Read asks for another)
+KEEP_FRESH = 60.0  # seconds after the last Read that marks still keep the watermark fresh
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +108,7 @@ class Coherence:
         self._next: asyncio.Future[bool] | None = None
         self._waiting: list[_Mark] = []  # marks taken, not yet given back
         self._task: asyncio.Task[None] | None = None
+        self._read_at = -math.inf  # when a Read last asked (wall clock)
 
     # The feed's side (called by the relay, on the event loop).
 
@@ -139,6 +142,14 @@ class Coherence:
             self.applied += len(polled.changes)
         for purge in polled.forgotten:
             hot.forget(purge.matches)
+        now = self.clock()
+        if (
+            self.following
+            and now - self.watermark > self.bound / 2
+            and now - self._read_at < KEEP_FRESH
+            and self._current is None
+        ):
+            self._round(now)  # Reads will come: fresh before they do
         if self._waiting:
             kept = []
             for mark in self._waiting:
@@ -167,6 +178,7 @@ class Coherence:
     async def current(self, token: Token | None, strict: bool | None = None) -> bool:
         """Whether held copies may answer a Read arriving now; False: read the store."""
         strict = self.strict if strict is None else strict
+        self._read_at = self.clock()
         if not strict:
             if self.servable(token):
                 if self.lag() > self.bound / 2:
