@@ -183,7 +183,7 @@ def test_a_database_with_other_options_is_used_and_the_difference_logged(
     assert differ["differ"] == {
         "vgroups": {"url": 2, "database": 1},
         "keep_days": {"url": 36500, "database": 3650},
-        "duration_days": {"url": 10, "database": 5},
+        "duration_days": {"url": 365, "database": 5},
         "wal_level": {"url": 2, "database": 1},  # TDengine's defaults: no fsync per write
         "wal_fsync_period": {"url": 0, "database": 3000},
     }

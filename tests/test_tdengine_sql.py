@@ -132,7 +132,7 @@ def test_native_url_with_defaults() -> None:
         password="taosdata",
         database="market",
         keep_days=36500,
-        duration_days=10,
+        duration_days=365,
         wal_level=2,
         ws_params=(),
     )
@@ -167,6 +167,10 @@ def test_cluster_url_with_several_endpoints_and_database_options() -> None:
         "WAL_LEVEL 2 WAL_FSYNC_PERIOD 0 REPLICA 3 VGROUPS 4"
     )
     assert parse_url("taos://h/db").replica is None
+    # DURATION: a year by default, a third of a shorter KEEP (KEEP >= 3 x DURATION)
+    assert parse_url("taos://h/db").duration_days == 365
+    assert parse_url("taos://h/db?keep_days=30").duration_days == 10
+    assert parse_url("taos://h/db?keep_days=3650").duration_days == 365
 
 
 @pytest.mark.parametrize(
@@ -471,7 +475,7 @@ def test_ensure_schema_creates_database_then_tables() -> None:
     conn, _ = _connect(session)
     conn.ensure_schema()
     assert _statements(session) == [
-        sql.create_database(DB, keep_days=36500, duration_days=10, wal_level=2),
+        sql.create_database(DB, keep_days=36500, duration_days=365, wal_level=2),
         sql.database_precision(DB),
         *sql.create_tables(DB),
         sql.database_options(DB),

@@ -161,6 +161,11 @@ class Coherence:
                     kept.append(mark)
             self._waiting = kept
 
+    @property
+    def urgent(self) -> bool:
+        """A mark is in flight: the relay polls without delay."""
+        return self._current is not None or self._next is not None
+
     # The Reads' side.
 
     def lag(self) -> float:

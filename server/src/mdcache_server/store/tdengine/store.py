@@ -560,11 +560,15 @@ def _drop(url: str, statements: Callable[[str], list[str]], wait: float) -> None
 
 
 def _drop_subscribed(session: Session, statement: str, wait: float) -> None:
+    """Drops a topic, retrying while it is followed or another schema change is under way."""
     deadline = time.monotonic() + max(wait, 10.0)
     while True:
         try:
             session.execute(statement)
             return
+        except StoreUnavailable:  # "Conflict transaction not completed", and the like
+            if time.monotonic() >= deadline:
+                raise
         except StoreError as exc:
             if TOPIC_SUBSCRIBED not in str(exc) or time.monotonic() >= deadline:
                 raise
