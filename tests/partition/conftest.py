@@ -15,7 +15,10 @@ CI = os.environ.get("CI") == "true"
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, Any]:
     report = yield
-    if CI and report.skipped and item.get_closest_marker("partition_faults"):
+    # An expected failure (xfail: fault 4's known feed bug) is reported as skipped too: it
+    # is not a skip for want of namespaces, and stays an xfail.
+    expected = hasattr(report, "wasxfail")
+    if CI and report.skipped and not expected and item.get_closest_marker("partition_faults"):
         report.outcome = "failed"
         report.longrepr = f"a partition test skipped under CI=true: {report.longrepr}"
     return report
