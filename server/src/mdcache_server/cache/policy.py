@@ -165,16 +165,15 @@ class CachePolicy:
             self.hot.written(key, records, fed=fed)
         return written
 
-    async def _held_may_answer(self, token: Token | None, strict: bool | None) -> bool:
+    async def _held_may_answer(
+        self, token: Token | None, strict: bool | None, *, count: bool = False
+    ) -> bool:
+        """Whether held copies may answer a Read now (``coherence.py``); ``count``: a
+        Read the store must answer is counted."""
         coherence = self.coherence
-        return coherence is None or await coherence.current(token, strict)
-
-    async def _current(self, token: Token | None, strict: bool | None) -> bool:
-        """As :meth:`_held_may_answer`, counting a Read that the store must answer."""
-        if await self._held_may_answer(token, strict):
+        if coherence is None or await coherence.current(token, strict):
             return True
-        assert self.coherence is not None
-        self.coherence.served_from_store += 1
+        coherence.served_from_store += count
         return False
 
     async def read(
@@ -189,7 +188,7 @@ class CachePolicy:
         results: list[SeriesRead | None] = [None] * len(series)
         cold: list[int] = []
         hot = self.hot
-        if hot.enabled and await self._current(token, strict):
+        if hot.enabled and await self._held_may_answer(token, strict, count=True):
             for i, key in enumerate(series):
                 held = hot.get(key)
                 if held is None:

@@ -537,39 +537,27 @@ def _drop(url: str, statements: Callable[[str], list[str]], wait: float) -> None
     session = open_session(options)
     try:
         for statement in statements(options.database):
-            deadline = time.monotonic() + wait
-            busy_until = time.monotonic() + max(wait, 10.0)
-            while True:
-                try:
-                    session.execute(statement)
-                    break
-                except StoreUnavailable:
-                    if time.monotonic() >= busy_until:
-                        raise
-                except StoreError as exc:
-                    if TOPIC_FIRST in str(exc) and time.monotonic() < deadline + 10.0:
-                        # A feed starting as its server stopped made its topic again.
-                        for name in session.query(sql.topics_of(options.database)):
-                            _drop_subscribed(session, sql.drop_topic_named(str(name[0])), wait)
-                        continue
-                    if TOPIC_SUBSCRIBED not in str(exc) or time.monotonic() >= deadline:
-                        raise
-                time.sleep(0.5)
+            _execute_drop(session, statement, options.database, wait)
     finally:
         session.close()
 
 
-def _drop_subscribed(session: Session, statement: str, wait: float) -> None:
-    """Drops a topic, retrying while it is followed or another schema change is under way."""
-    deadline = time.monotonic() + max(wait, 10.0)
+def _execute_drop(session: Session, statement: str, db: str, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    busy_until = time.monotonic() + max(wait, 10.0)
     while True:
         try:
             session.execute(statement)
             return
         except StoreUnavailable:  # "Conflict transaction not completed", and the like
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= busy_until:
                 raise
         except StoreError as exc:
+            if TOPIC_FIRST in str(exc) and time.monotonic() < busy_until:
+                # A feed starting as its server stopped made its topic again.
+                for name in session.query(sql.topics_of(db)):
+                    _execute_drop(session, sql.drop_topic_named(str(name[0])), db, wait)
+                continue
             if TOPIC_SUBSCRIBED not in str(exc) or time.monotonic() >= deadline:
                 raise
         time.sleep(0.5)
