@@ -166,3 +166,39 @@ def test_a_write_of_several_series_reaches_the_feed_with_each_series_own_key(
     assert sorted(got) == sorted(
         [(flow, Record(5, '"f5"')), (flow, Record(6, '"f6"')), (quotes, Record(3, '"q3"'))]
     )
+
+
+def test_a_part_of_the_log_sent_again_is_delivered_once(store: TDengineStore) -> None:
+    """What libtaos did after a vgroup's leader moved (issue 26, fault 4): polled the log
+    again from an older offset. Here the consumer is moved back by hand, between writes:
+    the feed gives each record once, in order, the ones written after the move too."""
+    feed = store.change_feed("again")
+    assert isinstance(feed, TopicFeed)
+    records = _records(60)
+    feed.start()
+    conn = store.connect()
+    got: list[tuple[SeriesKey, Record]] = []
+
+    def poll_until(count: int) -> None:
+        deadline = time.monotonic() + 30
+        while len(got) < count and time.monotonic() < deadline:
+            got.extend(feed.poll(0.1).changes)
+
+    try:
+        tmq, topic = feed._consumer._tmq, feed._topic.encode()
+        starts: dict[int, int] = {}
+        for i in range(0, 30, 10):  # three writes, each polled
+            starts.update({v: min(e, starts.get(v, e)) for v, e in feed._ends.items()})
+            conn.write([(KEY, records[i : i + 10])])
+            poll_until(i + 10)
+        assert got == [(KEY, r) for r in records[:30]]
+        for vgroup, start in starts.items():  # the log sent again from its start
+            assert blocks.seek(feed._lib, tmq, topic, vgroup, start) == 0
+        conn.write([(KEY, records[30:60])])
+        poll_until(60)
+        for _ in range(10):  # anything more it would give
+            got.extend(feed.poll(0.1).changes)
+    finally:
+        conn.close()
+        feed.close()
+    assert got == [(KEY, r) for r in records]

@@ -60,6 +60,11 @@ _PROTOTYPES: dict[str, tuple[tuple[Any, ...], Any]] = {
     "tmq_get_table_name": ((ctypes.c_void_p,), ctypes.c_char_p),
     "tmq_get_vgroup_id": ((ctypes.c_void_p,), ctypes.c_int32),
     "tmq_get_vgroup_offset": ((ctypes.c_void_p,), ctypes.c_int64),
+    "tmq_position": ((ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32), ctypes.c_int64),
+    "tmq_offset_seek": (
+        (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, ctypes.c_int64),
+        ctypes.c_int32,
+    ),
 }
 TMQ_RES_DATA, TMQ_RES_METADATA = 1, 3  # tmq_res_t: messages with rows (others: schema, deletes)
 
@@ -151,6 +156,24 @@ def poll(lib: Lib, consumer: int, wait_ms: int) -> int | None:
     Hand it to :func:`table_blocks`, which frees it."""
     message: int | None = lib.tmq_consumer_poll(consumer, wait_ms)
     return message or None
+
+
+def span(lib: Lib, consumer: int, topic: bytes, message: int) -> tuple[int, int, int]:
+    """The vgroup of a polled message and the part of its write-ahead log the message
+    covers: from the offset of its first entry up to (not including) the consumer's
+    position once it was polled, which is where the next message of that vgroup starts."""
+    vgroup = lib.tmq_get_vgroup_id(message)
+    return vgroup, lib.tmq_get_vgroup_offset(message), lib.tmq_position(consumer, topic, vgroup)
+
+
+def seek(lib: Lib, consumer: int, topic: bytes, vgroup: int, offset: int) -> int:
+    """Moves ``consumer`` to ``offset`` of ``vgroup``'s log; libtaos' error code (0: done)."""
+    return int(lib.tmq_offset_seek(consumer, topic, vgroup, offset))
+
+
+def free(lib: Lib, message: int) -> None:
+    """Frees a polled message that is not read."""
+    lib.taos_free_result(message)
 
 
 def table_blocks(

@@ -4,9 +4,12 @@ Every replica consumes the database's topic (``sql.create_topic``: every write t
 database, a block per table named by it) in a consumer group of its own, so each sees every
 write, whichever replica made it, in the order each vnode took them: a series lives in one
 subtable, one vnode, so its records come in the order their writes were acknowledged (a
-record rewritten at the same timestamp comes again). Nothing is written twice: the feed
-reads the write-ahead log the store keeps anyway. The feed reads the blocks of the records'
-subtables (learning a subtable's series from its tags once, with one query of the super
+record rewritten at the same timestamp comes again; so does one Write whose submit libtaos
+sent twice, to a vgroup's new leader: the hub leaves the second copy out, ``live/hub.py``).
+A message that starts before the vgroup's last one ended (the log sent again from an older
+offset) is dropped and the consumer moved back (:meth:`TopicFeed._again`). The feed
+writes nothing twice: it reads the write-ahead log the store keeps anyway. It reads the
+blocks of the records' subtables (learning a subtable's series from its tags once, with one query of the super
 table's tags, when it first sees it) and of the notes' (``feed_notes``), and skips the
 rest. (A query topic selecting the tags would be simpler, but on 3.2.2.2 it gives every row
 of a submit spanning several subtables of one vnode the first subtable's tags.)
@@ -79,6 +82,7 @@ class TopicFeed:
         self._marked = 0  # the last mark's number
         self._seen: dict[int, int] = {}  # vgroup -> the highest of our marks it delivered
         self._reached = 0
+        self._ends: dict[int, int] = {}  # vgroup -> where its last message delivered ended
         self._trimmed = time.monotonic()
         self._abandoned: list[Any] = []  # consumers left to TDengine (close's ``exiting``)
 
@@ -183,8 +187,10 @@ class TopicFeed:
             # the end of each vnode's log now.
             from taos.cinterface import tmq_get_topic_assignment, tmq_offset_seek
 
+            self._ends = {}
             for vgroup, _, _, end in tmq_get_topic_assignment(consumer._tmq, self._topic):
                 tmq_offset_seek(consumer._tmq, self._topic, vgroup, end)
+                self._ends[vgroup] = end
         except TmqError as exc:
             _close(consumer)
             raise StoreUnavailable(f"tdengine change feed: {exc}") from exc
@@ -194,8 +200,12 @@ class TopicFeed:
     def poll(self, wait: float) -> Polled:
         if self._consumer is None:
             raise StoreUnavailable("tdengine change feed: not started")
-        message = blocks.poll(self._lib, self._consumer._tmq, int(wait * 1000))
+        tmq = self._consumer._tmq
+        message = blocks.poll(self._lib, tmq, int(wait * 1000))
         if message is None:
+            return Polled([], [], self._reached)
+        if self._again(tmq, message):
+            blocks.free(self._lib, message)
             return Polled([], [], self._reached)
         try:
             found = blocks.table_blocks(self._lib, message, sql.TOPIC_COLUMNS, _wanted)
@@ -219,6 +229,32 @@ class TopicFeed:
                 continue
             changes += ((key, record) for record in map(Record, stamps, payloads))
         return Polled(changes, forgotten, self._reached)
+
+    def _again(self, tmq: int, message: int) -> bool:
+        """Whether ``message`` starts before where the vgroup's last message ended: a
+        part of the log delivered already, sent again. Seen on a REPLICA 3 database after
+        a killed node came back and the vgroup's leader moved (about 12 s later; issue 26,
+        fault 4): libtaos polled the new leader from an older offset. The consumer is moved
+        back to where it was, and the message is dropped: it may also hold writes not
+        delivered yet, which the next poll from that offset brings."""
+        topic = self._topic.encode()
+        vgroup, first, after = blocks.span(self._lib, tmq, topic, message)
+        end = self._ends.get(vgroup)
+        if end is None or first >= end:
+            if first > (end if end is not None else first):
+                log.info("tdengine_change_feed_skipped", vgroup=vgroup, end=end, first=first)
+            self._ends[vgroup] = after
+            return False
+        code = blocks.seek(self._lib, tmq, topic, vgroup, end)
+        log.warning(
+            "tdengine_change_feed_redelivered",
+            vgroup=vgroup,
+            first=first,
+            after=after,
+            end=end,
+            seek=code,
+        )
+        return True
 
     def _noted(self, name: str, payloads: list[str], forgotten: list[PurgeFilter]) -> None:
         for payload in payloads:
