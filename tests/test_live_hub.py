@@ -43,6 +43,32 @@ def test_the_ring_is_bounded_by_payload_bytes() -> None:
     assert hub.since(stream, 2) is None
 
 
+async def test_the_same_value_again_is_left_out_while_the_ring_holds_it() -> None:
+    """TDengine's log held one Write twice once (libtaos sent a submit again to a new
+    leader; issue 26, fault 4): a stream gets each value once. A new value at the same
+    timestamp, and a value written back, are changes and come again."""
+    hub = Hub(ring=4)
+    other = SeriesKey("000001", "quote", "tick")
+    stream = hub.open([KEY, other], "")
+    hub.publish([(KEY, [Record(1, "a")])])
+    hub.publish([(KEY, [Record(1, "a")])])  # the log's second copy
+    hub.publish([(other, [Record(1, "a")])])  # another series: its own record
+    hub.publish([(KEY, [Record(1, "b")]), (KEY, [Record(1, "a")])])  # changed, changed back
+    got = [(c.series, c.record) for c in stream.pending]
+    assert got == [
+        (KEY, Record(1, "a")),
+        (other, Record(1, "a")),
+        (KEY, Record(1, "b")),
+        (KEY, Record(1, "a")),
+    ]
+    assert [c.seq for c in stream.pending] == [1, 2, 3, 4]
+    hub.publish([(other, [Record(t, "x")]) for t in range(2, 6)])  # KEY's fall out
+    hub.publish([(KEY, [Record(1, "a")])])  # no longer held: given (at most once more)
+    assert stream.pending[-1].record == Record(1, "a")
+    assert hub.repeats == 1
+    assert set(hub._latest) == {(c.series, c.record.ts_ms) for c in hub._ring}
+
+
 async def test_a_publish_is_taken_whole_unless_it_finds_the_buffer_full() -> None:
     """A relay's batch may be larger than a stream's buffer: a stream that has room when
     it begins takes it whole; one still holding a full buffer at the next is cut."""

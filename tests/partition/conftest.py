@@ -15,7 +15,7 @@ CI = os.environ.get("CI") == "true"
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, Any]:
     report = yield
-    # An expected failure (xfail: fault 4's known feed bug) is reported as skipped too: it
+    # An expected failure (an xfail, if a fault is ever marked so) is reported as skipped: it
     # is not a skip for want of namespaces, and stays an xfail.
     expected = hasattr(report, "wasxfail")
     if CI and report.skipped and not expected and item.get_closest_marker("partition_faults"):
