@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench import day, growth, micro, resample, service, soak, tdengine
+from bench import day, freshness, growth, micro, resample, service, soak, tdengine
 from bench.case import Case
 
 CASES: tuple[Case[Any], ...] = (
@@ -17,6 +17,7 @@ CASES: tuple[Case[Any], ...] = (
     day.CASE,
     resample.CASE,
     soak.CASE,
+    freshness.CASE,
     tdengine.CASE,  # the parts above again on TDengine: last
 )
 PARTS = tuple(case.name for case in CASES)

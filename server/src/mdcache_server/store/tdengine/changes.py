@@ -9,10 +9,11 @@ sent twice, to a vgroup's new leader: the hub leaves the second copy out, ``live
 A message that starts before the vgroup's last one ended (the log sent again from an older
 offset) is dropped and the consumer moved back (:meth:`TopicFeed._again`). The feed
 writes nothing twice: it reads the write-ahead log the store keeps anyway. It reads the
-blocks of the records' subtables (learning a subtable's series from its tags once, with one query of the super
-table's tags, when it first sees it) and of the notes' (``feed_notes``), and skips the
-rest. (A query topic selecting the tags would be simpler, but on 3.2.2.2 it gives every row
-of a submit spanning several subtables of one vnode the first subtable's tags.)
+blocks of the records' subtables (learning a subtable's series from its tags once, with
+one query of the super table's tags, when it first sees it) and of the notes'
+(``feed_notes``), and skips the rest. (A query topic selecting the tags would be simpler,
+but on 3.2.2.2 it gives every row of a submit spanning several subtables of one vnode the
+first subtable's tags.)
 
 Notes carry what the records cannot:
 
