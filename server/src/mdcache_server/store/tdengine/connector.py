@@ -8,7 +8,8 @@ opened, and every driver error is translated here, where the driver is called
 
 Inserts go through parameter binding (TDengine's stmt API): every subtable of a call
 is bound (table name, tags and rows) and the call executes once, so no caller's
-string is ever parsed as SQL and a Write is one submit.
+string is ever parsed as SQL and a Write is one submit per super table (the records',
+and the bars' numbers', sent side by side: :meth:`NativeSession.insert_many`).
 """
 
 from __future__ import annotations
