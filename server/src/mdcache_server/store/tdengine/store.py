@@ -66,10 +66,12 @@ log = structlog.get_logger(__name__)
 
 def _last_wins(
     batches: Sequence[tuple[SeriesKey, Sequence[Record]]],
-) -> list[tuple[SeriesKey, Sequence[Record]]]:
+) -> list[tuple[SeriesKey, list[Record]]]:
     """The non-empty batches, one per series: a series given twice (a group commit of two
-    Writes) keeps, per timestamp, the record given last, as two submits in order would."""
-    kept = [(key, records) for key, records in batches if records]
+    Writes) keeps, per timestamp, the record given last, as two submits in order would.
+    Each as a list: a Write's records are columns made into ``Record`` values each time
+    they are iterated (``wire/codec.py``), and a write goes over them four times."""
+    kept = [(key, list(records)) for key, records in batches if records]
     if len({key for key, _ in kept}) == len(kept):
         return kept
     by_key: dict[SeriesKey, dict[int, Record]] = {}
