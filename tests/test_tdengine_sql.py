@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+import threading
 import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -449,6 +450,9 @@ class RecordingSession:
         self._maybe_fail()
         return sum(len(b.columns[0].values) for b in batches)
 
+    def insert_many(self, inserts: Sequence[tuple[str, Sequence[Batch]]]) -> list[int]:
+        return [self.insert(statement, batches) for statement, batches in inserts]
+
     def close(self) -> None:
         self.closed = True
 
@@ -545,8 +549,8 @@ def test_a_large_write_binds_one_batch_per_series_in_timestamp_order(
     assert (kind, statement) == ("insert", sql.insert_records(DB))
     assert numbers == sql.insert_bars(DB)  # then the bars' numbers (none: shape 0)
     assert [(b.table, [c.values for c in b.columns]) for b in bars_plan] == [
-        (f"{DB}.{bars_table(KEY)}", [(30, 10, 20), *[(0, 0, 0)] * 7]),
-        (f"{DB}.{bars_table(hostile)}", [(5,), *[(0,)] * 7]),
+        (f"{DB}.{bars_table(KEY)}", [[30, 10, 20], *[[0, 0, 0]] * 7]),
+        (f"{DB}.{bars_table(hostile)}", [[5], *[[0]] * 7]),
     ]
     assert plan == [
         Batch(
@@ -1059,6 +1063,33 @@ def test_a_native_insert_past_its_budget_executes_as_it_goes(
         "statement",
         *("set_tbname_tags", "bind_param_batch", "execute") * 2,
     ]
+
+
+def test_a_native_insert_of_two_statements_binds_both_then_sends_both_at_once(
+    native: tuple[NativeSession, FakeDriver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, driver = native
+    lib = session._taos.cinterface._libtaos
+    execute, threads = lib.taos_stmt_execute, []
+
+    def recorded(stmt: Any) -> int:
+        threads.append(threading.current_thread().name)
+        return int(execute(stmt))
+
+    monkeypatch.setattr(lib, "taos_stmt_execute", recorded)
+    assert session.insert_many([("INSERT A", PLAN), ("INSERT B", PLAN[:1])]) == [3, 2]
+    assert [entry[0] for entry in driver.log[1:]] == [
+        "statement",
+        *("set_tbname_tags", "bind_param_batch") * 2,
+        "statement",
+        "set_tbname_tags",
+        "bind_param_batch",
+        "execute",
+        "execute",
+    ]
+    here = threading.current_thread().name  # the first executes here, the other beside it
+    assert sorted(threads) == sorted([here, "mdcache-taos-submit_0"])
+    assert session.insert_many([("INSERT A", PLAN), ("INSERT B", [])]) == [3, 0]
 
 
 def test_native_session_translates_errno(native: tuple[NativeSession, FakeDriver]) -> None:

@@ -28,30 +28,35 @@ BIND_BUDGET_BYTES: Final = 16 * 1024 * 1024
 BarRow = tuple[int | float, ...]  # ts, shape, open, high, low, close, volume or vol, amount
 
 
-def bar_rows(records: Sequence[Record]) -> list[BarRow]:
-    """A row of ``sql.BARS`` for each record: its numbers, or shape 0 when it keeps none
-    (a record written over a bar must not keep the bar's numbers)."""
+def bar_columns(records: Sequence[Record]) -> list[list[int] | list[int | float]]:
+    """The columns of ``sql.BARS`` for the records: timestamps, shapes (0: a record keeps
+    no numbers, and a record written over a bar must not keep the bar's) and six values."""
     shapes, columns = extract([r.payload for r in records])
-    return list(zip([r.ts_ms for r in records], shapes, *columns, strict=True))
+    return [[r.ts_ms for r in records], shapes, *columns]
 
 
-def bars_batches(db: str, rows: Sequence[tuple[SeriesKey, Sequence[BarRow]]]) -> list[Batch]:
-    """For ``sql.insert_bars``: per series ``db.b_<hash>``, its tags, :func:`bar_rows`."""
-    batches = []
-    for key, of_key in rows:
-        columns = list(zip(*of_key, strict=True))
-        batches.append(
+def bar_rows(records: Sequence[Record]) -> list[BarRow]:
+    """A row of ``sql.BARS`` for each record (:func:`bar_columns`)."""
+    return list(zip(*bar_columns(records), strict=True))
+
+
+def bars_batches(db: str, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> list[Batch]:
+    """For ``sql.insert_bars``: per series ``db.b_<hash>``, its tags, :func:`bar_columns`."""
+    made = []
+    for key, records in batches:
+        ts, shapes, *values = bar_columns(records)
+        made.append(
             Batch(
                 sql.table(db, bars_table(key)),
                 (key.symbol, key.data_type, key.timeframe),
                 (
-                    Column(ColumnType.TIMESTAMP, columns[0]),
-                    Column(ColumnType.BIGINT, columns[1]),
-                    *(Column(ColumnType.DOUBLE, values) for values in columns[2:]),
+                    Column(ColumnType.TIMESTAMP, ts),
+                    Column(ColumnType.BIGINT, shapes),
+                    *(Column(ColumnType.DOUBLE, column) for column in values),
                 ),
             )
         )
-    return batches
+    return made
 
 
 def record_chunks(records: Sequence[Record]) -> Iterator[list[Record]]:

@@ -23,7 +23,9 @@ from mdcache_server.store.tdengine.options import DATABASE_NAME
 
 RECORDS: Final = "records"
 # The numbers of bars (``barnumbers.py``), a row per record (shape 0: it keeps none), in a
-# super table of their own: a records row is at TDengine's row limit (65,531 bytes).
+# super table of their own: a records row is at TDengine's row limit (ts 8 + payload 65,519
+# of 65,531 bytes), and 3.2.2.2 refuses the numbers' 56 more bytes, in a new super table
+# and by ALTER STABLE ... ADD COLUMN alike (tests/test_tdengine_server.py).
 BARS: Final = "bars"
 BAR_COLUMNS: Final = "shape, open, high, low, close, volume, amount"
 USAGE_TOTALS: Final = "usage_totals"

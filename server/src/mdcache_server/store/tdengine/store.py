@@ -66,10 +66,12 @@ log = structlog.get_logger(__name__)
 
 def _last_wins(
     batches: Sequence[tuple[SeriesKey, Sequence[Record]]],
-) -> list[tuple[SeriesKey, Sequence[Record]]]:
+) -> list[tuple[SeriesKey, list[Record]]]:
     """The non-empty batches, one per series: a series given twice (a group commit of two
-    Writes) keeps, per timestamp, the record given last, as two submits in order would."""
-    kept = [(key, records) for key, records in batches if records]
+    Writes) keeps, per timestamp, the record given last, as two submits in order would.
+    Each as a list: a Write's records are columns made into ``Record`` values each time
+    they are iterated (``wire/codec.py``), and a write goes over them four times."""
+    kept = [(key, list(records)) for key, records in batches if records]
     if len({key for key, _ in kept}) == len(kept):
         return kept
     by_key: dict[SeriesKey, dict[int, Record]] = {}
@@ -235,16 +237,17 @@ class TDengineConnection:
         self._call("probe", lambda session: session.query(sql.probe()), idempotent=True)
 
     def write(self, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> int:
-        """One submit for every series of the call (a group commit's too): a multi-table
+        """One execute for every series of the call (a group commit's too): a multi-table
         INSERT text when it is small (``sql.TEXT_INSERT_MAX_CHARS``), records and their
-        bars' numbers together; else every subtable bound to the prepared INSERT and
-        executed once, then the numbers likewise."""
+        bars' numbers together; else every subtable bound to the prepared INSERT of the
+        records and the numbers to that of the bars, both sent at once (two submits: a
+        prepared INSERT binds one super table, and the numbers cannot join the records'
+        rows, ``sql.BARS``)."""
         given = sum(len(records) for _, records in batches)
         merged = _last_wins(batches)
         if not merged:
             return given
         db = self._db
-        bars = [(key, bar_rows(records)) for key, records in merged]
         size = sum(len(r.payload) + 24 + BAR_TEXT_CHARS for _, rs in merged for r in rs)
         if size <= sql.TEXT_INSERT_MAX_CHARS:
             rows = [
@@ -252,22 +255,22 @@ class TDengineConnection:
                 for key, records in merged
             ]
             made = sql.BAR_ROW.__mod__
-            numbers = [(bars_table(key), key, list(map(made, of_key))) for key, of_key in bars]
+            numbers = [
+                (bars_table(key), key, list(map(made, bar_rows(records))))
+                for key, records in merged
+            ]
             text = sql.insert_text(db, sql.RECORDS, rows, before=[(sql.BARS, numbers)])
             affected = self._call("write", lambda session: session.execute(text), idempotent=True)
         else:
-            plan = record_batches(db, merged)
-            bars_plan = bars_batches(db, bars)
-            statement, bars_statement = sql.insert_records(db), sql.insert_bars(db)
-
-            def run(session: Session) -> int:
-                written = session.insert(statement, plan)
-                # A submit of its own (a prepared INSERT binds one super table): a reader
-                # finds the records' timestamps and the numbers' apart until it is taken.
-                session.insert(bars_statement, bars_plan)
-                return written
-
-            affected = self._call("write", run, idempotent=True)
+            # Bound and sent side by side: a reader finds the records' timestamps and the
+            # numbers' apart until both are taken (it compares them, ``_bars``).
+            inserts = [
+                (sql.insert_records(db), record_batches(db, merged)),
+                (sql.insert_bars(db), bars_batches(db, merged)),
+            ]
+            affected = self._call(
+                "write", lambda session: session.insert_many(inserts)[0], idempotent=True
+            )
         log.debug("tdengine_write", records=given, affected=affected, subtables=len(merged))
         return given
 
