@@ -101,7 +101,7 @@ bench-deps: $(BENCH_STAMP)
 	    echo "bench: no redis-server (apt-get install -y redis-server): the Redis comparison is skipped"; \
 	  fi; }
 
-bench: bench-deps  ## the benchmark (about 10 min): bench/results/<date>.{json,md} and -growth.png
+bench: bench-deps  ## the benchmark (about 30 min on 2 cores): bench/results/<date>.{json,md} and -growth.png
 	$(PY) -m bench $(BENCH_ARGS)
 
 bench-quick: bench-deps  ## a one-minute smoke run of the benchmark (bench/results/<date>-quick.*)

@@ -315,7 +315,7 @@ class FreshnessCase(Case[FreshnessResult]):
             lines.append(f"\nTDengine left out: {result.freshness['tdengine_left_out']}")
         lines.append(
             "\nA stopped feed never serving past the bound: `tests/test_freshness.py` "
-            "(`test_a_stalled_feed_answers_from_the_store_then_catches_up`, both stores)."
+            "(`test_a_stalled_feed_answers_from_the_store_then_catches_up`, both stores).\n"
         )
         return lines
 

@@ -237,7 +237,7 @@ class SoakCase(Case[SoakResult]):
         ]
         if "tdengine_left_out" in result.soak:
             lines.append(f"\nTDengine left out: {result.soak['tdengine_left_out']}")
-        return lines
+        return [*lines, ""]
 
 
 CASE = SoakCase()
