@@ -86,17 +86,22 @@ def test_every_statement_the_store_builds_is_accepted(url: str, taos_conn: Any) 
     assert query(taos_conn, f"SELECT COUNT(*) FROM {db}.records") in ([], [(0,)])
 
 
+def _schema(url: str) -> None:
+    """The store's database and tables, made as a server makes them."""
+    store = TDengineStore.from_url(url).connect()
+    try:
+        store.ensure_schema()
+    finally:
+        store.close()
+
+
 def test_a_bars_numbers_cannot_join_its_record_in_one_row(url: str, taos_conn: Any) -> None:
     """Why the numbers have a super table of their own (``sql.BARS``), and a large Write two
     submits: a records row is at TDengine's row limit (8 + 65,517 + 2 of 65,531 bytes), so
     neither a records table with them nor an existing one given them is accepted. If a
     TDengine version accepts them, the numbers can move into the records' rows."""
     db = parse_url(url).database
-    store = TDengineStore.from_url(url).connect()
-    try:
-        store.ensure_schema()
-    finally:
-        store.close()
+    _schema(url)
     numbers = "shape BIGINT, open DOUBLE, high DOUBLE, low DOUBLE, close DOUBLE, volume DOUBLE, "
     numbers += "amount DOUBLE"
     with pytest.raises(taos_conn_error(), match="Row length exceeds max length 65531"):
@@ -231,11 +236,7 @@ def test_a_database_with_fewer_replicas_than_asked_is_refused(url: str, taos_con
 
 def test_the_database_mdcache_makes_fsyncs_every_write(url: str, taos_conn: Any) -> None:
     db = parse_url(url).database
-    store = TDengineStore.from_url(url).connect()
-    try:
-        store.ensure_schema()
-    finally:
-        store.close()
+    _schema(url)
     ((precision, wal, fsync),) = query(
         taos_conn,
         "SELECT `precision`, `wal_level`, `wal_fsync_period` FROM information_schema.ins_databases "
