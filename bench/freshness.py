@@ -40,6 +40,7 @@ from bench import data, procs, taosd
 from bench.case import Case, Results, Settings, Target
 from bench.data import HOT_SERIES
 from bench.live import say
+from bench.load import percentile
 from mdcache_client import AsyncClient, Record, Series
 
 BOUND_S = 1.0  # --read-freshness, the default
@@ -66,13 +67,6 @@ class Bars:
         n, self.n = self.n, self.n + 1
         ts = START_MS + n * DAY_MS
         return ts, Record(ts, self.payloads[n % len(self.payloads)])
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def _newest(client: AsyncClient, series: Series, **how: Any) -> int:
@@ -127,13 +121,13 @@ async def visibility(a: str, b: str, series: Series, bars: Bars, seconds: float)
         k = bisect.bisect_right(times, began - BOUND_S)
         owed = stamps[k - 1] if k else 0
         stale += ts < owed
-    ms = [lag * 1000 for lag in lags]
+    ms = sorted(lag * 1000 for lag in lags)
     return {
         "writes": len(acked),
         "reads": len(reads),
-        "visible_p50_ms": round(_pct(ms, 0.50), 2),
-        "visible_p90_ms": round(_pct(ms, 0.90), 2),
-        "visible_p99_ms": round(_pct(ms, 0.99), 2),
+        "visible_p50_ms": round(percentile(ms, 50), 2),
+        "visible_p90_ms": round(percentile(ms, 90), 2),
+        "visible_p99_ms": round(percentile(ms, 99), 2),
         "visible_max_ms": round(max(ms), 2) if ms else None,
         "writes_not_read_before_the_end": never,
         "reads_older_than_the_bound": stale,
@@ -187,9 +181,9 @@ async def strict_cost(a: str, b: str, series: Series, bars: Bars, reads: int) ->
             stop.set()
             await writing
     return {
-        f"{name}_{q}_ms": round(_pct(took, p) * 1000, 3)
+        f"{name}_{q}_ms": round(percentile(sorted(took), p) * 1000, 3)
         for name, took in out.items()
-        for q, p in (("p50", 0.5), ("p99", 0.99))
+        for q, p in (("p50", 50), ("p99", 99))
     }
 
 

@@ -177,7 +177,7 @@ class Relay:
     async def _follow(self) -> None:
         """Until no stream has been open for the hub's RESUME_SECONDS (without a follower)."""
         publishing = True
-        changed = -ACTIVE_SECONDS  # when a poll last gave changes
+        changed = float("-inf")  # when a poll last gave changes
         while True:
             if not self.hub.wanted and self._follower is None:
                 self._ready = None  # the next stream starts the feed again

@@ -241,21 +241,19 @@ class TopicFeed:
         topic = self._topic.encode()
         vgroup, first, after = blocks.span(self._lib, tmq, topic, message)
         end = self._ends.get(vgroup)
-        if end is None or first >= end:
-            if first > (end if end is not None else first):
-                log.info("tdengine_change_feed_skipped", vgroup=vgroup, end=end, first=first)
-            self._ends[vgroup] = after
-            return False
-        code = blocks.seek(self._lib, tmq, topic, vgroup, end)
-        log.warning(
-            "tdengine_change_feed_redelivered",
-            vgroup=vgroup,
-            first=first,
-            after=after,
-            end=end,
-            seek=code,
-        )
-        return True
+        if end is not None and first < end:
+            code = blocks.seek(self._lib, tmq, topic, vgroup, end)
+            log.warning(
+                "tdengine_change_feed_redelivered",
+                vgroup=vgroup,
+                first=first,
+                after=after,
+                end=end,
+                seek=code,
+            )
+            return True
+        self._ends[vgroup] = after
+        return False
 
     def _noted(self, name: str, payloads: list[str], forgotten: list[PurgeFilter]) -> None:
         for payload in payloads:
