@@ -28,7 +28,11 @@ any replica has been merged. The latest such ``t`` is the replica's **watermark*
   trip, shared by the Reads waiting). Past ``wait`` seconds it answers from the store.
 
 A fill (a store read of a whole series) is fenced by the hot tier's generations: a change
-the feed gives while it is in flight discards it when it lands.
+the feed gives while it is in flight discards it when it lands. A copy it made may hold
+changes the feed has yet to give (the feed lags the store): until the watermark passes the
+end of that read, a change the feed gives to the copy drops it (``HeldSeries.settles``),
+as the change may be older than the copy: a record purged since, or rewritten since,
+would otherwise come back into it until the feed gave the rest.
 """
 
 from __future__ import annotations
@@ -138,7 +142,7 @@ class Coherence:
             for key, record in polled.changes:
                 by_key.setdefault(key, []).append(record)
             for key, records in by_key.items():
-                hot.applied(key, records)
+                hot.applied(key, records, self.watermark)  # as it was before this poll
             self.applied += len(polled.changes)
         for purge in polled.forgotten:
             hot.forget(purge.matches)

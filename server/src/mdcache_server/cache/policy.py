@@ -14,6 +14,7 @@ feed). Every series read is counted.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -340,19 +341,24 @@ class CachePolicy:
     async def fetch_whole(self, keys: list[SeriesKey]) -> list[HeldSeries | None]:
         """Whole series from the store, made ready to hold (records encoded) in one worker
         call, off the event loop; None for a series too large to hold. Each copy's
-        ``loaded_at`` is when the read began (its age counts from then)."""
+        ``loaded_at`` is when the read began (its age counts from then); where a change
+        feed is followed, ``settles`` when it ended (by the feed's clock)."""
         whole = Window(limit=self.hot.max_series_records)
         encode, clock = self.hot.encode, self.hot.clock
+        feed_clock = None if self.coherence is None else self.coherence.clock
 
         def fetch(conn: StoreConnection) -> list[HeldSeries | None]:
             began = clock()
             reads = conn.read(keys, whole)
-            return [
-                None
-                if read.truncated
-                else HeldSeries.of(read.records, began, _fields(read, encode))
-                for read in reads
-            ]
+            ended = -math.inf if feed_clock is None else feed_clock()
+            copies: list[HeldSeries | None] = []
+            for read in reads:
+                copy = None
+                if not read.truncated:
+                    copy = HeldSeries.of(read.records, began, _fields(read, encode))
+                    copy.settles = ended
+                copies.append(copy)
+            return copies
 
         return await self.pool.run(fetch, "fill")
 
