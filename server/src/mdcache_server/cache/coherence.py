@@ -28,11 +28,12 @@ any replica has been merged. The latest such ``t`` is the replica's **watermark*
   trip, shared by the Reads waiting). Past ``wait`` seconds it answers from the store.
 
 A fill (a store read of a whole series) is fenced by the hot tier's generations: a change
-the feed gives while it is in flight discards it when it lands. A copy it made may hold
-changes the feed has yet to give (the feed lags the store): until the watermark passes the
-end of that read, a change the feed gives to the copy drops it (``HeldSeries.settles``),
-as the change may be older than the copy: a record purged since, or rewritten since,
-would otherwise come back into it until the feed gave the rest.
+the feed gives while it is in flight discards it when it lands. The copy it made may hold
+changes the feed has yet to give (the feed lags the store), and what superseded them (a
+purge, a later write): the feed's changes are merged into it all the same, and it answers
+only once the watermark passes the end of its read (:meth:`Coherence.settled`), when the
+feed has given what superseded them too. Until then its Reads go to the store, and a
+round is begun so that it settles soon.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from mdcache_server.cache.hot import HotTier
+from mdcache_server.cache.hot import HeldSeries, HotTier
 from mdcache_server.errors import MdcacheError
 from mdcache_server.model import Record, SeriesKey
 from mdcache_server.store.base import Polled
@@ -142,7 +143,7 @@ class Coherence:
             for key, record in polled.changes:
                 by_key.setdefault(key, []).append(record)
             for key, records in by_key.items():
-                hot.applied(key, records, self.watermark)  # as it was before this poll
+                hot.applied(key, records)
             self.applied += len(polled.changes)
         for purge in polled.forgotten:
             hot.forget(purge.matches)
@@ -164,6 +165,15 @@ class Coherence:
                 else:
                     kept.append(mark)
             self._waiting = kept
+
+    def settled(self, copy: HeldSeries) -> bool:
+        """Whether a held copy may answer: the feed has given every change older than its
+        read (else a round is begun, so that it does soon)."""
+        if copy.settles <= self.watermark:
+            return True
+        if self.following:
+            self._round(copy.settles)
+        return False
 
     @property
     def urgent(self) -> bool:

@@ -11,9 +11,9 @@ event loop thread. It is kept correct by the cache policy:
   and evictions drop what they touch; a Write of this replica merged at once is kept over
   older changes the feed gives until the feed gives it back (``HeldSeries.pending``);
 - a fill (a store read of a whole series) started before a change to that series is
-  discarded when it lands (per-series generations, and one epoch for purges); a change
-  the feed gives to a copy read from the store since the feed's watermark drops the copy
-  (it may be older than the copy: ``HeldSeries.settles``);
+  discarded when it lands (per-series generations, and one epoch for purges); a copy
+  read from the store since the feed's watermark does not answer until the watermark
+  passes its read (the feed may give changes older than it: ``HeldSeries.settles``);
 - an entry read from the store ``max_age`` ago is read again (a safety net for what does
   not pass through the policy or the feed: another program writing to the store).
 """
@@ -94,9 +94,12 @@ class HeldSeries:
     # them is older, and does not replace them (None: no feed follows the store).
     pending: dict[int, str] | None = None
     # Wall clock (the change feed's) when the store read this copy was made of had ended.
-    # Until the feed's watermark passes it, a change the feed gives may be one the copy
-    # already holds, superseded since (by a purge, or a later write): the copy is dropped
-    # rather than put back in the past (:meth:`HotTier.applied`).
+    # The feed lags the store: until its watermark passes this, it may still give changes
+    # the copy already holds, and merging one superseded since (by a purge, or a later
+    # write) puts the copy in the past. What superseded it comes before the watermark
+    # passes (the feed gives each vnode's log in order, and a purge's note goes to every
+    # vnode), so the copy is right again by then: it answers only from then on
+    # (``cache/policy.py``).
     settles: float = -math.inf
 
     @classmethod
@@ -164,7 +167,6 @@ class HotTier:
     hits: int = 0
     misses: int = 0
     evictions: int = 0
-    unsettled_drops: int = 0  # copies dropped for a change older than they may be
     bytes: int = 0
     _held: OrderedDict[SeriesKey, HeldSeries] = field(default_factory=OrderedDict)
     _generations: dict[SeriesKey, int] = field(default_factory=dict)
@@ -262,14 +264,10 @@ class HotTier:
                 held.pending[record.ts_ms] = record.payload
         self._merge(key, held, records)
 
-    def applied(
-        self, key: SeriesKey, records: Sequence[Record], watermark: float = math.inf
-    ) -> None:
+    def applied(self, key: SeriesKey, records: Sequence[Record]) -> None:
         """Records of any replica's Write, as the change feed gave them (in the store's
         order): merged into the held series, fills voided. A timestamp this replica wrote
-        and the feed has not given back keeps this replica's record (it is the newer).
-        A copy read from the store after ``watermark`` (the feed's, before this poll) may
-        already hold these records and what superseded them: it is dropped instead."""
+        and the feed has not given back keeps this replica's record (it is the newer)."""
         self._generations[key] = self._generations.get(key, 0) + 1
         held = self._held.get(key)
         if held is None:
@@ -284,13 +282,8 @@ class HotTier:
                 elif mine == record.payload:
                     del pending[record.ts_ms]  # ours, given back: already merged
             records = kept
-        if not records:
-            return
-        if held.settles > watermark:
-            self._drop(key)
-            self.unsettled_drops += 1
-            return
-        self._merge(key, held, records)
+        if records:
+            self._merge(key, held, records)
 
     def _merge(self, key: SeriesKey, held: HeldSeries, records: Sequence[Record]) -> None:
         before = held.size

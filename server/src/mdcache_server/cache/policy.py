@@ -188,12 +188,16 @@ class CachePolicy:
         caller's session, ``strict``: as asked, None: the server's default)."""
         results: list[SeriesRead | None] = [None] * len(series)
         cold: list[int] = []
-        hot = self.hot
+        unsettled: list[int] = []
+        hot, coherence = self.hot, self.coherence
         if hot.enabled and await self._held_may_answer(token, strict, count=True):
             for i, key in enumerate(series):
                 held = hot.get(key)
                 if held is None:
                     cold.append(i)
+                    continue
+                if coherence is not None and not coherence.settled(held):
+                    unsettled.append(i)  # the feed may still owe it older changes
                     continue
                 results[i] = held.window(window)
                 if hot.refresh_due(held):
@@ -201,6 +205,11 @@ class CachePolicy:
             if cold:
                 found = await self._read_cold([series[i] for i in cold], window)
                 for i, result in zip(cold, found, strict=True):
+                    results[i] = result
+            if unsettled:
+                keys = [series[i] for i in unsettled]
+                found = await self.pool.run(lambda conn: conn.read_answer(keys, window), "read")
+                for i, result in zip(unsettled, found, strict=True):
                     results[i] = result
         elif hot.enabled and self.coherence is not None and self.coherence.following:
             # Held copies may not answer (the feed's watermark is behind, or the caller's
@@ -246,9 +255,12 @@ class CachePolicy:
         except MdcacheError:
             return False
         copies = []
+        coherence = self.coherence
         for key, (serial, version) in zip(series, held, strict=True):
             copy = hot.peek(key)
             if copy is None or copy.serial != serial or copy.version != version:
+                return False
+            if coherence is not None and not coherence.settled(copy):
                 return False
             copies.append(copy)
         now = wall_ms()
@@ -271,10 +283,14 @@ class CachePolicy:
         found: dict[SeriesKey, SeriesRead] = {}
         wanted = [k for k in keys if not hot.too_large(k)]
         fills = self._start_fill(list(dict.fromkeys(wanted))) if fresh else self._fills_of(wanted)
+        coherence = self.coherence
         for key, future in fills.items():
             # Shielded: a caller that goes away does not cancel a read others wait for.
             held = await asyncio.shield(future)
-            if held is not None:
+            # As read, or settled: the feed may have merged older changes into it since.
+            if held is not None and (
+                held.version == 0 or coherence is None or coherence.settled(held)
+            ):
                 found[key] = held.window(window)
         rest = [key for key in dict.fromkeys(keys) if key not in found]
         if rest:

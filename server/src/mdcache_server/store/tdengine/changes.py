@@ -23,7 +23,9 @@ Notes carry what the records cannot:
   delivered: the feed's ``reached``. (An empty poll alone says nothing of a vnode whose
   answer is still on its way.)
 - **purges and evictions** (:meth:`TopicFeed.note`): the filter as JSON, so every replica
-  drops the copies they touch.
+  drops the copies they touch; written to every vgroup as marks are, so each vnode gives
+  it after every write it took before (a record the purge deleted never comes after
+  every copy of its note: ``HeldSeries.settles``).
 
 At :meth:`TopicFeed.start` the consumer subscribes (TDengine answers after its next
 rebalance, about 1-2 s) and is moved to the end of every vnode's log, so each write
@@ -119,28 +121,27 @@ class TopicFeed:
             self._marked += 1
             payload = json.dumps({"mark": self._marked, "replica": self._replica})
             at = _now_ms()
-            self._writing()
-            by_vgroup = {vgroup: name for name, vgroup in sorted(self._slots.items())}
-            self._submit(
-                [
-                    (name, [name[len(NOTES_PREFIX) :]], [(at, payload)])
-                    for name in by_vgroup.values()
-                ]
-            )
+            self._submit(self._in_every_vgroup([(at, payload)]))
             return self._marked
 
     def note(self, forgotten: Sequence[PurgeFilter]) -> None:
         if not forgotten:
             return
         with self._lock:
-            self._writing()
-            name = min(self._slots)
             at = _now_ms()  # a timestamp each: rows of one subtable at one time would merge
             rows = [
                 (at + i, json.dumps({"forget": [p.symbol, p.data_type, p.timeframe]}))
                 for i, p in enumerate(forgotten)
             ]
-            self._submit([(name, [name[len(NOTES_PREFIX) :]], rows)])
+            self._submit(self._in_every_vgroup(rows))
+
+    def _in_every_vgroup(
+        self, rows: list[tuple[int, str]]
+    ) -> list[tuple[str, list[str], list[tuple[int, str]]]]:
+        """The rows, into one notes subtable of each vgroup (one submit)."""
+        self._writing()
+        by_vgroup = {vgroup: name for name, vgroup in sorted(self._slots.items())}
+        return [(name, [name[len(NOTES_PREFIX) :]], rows) for name in by_vgroup.values()]
 
     def start(self) -> None:
         session = NativeSession.open(self._options)  # the endpoint that answers
