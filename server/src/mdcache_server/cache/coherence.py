@@ -30,10 +30,11 @@ any replica has been merged. The latest such ``t`` is the replica's **watermark*
 A fill (a store read of a whole series) is fenced by the hot tier's generations: a change
 the feed gives while it is in flight discards it when it lands. The copy it made may hold
 changes the feed has yet to give (the feed lags the store), and what superseded them (a
-purge, a later write): the feed's changes are merged into it all the same, and it answers
-only once the watermark passes the end of its read (:meth:`Coherence.settled`), when the
-feed has given what superseded them too. Until then its Reads go to the store, and a
-round is begun so that it settles soon.
+purge, a later write): the feed's changes are merged into it all the same, and a copy
+they reached before the watermark passed the end of its read answers only once it has
+(:meth:`Coherence.settled`), when the feed has given what superseded them too. Until then
+its Reads go to the store, and a round is begun so that it settles soon. (A copy the feed
+gave nothing to is the store's own state: it answers at once.)
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ class Coherence:
             for key, record in polled.changes:
                 by_key.setdefault(key, []).append(record)
             for key, records in by_key.items():
-                hot.applied(key, records)
+                hot.applied(key, records, self.watermark)  # as before this poll
             self.applied += len(polled.changes)
         for purge in polled.forgotten:
             hot.forget(purge.matches)
@@ -167,9 +168,9 @@ class Coherence:
             self._waiting = kept
 
     def settled(self, copy: HeldSeries) -> bool:
-        """Whether a held copy may answer: the feed has given every change older than its
-        read (else a round is begun, so that it does soon)."""
-        if copy.settles <= self.watermark:
+        """Whether a held copy may answer: as read from the store, or the feed has given
+        every change older than its read (else a round is begun, so that it does soon)."""
+        if not copy.doubtful or copy.settles <= self.watermark:
             return True
         if self.following:
             self._round(copy.settles)

@@ -12,8 +12,9 @@ event loop thread. It is kept correct by the cache policy:
   older changes the feed gives until the feed gives it back (``HeldSeries.pending``);
 - a fill (a store read of a whole series) started before a change to that series is
   discarded when it lands (per-series generations, and one epoch for purges); a copy
-  read from the store since the feed's watermark does not answer until the watermark
-  passes its read (the feed may give changes older than it: ``HeldSeries.settles``);
+  read from the store since the feed's watermark, into which the feed merged a change,
+  does not answer until the watermark passes its read (the change may be older than the
+  copy: ``HeldSeries.settles``);
 - an entry read from the store ``max_age`` ago is read again (a safety net for what does
   not pass through the policy or the feed: another program writing to the store).
 """
@@ -98,9 +99,10 @@ class HeldSeries:
     # the copy already holds, and merging one superseded since (by a purge, or a later
     # write) puts the copy in the past. What superseded it comes before the watermark
     # passes (the feed gives each vnode's log in order, and a purge's note goes to every
-    # vnode), so the copy is right again by then: it answers only from then on
-    # (``cache/policy.py``).
+    # vnode), so the copy is right again by then. ``doubtful``: the feed merged a change
+    # into it before then; it answers only once the watermark passed (``cache/policy.py``).
     settles: float = -math.inf
+    doubtful: bool = False
 
     @classmethod
     def of(
@@ -264,10 +266,13 @@ class HotTier:
                 held.pending[record.ts_ms] = record.payload
         self._merge(key, held, records)
 
-    def applied(self, key: SeriesKey, records: Sequence[Record]) -> None:
+    def applied(
+        self, key: SeriesKey, records: Sequence[Record], watermark: float = math.inf
+    ) -> None:
         """Records of any replica's Write, as the change feed gave them (in the store's
         order): merged into the held series, fills voided. A timestamp this replica wrote
-        and the feed has not given back keeps this replica's record (it is the newer)."""
+        and the feed has not given back keeps this replica's record (it is the newer).
+        A copy read since ``watermark`` (the feed's) becomes doubtful (``settles``)."""
         self._generations[key] = self._generations.get(key, 0) + 1
         held = self._held.get(key)
         if held is None:
@@ -283,6 +288,8 @@ class HotTier:
                     del pending[record.ts_ms]  # ours, given back: already merged
             records = kept
         if records:
+            if held.settles > watermark:
+                held.doubtful = True
             self._merge(key, held, records)
 
     def _merge(self, key: SeriesKey, held: HeldSeries, records: Sequence[Record]) -> None:

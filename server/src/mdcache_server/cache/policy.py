@@ -287,10 +287,8 @@ class CachePolicy:
         for key, future in fills.items():
             # Shielded: a caller that goes away does not cancel a read others wait for.
             held = await asyncio.shield(future)
-            # As read, or settled: the feed may have merged older changes into it since.
-            if held is not None and (
-                held.version == 0 or coherence is None or coherence.settled(held)
-            ):
+            # Unless the feed merged into it a change that may be older than it (settled).
+            if held is not None and (coherence is None or coherence.settled(held)):
                 found[key] = held.window(window)
         rest = [key for key in dict.fromkeys(keys) if key not in found]
         if rest:
