@@ -189,14 +189,14 @@ class CachePolicy:
         results: list[SeriesRead | None] = [None] * len(series)
         cold: list[int] = []
         unsettled: list[int] = []
-        hot, coherence = self.hot, self.coherence
+        hot = self.hot
         if hot.enabled and await self._held_may_answer(token, strict, count=True):
             for i, key in enumerate(series):
                 held = hot.get(key)
                 if held is None:
                     cold.append(i)
                     continue
-                if coherence is not None and not coherence.settled(held):
+                if not self._may_answer(held):
                     unsettled.append(i)  # the feed may still owe it older changes
                     continue
                 results[i] = held.window(window)
@@ -208,7 +208,7 @@ class CachePolicy:
                     results[i] = result
             if unsettled:
                 keys = [series[i] for i in unsettled]
-                found = await self.pool.run(lambda conn: conn.read_answer(keys, window), "read")
+                found = await self._from_store(keys, window)
                 for i, result in zip(unsettled, found, strict=True):
                     results[i] = result
         elif hot.enabled and self.coherence is not None and self.coherence.following:
@@ -223,11 +223,11 @@ class CachePolicy:
             rest = [i for i in range(len(series)) if results[i] is None]
             if rest:
                 keys = [series[i] for i in rest]
-                found = await self.pool.run(lambda conn: conn.read_answer(keys, window), "read")
+                found = await self._from_store(keys, window)
                 for i, result in zip(rest, found, strict=True):
                     results[i] = result
         else:
-            found = await self.pool.run(lambda conn: conn.read_answer(series, window), "read")
+            found = await self._from_store(series, window)
             results = list(found)
         now = wall_ms()
         done = [r for r in results if r is not None]
@@ -255,12 +255,11 @@ class CachePolicy:
         except MdcacheError:
             return False
         copies = []
-        coherence = self.coherence
         for key, (serial, version) in zip(series, held, strict=True):
             copy = hot.peek(key)
             if copy is None or copy.serial != serial or copy.version != version:
                 return False
-            if coherence is not None and not coherence.settled(copy):
+            if not self._may_answer(copy):
                 return False
             copies.append(copy)
         now = wall_ms()
@@ -271,6 +270,15 @@ class CachePolicy:
             self.stats.record(key, hit=hit, now_ms=now)
         return True
 
+    def _may_answer(self, copy: HeldSeries) -> bool:
+        """Whether a held copy may answer: not doubtful, or settled since
+        (:meth:`Coherence.settled`; only a followed feed makes a copy doubtful)."""
+        return not copy.doubtful or self.coherence is None or self.coherence.settled(copy)
+
+    async def _from_store(self, keys: Sequence[SeriesKey], window: Window) -> list[SeriesRead]:
+        """Each series' window, read from the store."""
+        return await self.pool.run(lambda conn: conn.read_answer(keys, window), "read")
+
     async def _read_cold(
         self, keys: list[SeriesKey], window: Window, *, fresh: bool = False
     ) -> list[SeriesRead]:
@@ -279,20 +287,19 @@ class CachePolicy:
         the window from the store. ``fresh``: only reads begun now (none in flight)."""
         hot = self.hot
         if not hot.enabled or all(map(hot.too_large, keys)):
-            return await self.pool.run(lambda conn: conn.read_answer(keys, window), "read")
+            return await self._from_store(keys, window)
         found: dict[SeriesKey, SeriesRead] = {}
         wanted = [k for k in keys if not hot.too_large(k)]
         fills = self._start_fill(list(dict.fromkeys(wanted))) if fresh else self._fills_of(wanted)
-        coherence = self.coherence
         for key, future in fills.items():
             # Shielded: a caller that goes away does not cancel a read others wait for.
             held = await asyncio.shield(future)
             # Unless the feed merged into it a change that may be older than it (settled).
-            if held is not None and (coherence is None or coherence.settled(held)):
+            if held is not None and self._may_answer(held):
                 found[key] = held.window(window)
         rest = [key for key in dict.fromkeys(keys) if key not in found]
         if rest:
-            reads = await self.pool.run(lambda conn: conn.read_answer(rest, window), "read")
+            reads = await self._from_store(rest, window)
             found.update(zip(rest, reads, strict=True))
         return [found[key] for key in keys]
 
