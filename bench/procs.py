@@ -17,7 +17,7 @@ from typing import Any
 from harness.ports import free_port
 from harness.process import MDCACHE, LogProcess, ProcessError, clean_env
 
-__all__ = ["REPO", "Process", "ProcessError", "floor", "free_port", "mdcache", "redis"]
+__all__ = ["REPO", "Process", "ProcessError", "floor", "free_port", "mdcache", "redis", "tdceiling"]
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -114,6 +114,16 @@ def floor(name: str, workdir: Path, responses: Path, *args: str) -> Process:
     argv += args
     proc = Process(name, argv, workdir / f"{name}.log")
     proc.wait_port(port, timeout=30)
+    return proc
+
+
+def tdceiling(name: str, workdir: Path, responses: Path, base: str, db: str) -> Process:
+    """The gRPC floor doing TDengine alone's work (``bench.tdceiling``), on database ``db``."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.tdceiling", "--port", str(port)]
+    argv += ["--responses", str(responses), "--tdengine", base, "--db", db]
+    proc = Process(name, argv, workdir / f"{name}.log")
+    proc.wait_port(port, timeout=60)
     return proc
 
 

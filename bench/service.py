@@ -42,9 +42,11 @@ async def run(
     progress: Callable[[str], None],
     store: Callable[[str], str | None] = lambda name: None,
     comparisons: bool = True,
+    ceiling: str | None = None,
 ) -> dict[str, Any]:
     """``store`` gives each mdcache server's store URL (None: SQLite in its data directory);
-    ``comparisons`` adds the floors that answer from a thread, and Redis."""
+    ``comparisons`` adds the floors that answer from a thread, and Redis; ``ceiling``, a
+    TDengine server's base URL, adds the gRPC floor doing TDengine alone's work there."""
     started: list[procs.Process] = []
     try:
         return await _run(
@@ -58,6 +60,7 @@ async def run(
             progress=progress,
             store=store,
             comparisons=comparisons,
+            ceiling=ceiling,
         )
     finally:
         for proc in reversed(started):
@@ -76,6 +79,7 @@ async def _run(
     progress: Callable[[str], None],
     store: Callable[[str], str | None],
     comparisons: bool,
+    ceiling: str | None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {"servers": {}}
     cold = procs.mdcache("mdcache-cold", workdir, "--hot-tier-bytes", "0", store=store("cold"))
@@ -147,8 +151,26 @@ async def _run(
         writes.grpc_sender(wire.raw(channels["floor"], wire.WRITE)), bars, 1, grpc_floor.pid
     )
 
+    read_targets = [("floor", grpc_floor), ("hot", hot), ("cold", cold)]
+    if ceiling:
+        td_ceiling = procs.tdceiling("ceiling", workdir, responses, ceiling, "bench_ceiling")
+        started.append(td_ceiling)
+        channels["ceiling"] = wire.channel(td_ceiling.target)
+        out["servers"]["ceiling"] = (
+            "bench.tdceiling: the floor doing TDengine alone's work on a worker thread "
+            "(multi-row INSERT text, the window query), checking and holding nothing"
+        )
+        for in_flight in (1, 4):  # as mdcache's: the best of the two is the ceiling
+            ingest[f"ceiling, {in_flight} in flight"] = await writes.ingest(
+                writes.grpc_sender(wire.raw(channels["ceiling"], wire.WRITE)),
+                bars,
+                in_flight,
+                td_ceiling.pid,
+            )
+        read_targets.append(("ceiling", td_ceiling))
+
     targets: dict[str, reads.Target] = {}
-    for name, proc in (("floor", grpc_floor), ("hot", hot), ("cold", cold)):
+    for name, proc in read_targets:
         call = wire.raw(channels[name], wire.READ)
         targets[name] = reads.Target(
             proc.pid, {case: _sending(call, req) for case, req in requests.items()}

@@ -12,6 +12,7 @@ takes for the work bounds what mdcache can do over it.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from bench import taosd
@@ -26,6 +27,44 @@ def _quoted(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def create(conn: Any, db: str) -> None:
+    """A fresh database of mdcache's options, with a ``records`` super table as the store's."""
+    conn.execute(f"DROP DATABASE IF EXISTS {db}")
+    conn.execute(
+        f"CREATE DATABASE {db} PRECISION 'ms' KEEP 36500 DURATION 10 WAL_LEVEL 2 WAL_FSYNC_PERIOD 0"
+    )
+    conn.execute(
+        f"CREATE STABLE {db}.records (ts TIMESTAMP, payload VARCHAR(65517)) "
+        "TAGS (symbol VARCHAR(64), data_type VARCHAR(64), timeframe VARCHAR(64))"
+    )
+
+
+def insert_text(db: str, batch: Iterable[tuple[SeriesKey, Iterable[Any]]]) -> str:
+    """One multi-row INSERT of every series of a batch (records with ``ts_ms`` and
+    ``payload``), each into its subtable, made with its tags when new."""
+    text = ["INSERT INTO"]
+    for key, records in batch:
+        text.append(
+            f"{db}.{series_table(key)} USING {db}.records TAGS "
+            f"({_quoted(key.symbol)}, {_quoted(key.data_type)}, {_quoted(key.timeframe)}) VALUES"
+        )
+        text.extend(f"({r.ts_ms}, {_quoted(r.payload)})" for r in records)
+    return " ".join(text)
+
+
+def window_query(table: str, start_ms: int, end_ms: int, limit: int) -> str:
+    """The store's query of a window, oldest first (one row past the limit tells "more")."""
+    return (
+        f"SELECT CAST(ts AS BIGINT), payload FROM {table} WHERE ts >= {start_ms} AND "
+        f"ts <= {end_ms} ORDER BY ts ASC LIMIT {limit + 1}"
+    )
+
+
+def latest_query(table: str) -> str:
+    """The store's query of the latest record."""
+    return f"SELECT CAST(ts AS BIGINT), payload FROM {table} ORDER BY ts DESC LIMIT 2"
+
+
 def run(
     base: str, bars: Bars, series: SeriesKey, window: tuple[int, int], seconds: float
 ) -> dict[str, Any]:
@@ -34,15 +73,7 @@ def run(
     conn: Any = taosd.connect(base)
     db = "bench_floor"
     try:
-        conn.execute(f"DROP DATABASE IF EXISTS {db}")
-        conn.execute(
-            f"CREATE DATABASE {db} PRECISION 'ms' KEEP 36500 DURATION 10 "
-            "WAL_LEVEL 2 WAL_FSYNC_PERIOD 0"
-        )
-        conn.execute(
-            f"CREATE STABLE {db}.records (ts TIMESTAMP, payload VARCHAR(65517)) "
-            "TAGS (symbol VARCHAR(64), data_type VARCHAR(64), timeframe VARCHAR(64))"
-        )
+        create(conn, db)
         work = list(batches(bars))
         rows = sum(len(r) for b in work for r in b.values())
 
@@ -66,14 +97,7 @@ def run(
         # Multi-row INSERT text, every subtable of a batch in one statement.
         started = time.perf_counter()
         for batch in work:
-            text = ["INSERT INTO"]
-            for s, records in batch.items():
-                text.append(
-                    f"{db}.{series_table(SeriesKey(*s))} USING {db}.records TAGS "
-                    f"({_quoted(s.symbol)}, {_quoted(s.data_type)}, {_quoted(s.timeframe)}) VALUES"
-                )
-                text.extend(f"({r.ts_ms}, {_quoted(r.payload)})" for r in records)
-            conn.execute(" ".join(text))
+            conn.execute(insert_text(db, ((SeriesKey(*s), rs) for s, rs in batch.items())))
         text_s = time.perf_counter() - started
 
         payload = bars[next(iter(bars))][-1].payload
@@ -88,11 +112,8 @@ def run(
             seconds,
         )
         table = f"{db}.{series_table(series)}"
-        year = (
-            f"SELECT CAST(ts AS BIGINT), payload FROM {table} WHERE ts >= {window[0]} AND "
-            f"ts <= {window[1]} ORDER BY ts ASC LIMIT {YEAR + 1}"
-        )
-        latest = f"SELECT CAST(ts AS BIGINT), payload FROM {table} ORDER BY ts DESC LIMIT 2"
+        year = window_query(table, window[0], window[1], YEAR)
+        latest = latest_query(table)
         got = conn.query(year).fetch_all()
         if len(got) != YEAR:
             raise RuntimeError(f"TDengine alone: the year window answered {len(got)} rows")
