@@ -110,7 +110,9 @@ async def test_hit_statistics_survive_a_restart(store_url: str) -> None:
 
 async def test_stats_add_up_replicas_on_one_store(store_url: str) -> None:
     series, bars = sse_daily_2019()
-    fast = {"usage_flush_interval": "0.1"}
+    # Replicas follow the change feed (SQLite: its journal); without it a second server
+    # on one SQLite file does not start (tests/test_sqlite_servers.py).
+    fast = {"usage_flush_interval": "0.1", "subscribe_relay": "on"}
     async with (
         running(store_url, replica_id="a", **fast) as (_, a),
         running(store_url, replica_id="b", **fast) as (_, b),

@@ -37,7 +37,7 @@ from mdcache_server.service import methods
 from mdcache_server.service.answers import Answers
 from mdcache_server.service.auth import interceptors
 from mdcache_server.service.servicer import MarketDataCacheServicer
-from mdcache_server.store.base import Store, StoreConnection
+from mdcache_server.store.base import Claim, Store, StoreConnection, Unclaimed
 from mdcache_server.supervisor import Supervisor
 from mdcache_server.transport import add_port, options
 from mdcache_server.wire import codec
@@ -186,6 +186,7 @@ class Server:
         # written after it is purged, if its rules expire it, only by the next run.
         self.retention_started = asyncio.Event()
         self.warmed = asyncio.Event()  # the start-up warming done (or given up)
+        self.claim: Claim = Unclaimed()  # this server's place among the store's (start)
 
     async def _when_ready(self, deadline: float, step: Callable[[], Awaitable[T]]) -> T:
         """Runs a start-up step, retrying a store that is not ready until the start-up
@@ -214,6 +215,19 @@ class Server:
 
     async def start(self) -> int:
         deadline = time.monotonic() + self.config.startup_timeout
+        # First: a server that follows no change feed must be the store's only one (a
+        # conflict is a ConfigError, not retried; a folder not there yet is retried).
+        self.claim = await self._when_ready(deadline, self._claim)
+        try:
+            return await self._start(deadline)
+        except BaseException:
+            self.claim.release()
+            raise
+
+    async def _claim(self) -> Claim:
+        return self.store.claim(alone=self.relay is None)
+
+    async def _start(self, deadline: float) -> int:
         version = await self._prepare_store(deadline)
         self.port = add_port(self.grpc, self.config)
         if self.port == 0:
@@ -320,6 +334,7 @@ class Server:
         await asyncio.to_thread(self.metrics_endpoint.close)
         if self.relay is not None:
             await asyncio.to_thread(partial(self.relay.close, exiting=exiting))
+        self.claim.release()
         log.info("stopped")
 
 

@@ -83,6 +83,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return 1
     try:
         asyncio.run(serve(config, store))
+    except ConfigError as exc:  # found at start-up: another server on the same SQLite file
+        sys.stderr.write(f"mdcache: configuration error: {exc}\n")
+        return 2
     except StoreUnavailable as exc:
         log.error("store_unavailable", error=str(exc))
         return 1

@@ -536,7 +536,8 @@ class Config:
             "follow the store's change feed (TDengine: its subscriptions; SQLite: a journal "
             "beside the file) to push every replica's writes to this server's subscribers "
             "and keep its hot tier current; auto: on for TDengine and for --processes above "
-            "1, off for one SQLite server (off: only where this server is the only writer)",
+            "1, off for one SQLite server (off: only where this server is the only writer; "
+            "on SQLite it then locks the file against other servers)",
             SUBSCRIBE,
         )
     )

@@ -149,6 +149,20 @@ class ChangeFeed(Protocol):
         """Releases the feed; never raises (``exiting``: the process ends next)."""
 
 
+class Claim(Protocol):
+    """What :meth:`Store.claim` holds, until released (once the server has stopped)."""
+
+    def release(self) -> None: ...
+
+
+class Unclaimed:
+    """The claim of a store that cannot tell its servers apart, nor needs to: a network
+    database, whose servers all follow its change feed by default."""
+
+    def release(self) -> None:
+        pass
+
+
 class Store(Protocol):
     """A place to keep series, chosen by URL (``store/url.py``)."""
 
@@ -178,3 +192,8 @@ class Store(Protocol):
     def change_feed(self, replica: str) -> ChangeFeed | None:
         """The feed of every replica's writes (``replica`` names this one), None where the
         store has none. Opens nothing yet."""
+
+    def claim(self, *, alone: bool) -> Claim:
+        """This server's place among those serving the store, held while it serves.
+        ``alone``: it follows no change feed, so no other server may write the store.
+        Raises ConfigError when the claim conflicts with a running server's."""

@@ -37,6 +37,7 @@ from mdcache_server.store.sqlite.schema import (
     OLD_LAYOUT,
     SCHEMA,
 )
+from mdcache_server.store.sqlite.servers import FileClaim
 from mdcache_server.store.sqlite.sql import (
     ADD_RECORDS,
     ADD_SERIES,
@@ -129,6 +130,11 @@ class SqliteStore:
     def change_feed(self, replica: str) -> JournalFeed:
         """A journal beside the file (``<file>-changes``), shared by its replicas."""
         return JournalFeed(Path(f"{self.path}-changes"), replica)
+
+    def claim(self, *, alone: bool) -> FileClaim:
+        """A lock beside the file (``<file>-servers``, ``servers.py``)."""
+        with translated("claim"):
+            return FileClaim(self.path, alone=alone)
 
     def connect(self) -> SqliteConnection:
         with translated("connect"):

@@ -33,7 +33,7 @@ from mdcache_server.model import (
     Usage,
     Window,
 )
-from mdcache_server.store.base import Chooser, Eviction
+from mdcache_server.store.base import Chooser, Eviction, Unclaimed
 from mdcache_server.store.tdengine import sql
 from mdcache_server.store.tdengine.batches import (
     bar_rows,
@@ -120,6 +120,11 @@ class TDengineStore:
         if self.options.scheme != NATIVE:
             return None
         return TopicFeed(self.options, f"mdcache_{replica}", replica)
+
+    def claim(self, *, alone: bool) -> Unclaimed:
+        """Nothing to hold: servers on other machines cannot be seen from here, and each
+        follows the database's feed unless told otherwise (``--subscribe-relay off``)."""
+        return Unclaimed()
 
     def _open(self, options: TDengineOptions) -> Session:
         """A session, trying first the endpoint that answered last: while the first node
