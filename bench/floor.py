@@ -119,16 +119,21 @@ def save_responses(path: Path, responses: dict[int, bytes]) -> None:
 async def serve(
     port: int, responses: dict[int, pb.ReadResponse], *, hop: bool = False, work_us: float = 0
 ) -> None:
+    servicer = (
+        HopFloorServicer(responses, work_buffer(work_us))
+        if hop or work_us
+        else FloorServicer(responses)
+    )
+    await serve_until_signalled(servicer, port)
+
+
+async def serve_until_signalled(servicer: pb_grpc.MarketDataCacheServicer, port: int) -> None:
+    """A grpc.aio server of ``servicer`` on loopback ``port``, until SIGTERM or SIGINT."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
         ]
-    )
-    servicer = (
-        HopFloorServicer(responses, work_buffer(work_us))
-        if hop or work_us
-        else FloorServicer(responses)
     )
     pb_grpc.add_MarketDataCacheServicer_to_server(servicer, server)
     server.add_insecure_port(f"127.0.0.1:{port}")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,7 +29,6 @@ import grpc
 
 from bench import floor, taosd, tdfloor
 from mdcache.v1 import cache_pb2 as pb
-from mdcache.v1 import cache_pb2_grpc as pb_grpc
 from mdcache_server.model import SeriesKey
 from mdcache_server.store.tdengine.naming import series_table
 
@@ -87,21 +85,7 @@ async def serve(port: int, responses: dict[int, pb.ReadResponse], base: str, db:
         tdfloor.create(conn, db)
     finally:
         conn.close()
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
-        ]
-    )
-    pb_grpc.add_MarketDataCacheServicer_to_server(CeilingServicer(responses, base, db), server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await server.stop(1)
+    await floor.serve_until_signalled(CeilingServicer(responses, base, db), port)
 
 
 def main() -> None:
