@@ -127,6 +127,11 @@ def test_restarted_process_serves_what_it_acknowledged(data_dir: Path) -> None:
         ([], {"MDCACHE_LOG_LEVEL": "loud"}, "MDCACHE_LOG_LEVEL='loud': must be one of"),
         (["--store", "redis://localhost"], {}, "unsupported scheme 'redis'"),
         (["--store", "sqlite://"], {}, "sqlite URL needs a file path"),
+        (
+            ["--processes", "2", "--subscribe-relay", "off"],
+            {},
+            "--subscribe-relay off with --processes above 1",
+        ),
     ],
 )
 def test_bad_configuration_exits_2_naming_the_setting(

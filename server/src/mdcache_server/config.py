@@ -635,6 +635,11 @@ class Config:
             raise ConfigError(
                 f"MDCACHE_MARKETS names markets without a calendar: {sorted(unknown)}"
             )
+        if values["processes"] > 1 and values["subscribe_relay"] == "off":
+            raise ConfigError(
+                "--subscribe-relay off with --processes above 1: the processes are replicas "
+                "of one store, each must follow its change feed (on, or auto)"
+            )
         if not values["store_url"]:
             values["store_url"] = f"sqlite:///{values['data_dir'] / SQLITE_FILE}"
         values["limits"] = dataclasses.replace(
