@@ -285,10 +285,11 @@ def by_round(cell: dict[str, Any], target: str) -> list[float]:
     ]
 
 
-def best_ingest(service: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """The mdcache ingest with the most rows/s: its name and figures."""
+def best_ingest(service: dict[str, Any], of: str = "mdcache") -> tuple[str, dict[str, Any]]:
+    """The ingest of the server ``of`` (named in each ingest's key) with the most rows/s:
+    its name and figures."""
     return max(
-        ((k, v) for k, v in service["ingest"].items() if k.startswith("mdcache")),
+        ((k, v) for k, v in service["ingest"].items() if k.startswith(of)),
         key=lambda kv: kv[1]["rows_per_s"],
     )
 

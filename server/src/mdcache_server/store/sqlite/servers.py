@@ -29,7 +29,7 @@ class FileClaim:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            _take(self._fd, fcntl.LOCK_EX if alone else fcntl.LOCK_SH, path, alone)
+            _take(self._fd, path, alone=alone)
         except BaseException:
             self.release()
             raise
@@ -40,9 +40,9 @@ class FileClaim:
             os.close(fd)  # drops the lock
 
 
-def _take(fd: int, mode: int, db: Path, alone: bool) -> None:
+def _take(fd: int, db: Path, *, alone: bool) -> None:
     try:
-        fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        fcntl.flock(fd, (fcntl.LOCK_EX if alone else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         return
     except BlockingIOError:
         pass
