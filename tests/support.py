@@ -30,6 +30,21 @@ async def settled(server: Server) -> None:
         while not coherence.following:
             assert asyncio.get_running_loop().time() < deadline, "the change feed never followed"
             await asyncio.sleep(0.02)
+        await caught_up(server)  # and its first mark came back: a watermark to answer by
+
+
+async def caught_up(server: Server) -> None:
+    """Waits until the server's change feed has merged every Write acknowledged before the
+    call (a strict round, ``cache/coherence.py``); at once for a server with no feed. A
+    copy filled while the feed still owed it a Write may answer only once the feed gives
+    it (settled), so a test about what held copies answer waits for this after its Writes:
+    on a loaded machine the feed can lag a fill by more than a Read's round trip."""
+    coherence = server.cache.coherence
+    if coherence is None:
+        return
+    deadline = asyncio.get_running_loop().time() + 30
+    while not await coherence.current(None, strict=True):
+        assert asyncio.get_running_loop().time() < deadline, "the change feed never caught up"
 
 
 @asynccontextmanager
