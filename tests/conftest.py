@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import uuid
 from collections.abc import AsyncIterator, Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -79,9 +80,12 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 # Databases whose topic a consumer still followed when their test ended (a server's
 # Subscribe relay leaves TDengine's consumer group in about 4 s, in the background):
-# dropped on a thread of their own while the next tests run, two at most pending (each
-# holds vnodes, which a small server has few of).
-DROPPING = ThreadPoolExecutor(1, thread_name_prefix="drop-followed")
+# dropped while the next tests run, two at most pending (each holds vnodes, which a small
+# server has few of). In a process of their own, with a libtaos of its own: a DROP
+# DATABASE on a thread of the test process, while the next test's server polled its own
+# topic, once crashed that libtaos (a segfault in one of its threads, the pytest worker
+# lost with it).
+DROPPING = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
 FOLLOWED: list[Future[None]] = []
 
 
@@ -113,6 +117,7 @@ def drop_followed_databases() -> Iterator[None]:
     yield
     while FOLLOWED:
         FOLLOWED.pop(0).result()
+    DROPPING.shutdown()
 
 
 @pytest.fixture(scope="session")
