@@ -20,7 +20,12 @@ import structlog
 from mdcache_server.errors import ConfigError
 from mdcache_server.model import Record, SeriesKey, SeriesUsage, Usage
 from mdcache_server.store.tdengine import TDengineStore, parse_url, sql
-from mdcache_server.store.tdengine.naming import series_table, series_usage_table, totals_table
+from mdcache_server.store.tdengine.naming import (
+    bars_table,
+    series_table,
+    series_usage_table,
+    totals_table,
+)
 
 from .conftest import tdengine_test_url
 
@@ -70,6 +75,11 @@ def test_every_statement_the_store_builds_is_accepted(url: str, taos_conn: Any) 
         *sql.create_tables(db),
         sql.read(db, table, None, None, newest_first=False, fetch=0),
         sql.read(db, table, 1_600_000_000_001, 1_600_000_000_003, newest_first=True, fetch=2),
+        sql.read(db, table, None, None, newest_first=False, fetch=0, columns=sql.CHECK),
+        sql.read(
+            db, bars_table(KEY), None, None, newest_first=True, fetch=3, columns=sql.BAR_COLUMNS
+        ),
+        sql.checked_tables(db),
         sql.series_counts(db),
         sql.series_counts(db, 1_600_000_000_002),
         sql.load_totals(db),

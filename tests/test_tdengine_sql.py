@@ -14,6 +14,7 @@ import ctypes
 import sys
 import threading
 import types
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,7 +282,7 @@ def test_schema_sql() -> None:
     )
     assert sql.create_tables(DB) == [
         "CREATE STABLE IF NOT EXISTS mdcache_test.records "
-        "(ts TIMESTAMP, payload VARCHAR(65517)) "
+        "(ts TIMESTAMP, payload VARCHAR(65517), chk INT) "
         "TAGS (symbol VARCHAR(64), data_type VARCHAR(64), timeframe VARCHAR(64))",
         "CREATE STABLE IF NOT EXISTS mdcache_test.usage_totals "
         "(ts TIMESTAMP, since_ms BIGINT, hits BIGINT, misses BIGINT) "
@@ -298,8 +299,8 @@ def test_schema_sql() -> None:
         "CREATE STABLE IF NOT EXISTS mdcache_test.replicas "
         "(ts TIMESTAMP, first_ms BIGINT, seen_ms BIGINT) TAGS (replica_name VARCHAR(256))",
         "CREATE STABLE IF NOT EXISTS mdcache_test.bars (ts TIMESTAMP, shape BIGINT, "
-        "open DOUBLE, high DOUBLE, low DOUBLE, close DOUBLE, volume DOUBLE, amount DOUBLE) "
-        "TAGS (symbol VARCHAR(64), data_type VARCHAR(64), timeframe VARCHAR(64))",
+        "open DOUBLE, high DOUBLE, low DOUBLE, close DOUBLE, volume DOUBLE, amount DOUBLE, "
+        "chk INT) TAGS (symbol VARCHAR(64), data_type VARCHAR(64), timeframe VARCHAR(64))",
     ]
     assert sql.drop_database(DB) == "DROP DATABASE IF EXISTS mdcache_test"
     assert sql.server_version() == "SELECT SERVER_VERSION()"
@@ -307,7 +308,10 @@ def test_schema_sql() -> None:
 
 def test_insert_sql_binds_everything() -> None:
     assert sql.insert_records(DB) == (
-        "INSERT INTO ? USING mdcache_test.records TAGS (?, ?, ?) VALUES (?, ?)"
+        "INSERT INTO ? USING mdcache_test.records TAGS (?, ?, ?) VALUES (?, ?, ?)"
+    )
+    assert sql.insert_bars(DB) == (
+        "INSERT INTO ? USING mdcache_test.bars TAGS (?, ?, ?) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
     assert sql.insert_totals(DB) == (
         "INSERT INTO ? USING mdcache_test.usage_totals TAGS (?) VALUES (?, ?, ?, ?)"
@@ -475,15 +479,33 @@ def _statements(session: RecordingSession) -> list[str]:
 
 
 def test_ensure_schema_creates_database_then_tables() -> None:
-    session = RecordingSession(respond=lambda s: [("ms",)] if "precision" in s else [])
+    have = [("records",), ("bars",)]
+    session = RecordingSession(
+        respond=lambda s: [("ms",)] if "precision" in s else have if "ins_columns" in s else []
+    )
     conn, _ = _connect(session)
     conn.ensure_schema()
     assert _statements(session) == [
         sql.create_database(DB, keep_days=36500, duration_days=365, wal_level=2),
         sql.database_precision(DB),
         *sql.create_tables(DB),
+        sql.checked_tables(DB),
         sql.database_options(DB),
     ]
+
+
+def test_ensure_schema_adds_the_checks_to_an_earlier_versions_tables() -> None:
+    session = RecordingSession(respond=lambda s: [("ms",)] if "precision" in s else [])
+    conn, _ = _connect(session)
+    conn.ensure_schema()
+    assert _statements(session)[-4:] == [
+        sql.checked_tables(DB),
+        "ALTER STABLE mdcache_test.records ADD COLUMN chk INT",
+        "ALTER STABLE mdcache_test.bars ADD COLUMN chk INT",
+        sql.database_options(DB),
+    ]
+    with pytest.raises(ValueError, match="not a super table with a check"):
+        sql.add_check(DB, "usage_totals")
 
 
 def test_ensure_schema_refuses_a_database_of_another_precision() -> None:
@@ -517,24 +539,38 @@ def test_a_small_write_is_one_multi_table_insert_and_nothing_else() -> None:
     assert conn.write(WRITTEN) == 4
     [(kind, statement, _)] = session.calls  # replicas learn of it from the change feed
     none = "0, 0, 0, 0, 0, 0, 0"  # a bar's numbers kept (none: shape 0), in the same INSERT
+    c3, c1, cx, ca = (batches.check(p) for p in ('{"c":3}', '{"c":1}', '"x"', "[]"))
     assert (kind, statement) == (
         "execute",
         f"INSERT INTO {DB}.{bars_table(KEY)} USING {DB}.bars TAGS ('600519', 'kline', '1d') "
-        f"VALUES (30, {none}) (10, {none}) (20, {none}) "
+        f"VALUES (30, {none}, {c3}) (10, {none}, {c1}) (20, {none}, {cx}) "
         f"{DB}.{bars_table(hostile)} USING {DB}.bars TAGS "
-        f"{HOSTILE_TAGS} VALUES (5, {none}) "
+        f"{HOSTILE_TAGS} VALUES (5, {none}, {ca}) "
         f"{DB}.{KEY_TABLE} USING {DB}.records TAGS ('600519', 'kline', '1d') "
-        """VALUES (30, '{"c":3}') (10, '{"c":1}') (20, '"x"') """
+        f"""VALUES (30, '{{"c":3}}', {c3}) (10, '{{"c":1}}', {c1}) (20, '"x"', {cx}) """
         f"{DB}.{series_table(hostile)} USING {DB}.records TAGS "
-        """('000001\\'; DROP DATABASE x; --', 'a\\\\\\'b\\\\\\\\c\\\\', '1d') VALUES (5, '[]')""",
+        f"{HOSTILE_TAGS} VALUES (5, '[]', {ca})",
     )
+
+
+def test_a_payloads_check_is_its_crc32_in_31_bits() -> None:
+    """``chk`` of the records row and of the bars row (``sql.CHECK``): never the -1 that a
+    row written before the column existed reads as."""
+    assert batches.check("") == 0
+    assert batches.check('{"close": 10.5}') == zlib.crc32(b'{"close": 10.5}') & 0x7FFFFFFF
+    assert batches.check('{"close": 10.5}') != batches.check('{"close": 10.6}')
+    assert batches.check("平安银行") == zlib.crc32("平安银行".encode()) & 0x7FFFFFFF
+    assert all(0 <= batches.check(str(i)) < 2**31 for i in range(1000))
 
 
 def test_a_group_commit_keeps_the_record_given_last() -> None:
     session = RecordingSession()
     conn, _ = _connect(session)
     assert conn.write([(KEY, [Record(1, '"a"'), Record(2, '"b"')]), (KEY, [Record(1, '"c"')])]) == 3
-    assert session.calls[0][1].endswith(""" VALUES (1, '"c"') (2, '"b"')""")
+    checks = [batches.check(p) for p in ('"c"', '"b"')]
+    assert session.calls[0][1].endswith(
+        f""" VALUES (1, '"c"', {checks[0]}) (2, '"b"', {checks[1]})"""
+    )
 
 
 def test_a_large_write_binds_one_batch_per_series_in_timestamp_order(
@@ -548,9 +584,13 @@ def test_a_large_write_binds_one_batch_per_series_in_timestamp_order(
     [(kind, statement, plan), (_, numbers, bars_plan)] = session.calls
     assert (kind, statement) == ("insert", sql.insert_records(DB))
     assert numbers == sql.insert_bars(DB)  # then the bars' numbers (none: shape 0)
+    check = batches.check
     assert [(b.table, [c.values for c in b.columns]) for b in bars_plan] == [
-        (f"{DB}.{bars_table(KEY)}", [[30, 10, 20], *[[0, 0, 0]] * 7]),
-        (f"{DB}.{bars_table(hostile)}", [[5], *[[0]] * 7]),
+        (  # in timestamp order, as the records
+            f"{DB}.{bars_table(KEY)}",
+            [[10, 20, 30], *[[0, 0, 0]] * 7, [check('{"c":1}'), check('"x"'), check('{"c":3}')]],
+        ),
+        (f"{DB}.{bars_table(hostile)}", [[5], *[[0]] * 7, [check("[]")]]),
     ]
     assert plan == [
         Batch(
@@ -559,12 +599,17 @@ def test_a_large_write_binds_one_batch_per_series_in_timestamp_order(
             (
                 Column(ColumnType.TIMESTAMP, [10, 20, 30]),
                 Column(ColumnType.VARCHAR, ['{"c":1}', '"x"', '{"c":3}']),
+                Column(ColumnType.INT, [check('{"c":1}'), check('"x"'), check('{"c":3}')]),
             ),
         ),
         Batch(
             f"{DB}.{series_table(hostile)}",
             (HOSTILE, BACKSLASHES, "1d"),
-            (Column(ColumnType.TIMESTAMP, [5]), Column(ColumnType.VARCHAR, ["[]"])),
+            (
+                Column(ColumnType.TIMESTAMP, [5]),
+                Column(ColumnType.VARCHAR, ["[]"]),
+                Column(ColumnType.INT, [check("[]")]),
+            ),
         ),
     ]
 
@@ -576,6 +621,11 @@ def test_large_writes_bind_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [[r.ts_ms for r in c] for c in chunks] == [[1, 2], [3, 4]]
     assert all(len(c) * max(len(r.payload) for r in c) <= 100 for c in chunks)
     assert [[r.ts_ms for r in c] for c in batches.record_chunks([Record(1, "x" * 500)])] == [[1]]
+    made = batches.record_batches(DB, [(KEY, records)], [batches.checks(records)])
+    assert [[c.values for c in b.columns] for b in made] == [
+        [[1, 2], ["x" * 10] * 2, [batches.check("x" * 10)] * 2],  # each chunk its own checks
+        [[3, 4], ["x" * 40, "x" * 5], [batches.check("x" * 40), batches.check("x" * 5)]],
+    ]
 
 
 def test_read_windows_limits_and_misses() -> None:

@@ -8,6 +8,7 @@ counters are one row per subtable at ``USAGE_TS_MS``, so each save overwrites it
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import Final
 
@@ -25,14 +26,30 @@ from mdcache_server.store.tdengine.naming import (
 )
 
 BIND_BUDGET_BYTES: Final = 16 * 1024 * 1024
-BarRow = tuple[int | float, ...]  # ts, shape, open, high, low, close, volume or vol, amount
+BarRow = tuple[int | float, ...]  # ts, shape, open, high, low, close, volume or vol, amount, chk
 
 
-def bar_columns(records: Sequence[Record]) -> list[list[int] | list[int | float]]:
+def check(payload: str) -> int:
+    """A payload's check (``chk`` of its records row and of its bars row, ``sql.CHECK``):
+    the CRC-32 of its UTF-8 in 31 bits, so that no check is the -1 a NULL reads as."""
+    return zlib.crc32(payload.encode()) & 0x7FFF_FFFF
+
+
+def checks(records: Sequence[Record]) -> list[int]:
+    """Each record's :func:`check`."""
+    return [check(r.payload) for r in records]
+
+
+def bar_columns(
+    records: Sequence[Record], checked: Sequence[int] | None = None
+) -> list[Sequence[int] | list[int | float]]:
     """The columns of ``sql.BARS`` for the records: timestamps, shapes (0: a record keeps
-    no numbers, and a record written over a bar must not keep the bar's) and six values."""
-    shapes, columns = extract([r.payload for r in records])
-    return [[r.ts_ms for r in records], shapes, *columns]
+    no numbers, and a record written over a bar must not keep the bar's), six values and
+    the payloads' checks (``checked``, when they are made already)."""
+    payloads = [r.payload for r in records]
+    shapes, columns = extract(payloads)
+    made = checks(records) if checked is None else checked
+    return [[r.ts_ms for r in records], shapes, *columns, made]
 
 
 def bar_rows(records: Sequence[Record]) -> list[BarRow]:
@@ -40,11 +57,14 @@ def bar_rows(records: Sequence[Record]) -> list[BarRow]:
     return list(zip(*bar_columns(records), strict=True))
 
 
-def bars_batches(db: str, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> list[Batch]:
-    """For ``sql.insert_bars``: per series ``db.b_<hash>``, its tags, :func:`bar_columns`."""
+def bars_batches(
+    db: str, batches: Sequence[tuple[SeriesKey, Sequence[Record]]], checked: Sequence[list[int]]
+) -> list[Batch]:
+    """For ``sql.insert_bars``: per series ``db.b_<hash>``, its tags, :func:`bar_columns`
+    (``checked``: each series' :func:`checks`)."""
     made = []
-    for key, records in batches:
-        ts, shapes, *values = bar_columns(records)
+    for (key, records), series_checks in zip(batches, checked, strict=True):
+        ts, shapes, *values, made_checks = bar_columns(records, series_checks)
         made.append(
             Batch(
                 sql.table(db, bars_table(key)),
@@ -53,6 +73,7 @@ def bars_batches(db: str, batches: Sequence[tuple[SeriesKey, Sequence[Record]]])
                     Column(ColumnType.TIMESTAMP, ts),
                     Column(ColumnType.BIGINT, shapes),
                     *(Column(ColumnType.DOUBLE, column) for column in values),
+                    Column(ColumnType.INT, made_checks),
                 ),
             )
         )
@@ -80,20 +101,29 @@ def record_chunks(records: Sequence[Record]) -> Iterator[list[Record]]:
         yield chunk
 
 
-def record_batches(db: str, batches: Sequence[tuple[SeriesKey, Sequence[Record]]]) -> list[Batch]:
-    """For ``sql.insert_records``: per series ``db.r_<hash>``, its tags, (ts, payload) rows."""
-    return [
-        Batch(
-            sql.table(db, series_table(key)),
-            (key.symbol, key.data_type, key.timeframe),
-            (
-                Column(ColumnType.TIMESTAMP, [r.ts_ms for r in chunk]),
-                Column(ColumnType.VARCHAR, [r.payload for r in chunk]),
-            ),
-        )
-        for key, records in batches
-        for chunk in record_chunks(records)
-    ]
+def record_batches(
+    db: str, batches: Sequence[tuple[SeriesKey, Sequence[Record]]], checked: Sequence[list[int]]
+) -> list[Batch]:
+    """For ``sql.insert_records``: per series ``db.r_<hash>``, its tags, (ts, payload, chk)
+    rows. Each series' records in timestamp order already, with their :func:`checks`
+    (``checked``): the chunks keep that order, and the checks are cut with them."""
+    made = []
+    for (key, records), series_checks in zip(batches, checked, strict=True):
+        at = 0
+        for chunk in record_chunks(records):
+            made.append(
+                Batch(
+                    sql.table(db, series_table(key)),
+                    (key.symbol, key.data_type, key.timeframe),
+                    (
+                        Column(ColumnType.TIMESTAMP, [r.ts_ms for r in chunk]),
+                        Column(ColumnType.VARCHAR, [r.payload for r in chunk]),
+                        Column(ColumnType.INT, series_checks[at : at + len(chunk)]),
+                    ),
+                )
+            )
+            at += len(chunk)
+    return made
 
 
 def totals_batch(db: str, usage: Usage) -> Batch:

@@ -84,9 +84,10 @@ class Lib:
         raise AttributeError(name)
 
 
-def _check_fields(lib: Lib, result: int, kinds: Sequence[Kind]) -> None:
+def _check_fields(lib: Lib, result: int, kinds: Sequence[Kind], more: bool = False) -> None:
+    """The result's first columns are of ``kinds``, and there are no others unless ``more``."""
     count = lib.taos_num_fields(result)
-    if count != len(kinds):
+    if count < len(kinds) or (count > len(kinds) and not more):
         raise BlockError(-1, f"result has {count} columns, {len(kinds)} expected")
     fields = ctypes.cast(lib.taos_fetch_fields(result), ctypes.POINTER(_Field))
     for i, kind in enumerate(kinds):
@@ -122,8 +123,9 @@ def _blocks(
             name = (lib.tmq_get_table_name(result) or b"").decode()
             if not wanted(name):
                 continue
-        # Checked per block: a TMQ message's fields are its current block's.
-        _check_fields(lib, result, kinds)
+        # Checked per block: a TMQ message's fields are its current block's (a table's
+        # columns after those asked for are left unread: its schema may have grown).
+        _check_fields(lib, result, kinds, more=wanted is not None)
         pointers = ctypes.cast(block, _VOIDS)
         yield (
             name,

@@ -44,6 +44,7 @@ class ColumnType(enum.Enum):
     TIMESTAMP = "timestamp"  # epoch milliseconds
     VARCHAR = "varchar"
     BIGINT = "bigint"
+    INT = "int"
     DOUBLE = "double"
 
 
@@ -152,6 +153,10 @@ def _columns(taos: Any, columns: Sequence[Column]) -> tuple[Any, list[Any]]:
             buffer = _numbers("d", ctypes.c_double, column.values)
             bind.buffer_type = field.C_DOUBLE
             bind.buffer_length = ctypes.sizeof(ctypes.c_double)
+        elif column.type is ColumnType.INT:
+            buffer = _numbers("i", ctypes.c_int32, column.values)
+            bind.buffer_type = field.C_INT
+            bind.buffer_length = ctypes.sizeof(ctypes.c_int32)
         else:  # TIMESTAMP (raw epoch values in the database's precision) or BIGINT
             buffer = _numbers("q", ctypes.c_int64, column.values)
             timestamp = column.type is ColumnType.TIMESTAMP
@@ -401,6 +406,8 @@ class WebSocketSession:
             return self._taosws.millis_timestamps_to_column(values)
         if column.type is ColumnType.BIGINT:
             return self._taosws.big_ints_to_column(values)
+        if column.type is ColumnType.INT:
+            return self._taosws.ints_to_column(values)
         if column.type is ColumnType.DOUBLE:
             return self._taosws.doubles_to_column(values)
         return self._taosws.varchar_to_column(values)

@@ -24,10 +24,17 @@ from mdcache_server.store.tdengine.options import DATABASE_NAME
 RECORDS: Final = "records"
 # The numbers of bars (``barnumbers.py``), a row per record (shape 0: it keeps none), in a
 # super table of their own: a records row is at TDengine's row limit (ts 8 + payload 65,519
-# of 65,531 bytes), and 3.2.2.2 refuses the numbers' 56 more bytes, in a new super table
-# and by ALTER STABLE ... ADD COLUMN alike (tests/test_tdengine_server.py).
+# + chk 4 of 65,531 bytes), and 3.2.2.2 refuses the numbers' 56 more bytes, in a new super
+# table and by ALTER STABLE ... ADD COLUMN alike (tests/test_tdengine_server.py).
 BARS: Final = "bars"
-BAR_COLUMNS: Final = "shape, open, high, low, close, volume, amount"
+# Each records row and each bars row has ``chk``, its payload's check (``batches.check``):
+# the two rows of one record travel in two submits (vnodes), so two Writes racing over one
+# (series, timestamp) through two replicas can leave one's record beside the other's
+# numbers. A reader takes the numbers only where both checks agree. Rows written before
+# the column was added read -1 on both sides (``CHECK``), as they were trusted before.
+CHECK: Final = "CASE WHEN chk IS NULL THEN -1 ELSE chk END"
+CHECKED: Final = (RECORDS, BARS)  # the super tables that have ``chk``
+BAR_COLUMNS: Final = f"shape, open, high, low, close, volume, amount, {CHECK}"
 USAGE_TOTALS: Final = "usage_totals"
 USAGE_SERIES: Final = "usage_series"
 USAGE_EVICTIONS: Final = "usage_evictions"
@@ -113,7 +120,7 @@ def create_tables(db: str) -> list[str]:
     series_tags = f"symbol {tag}, data_type {tag}, timeframe {tag}"
     return [
         f"CREATE STABLE IF NOT EXISTS {table(db, RECORDS)} "
-        f"(ts TIMESTAMP, payload VARCHAR({PAYLOAD_BYTES})) TAGS ({series_tags})",
+        f"(ts TIMESTAMP, payload VARCHAR({PAYLOAD_BYTES}), chk INT) TAGS ({series_tags})",
         f"CREATE STABLE IF NOT EXISTS {table(db, USAGE_TOTALS)} "
         f"(ts TIMESTAMP, since_ms BIGINT, hits BIGINT, misses BIGINT) "
         f"TAGS (replica_name VARCHAR({REPLICA_BYTES}))",
@@ -129,9 +136,26 @@ def create_tables(db: str) -> list[str]:
         f"(ts TIMESTAMP, first_ms BIGINT, seen_ms BIGINT) "
         f"TAGS (replica_name VARCHAR({REPLICA_BYTES}))",
         f"CREATE STABLE IF NOT EXISTS {table(db, BARS)} (ts TIMESTAMP, shape BIGINT, "
-        "open DOUBLE, high DOUBLE, low DOUBLE, close DOUBLE, volume DOUBLE, amount DOUBLE) "
-        f"TAGS ({series_tags})",
+        "open DOUBLE, high DOUBLE, low DOUBLE, close DOUBLE, volume DOUBLE, amount DOUBLE, "
+        f"chk INT) TAGS ({series_tags})",
     ]
+
+
+def checked_tables(db: str) -> str:
+    """The super tables of :data:`CHECKED` that have ``chk`` already (a database made by an
+    earlier version has neither)."""
+    names = ", ".join(f"'{name}'" for name in CHECKED)
+    return (
+        "SELECT table_name FROM information_schema.ins_columns "
+        f"WHERE db_name = '{database(db)}' AND table_name IN ({names}) AND col_name = 'chk'"
+    )
+
+
+def add_check(db: str, stable: str) -> str:
+    """``chk`` added to a super table of an earlier version: its rows read -1 (``CHECK``)."""
+    if stable not in CHECKED:
+        raise ValueError(f"not a super table with a check: {stable!r}")
+    return f"ALTER STABLE {table(db, stable)} ADD COLUMN chk INT"
 
 
 def topic(db: str) -> str:
@@ -223,13 +247,15 @@ def probe() -> str:
 
 
 def insert_records(db: str) -> str:
-    """The statement a write binds: subtable name, its tags, then (ts, payload) rows."""
-    return f"INSERT INTO ? USING {table(db, RECORDS)} TAGS (?, ?, ?) VALUES (?, ?)"
+    """The statement a write binds: subtable name, its tags, then (ts, payload, chk) rows."""
+    return f"INSERT INTO ? USING {table(db, RECORDS)} TAGS (?, ?, ?) VALUES (?, ?, ?)"
 
 
 def insert_bars(db: str) -> str:
-    """The statement a large write binds for its bars' numbers: (ts, shape, six values)."""
-    return f"INSERT INTO ? USING {table(db, BARS)} TAGS (?, ?, ?) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    """The statement a large write binds for its bars' numbers: (ts, shape, six values,
+    chk)."""
+    values = ", ".join("?" * 9)
+    return f"INSERT INTO ? USING {table(db, BARS)} TAGS (?, ?, ?) VALUES ({values})"
 
 
 # A Write whose multi-table INSERT is at most this many characters is sent as that text:
@@ -248,7 +274,7 @@ def literal(text: str) -> str:
 
 # Rows of a subtable: each its values, or its text already made (:data:`BAR_ROW`).
 TextRows = Sequence[tuple[str, Sequence[str], Sequence[Sequence[int | float | str] | str]]]
-BAR_ROW: Final = "(%d, %d, %r, %r, %r, %r, %r, %r)"  # a row of BARS: ts, shape, six numbers
+BAR_ROW: Final = "(%d, %d, %r, %r, %r, %r, %r, %r, %d)"  # of BARS: ts, shape, six numbers, chk
 
 
 def _value(v: int | float | str) -> str:
@@ -313,9 +339,11 @@ def time_bounds(start_ms: int | None, end_ms: int | None) -> tuple[int | None, i
 
 
 READ_COLUMNS: Final = (Kind.INT64, Kind.TEXT)  # what read() selects
-STAMP_COLUMNS: Final = (Kind.INT64,)  # what read(..., columns="") selects
-BARS_COLUMNS: Final = (Kind.INT64, Kind.INT64, *[Kind.DOUBLE] * 6)  # read(..., BAR_COLUMNS)
-TOPIC_COLUMNS: Final = (Kind.INT64, Kind.TEXT)  # a block of the topic: (ts, payload)
+CHECK_COLUMNS: Final = (Kind.INT64, Kind.INT64)  # what read(..., columns=CHECK) selects
+BARS_COLUMNS: Final = (Kind.INT64, Kind.INT64, *[Kind.DOUBLE] * 6, Kind.INT64)  # BAR_COLUMNS
+# A block of the topic: (ts, payload), and after them any other columns, not read (a
+# records row's ``chk``; a block written before it was added has none).
+TOPIC_COLUMNS: Final = (Kind.INT64, Kind.TEXT)
 
 
 def read(
@@ -329,16 +357,16 @@ def read(
     columns: str = "payload",
 ) -> str:
     """One series' window; ``fetch`` is the limit plus one, to tell a truncated window.
-    ``columns`` after the timestamp: the payload, none (``""``), or :data:`BAR_COLUMNS`
-    of a bars subtable.
+    ``columns`` after the timestamp: the payload, the check (:data:`CHECK`), or
+    :data:`BAR_COLUMNS` of a bars subtable.
 
     ``CAST(ts AS BIGINT)`` gives exact epoch milliseconds, whatever the client's time zone.
     """
-    if columns not in ("payload", "", BAR_COLUMNS):
+    if columns not in ("payload", CHECK, BAR_COLUMNS):
         raise ValueError(f"not a column list of read(): {columns!r}")
     where = [f"ts >= {int(low)}"] if low is not None else []
     where += [f"ts <= {int(high)}"] if high is not None else []
-    selected = ", ".join(["CAST(ts AS BIGINT)", *([columns] if columns else [])])
+    selected = f"CAST(ts AS BIGINT), {columns}"
     sql = f"SELECT {selected} FROM {table(db, subtable)}"
     if where:
         sql += " WHERE " + " AND ".join(where)

@@ -38,6 +38,7 @@ from mdcache_server.store.tdengine import sql
 from mdcache_server.store.tdengine.batches import (
     bar_rows,
     bars_batches,
+    checks,
     evictions_batch,
     record_batches,
     replica_batch,
@@ -62,6 +63,10 @@ TOPIC_FIRST = "0x03ed"  # DROP DATABASE with a topic on it (one made since the d
 BAR_TEXT_CHARS = 112  # a row of bars' numbers in an INSERT text, at most (about)
 Opener = Callable[[TDengineOptions], Session]
 log = structlog.get_logger(__name__)
+
+
+def _stamp(record: Record) -> int:
+    return record.ts_ms
 
 
 def _last_wins(
@@ -180,6 +185,7 @@ class TDengineConnection:
             if precision == "ms":
                 for statement in sql.create_tables(self._db):
                     session.execute(statement)
+                self._add_checks(session)
             return precision
 
         precision = self._call("schema", run, idempotent=True)
@@ -196,6 +202,22 @@ class TDengineConnection:
             duration_days=options.duration_days,
             wal_level=options.wal_level,
         )
+
+    def _add_checks(self, session: Session) -> None:
+        """``chk`` added to the super tables of a database an earlier version made
+        (``sql.CHECK``). Replicas starting together may race to add it: one that finds it
+        added meanwhile goes on."""
+        have = {str(row[0]) for row in session.query(sql.checked_tables(self._db))}
+        for stable in sql.CHECKED:
+            if stable in have:
+                continue
+            try:
+                session.execute(sql.add_check(self._db, stable))
+            except StoreError:
+                have = {str(row[0]) for row in session.query(sql.checked_tables(self._db))}
+                if stable not in have:
+                    raise
+            log.info("tdengine_column_added", table=stable, column="chk")
 
     def _check_options(self) -> None:
         """The database's options against the URL's: fewer replicas than asked is an error
@@ -255,23 +277,24 @@ class TDengineConnection:
         db = self._db
         size = sum(len(r.payload) + 24 + BAR_TEXT_CHARS for _, rs in merged for r in rs)
         if size <= sql.TEXT_INSERT_MAX_CHARS:
-            rows = [
-                (series_table(key), key, [(r.ts_ms, r.payload) for r in records])
-                for key, records in merged
-            ]
             made = sql.BAR_ROW.__mod__
-            numbers = [
-                (bars_table(key), key, list(map(made, bar_rows(records))))
-                for key, records in merged
-            ]
+            rows: list[tuple[str, SeriesKey, list[tuple[int, str, int | float]]]] = []
+            numbers: list[tuple[str, SeriesKey, list[str]]] = []
+            for key, records in merged:
+                bars = bar_rows(records)  # each ends with its payload's check
+                stored = [(r.ts_ms, r.payload, b[-1]) for r, b in zip(records, bars, strict=True)]
+                rows.append((series_table(key), key, stored))
+                numbers.append((bars_table(key), key, list(map(made, bars))))
             text = sql.insert_text(db, sql.RECORDS, rows, before=[(sql.BARS, numbers)])
             affected = self._call("write", lambda session: session.execute(text), idempotent=True)
         else:
             # Bound and sent side by side: a reader finds the records' timestamps and the
             # numbers' apart until both are taken (it compares them, ``_bars``).
+            ordered = [(key, sorted(records, key=_stamp)) for key, records in merged]
+            checked = [checks(records) for _, records in ordered]  # once, for both
             inserts = [
-                (sql.insert_records(db), record_batches(db, merged)),
-                (sql.insert_bars(db), bars_batches(db, merged)),
+                (sql.insert_records(db), record_batches(db, ordered, checked)),
+                (sql.insert_bars(db), bars_batches(db, ordered, checked)),
             ]
             affected = self._call(
                 "write", lambda session: session.insert_many(inserts)[0], idempotent=True
@@ -352,29 +375,29 @@ class TDengineConnection:
         bounds: tuple[int | None, int | None],
         window: Window,
     ) -> SeriesRead | None:
-        """A window's bars' numbers, when its records (their timestamps, read alone) all have
-        them; else None."""
+        """A window's bars' numbers, when its records (their timestamps and checks, read
+        alone) all have them, written with the same payloads; else None."""
         limit = window.limit
         fetch = limit + 1 if limit > 0 else 0
         newest_first, db = window.newest_first, self._db
         try:
-            (stamps,) = session.query_columns(
+            stamps, checks = session.query_columns(
                 sql.read(
                     db,
                     series_table(key),
                     *bounds,
                     newest_first=newest_first,
                     fetch=fetch,
-                    columns="",
+                    columns=sql.CHECK,
                 ),
-                sql.STAMP_COLUMNS,
+                sql.CHECK_COLUMNS,
             )
         except TableMissing:
             return SeriesRead([], truncated=False)
         if not stamps:
             return SeriesRead([], truncated=False)
         try:
-            ts, shapes, *columns = session.query_columns(
+            ts, shapes, *columns, numbers_checks = session.query_columns(
                 sql.read(
                     db,
                     bars_table(key),
@@ -387,8 +410,8 @@ class TDengineConnection:
             )
         except TableMissing:  # a series written before numbers were kept
             return None
-        if ts != stamps or 0 in shapes:
-            return None
+        if ts != stamps or 0 in shapes or numbers_checks != checks:
+            return None  # not every record's numbers, or another Write's (sql.CHECK)
         truncated = 0 < limit < len(ts)
         if truncated:
             ts, shapes, columns = ts[:limit], shapes[:limit], [c[:limit] for c in columns]
