@@ -112,6 +112,24 @@ def tdengine_test_url() -> Iterator[str]:
             FOLLOWED.append(DROPPING.submit(drop_database, url, wait=30))
 
 
+@pytest.fixture
+def taos_conn(url: str) -> Iterator[Any]:
+    """taospy itself, on the server of the module's ``url`` fixture (a TDengine store's):
+    what a test writes or alters behind the store's back."""
+    import taos
+
+    from mdcache_server.store.tdengine import parse_url
+
+    options = parse_url(url)
+    conn = taos.connect(
+        host=options.host, port=options.port, user=options.user, password=options.password
+    )
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def drop_followed_databases() -> Iterator[None]:
     yield

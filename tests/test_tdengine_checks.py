@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from mdcache_server.model import Record, SeriesKey, Window
 from mdcache_server.store.tdengine import TDengineStore, parse_url, sql
 from mdcache_server.store.tdengine.batches import check
 from mdcache_server.store.tdengine.naming import bars_table, series_table
+from mdcache_server.store.tdengine.store import TDengineConnection
 
 from .conftest import tdengine_test_url
 from .market_data import sse_minutes_20190201
@@ -33,19 +35,16 @@ def url() -> Iterator[str]:
     yield from tdengine_test_url()
 
 
-@pytest.fixture
-def taos_conn(url: str) -> Iterator[Any]:
-    """taospy itself, on the server of the URL: the other replica's Write."""
-    import taos
-
-    options = parse_url(url)
-    conn = taos.connect(
-        host=options.host, port=options.port, user=options.user, password=options.password
-    )
+@contextmanager
+def holding(url: str, key: SeriesKey, records: list[Record]) -> Iterator[TDengineConnection]:
+    """A store on the URL's database, the records written through it; closed after."""
+    store = TDengineStore.from_url(url).connect()
     try:
-        yield conn
+        store.ensure_schema()
+        store.write([(key, records)])
+        yield store
     finally:
-        conn.close()
+        store.close()
 
 
 def minutes() -> tuple[SeriesKey, list[Record]]:
@@ -78,10 +77,7 @@ def test_numbers_beside_another_writes_record_are_not_taken(
         monkeypatch.setattr(sql, "TEXT_INSERT_MAX_CHARS", 0)
     db = parse_url(url).database
     key, day = minutes()
-    store = TDengineStore.from_url(url).connect()
-    try:
-        store.ensure_schema()
-        store.write([(key, day)])
+    with holding(url, key, day) as store:
         window = Window(bars=True)
         (before,) = store.read_answer([key], window)
         assert before.bars is not None  # every record's numbers, as written
@@ -96,8 +92,6 @@ def test_numbers_beside_another_writes_record_are_not_taken(
         (again,) = store.read_answer([key], window)
         assert again.bars is not None
         assert again.bars.columns[3][100] == json.loads(moved.payload)["close"]
-    finally:
-        store.close()
 
 
 @pytest.mark.parametrize("server_settings", [{"hot_tier_bytes": "0"}])
@@ -130,12 +124,8 @@ def test_an_earlier_versions_database_gains_the_checks_and_keeps_its_numbers(
     rows written before read -1 on both sides and keep their numbers, as before."""
     db = parse_url(url).database
     key, day = minutes()
-    store = TDengineStore.from_url(url).connect()
-    try:
-        store.ensure_schema()
-        store.write([(key, day)])
-    finally:
-        store.close()
+    with holding(url, key, day):  # the day, stored as this version stores it
+        pass
     for stable in ("records", "bars"):  # as an earlier version left them
         taos_conn.execute(f"ALTER STABLE {db}.{stable} DROP COLUMN chk")
     taos_conn.execute(  # a bar written by the earlier version, without its check

@@ -39,21 +39,6 @@ def url() -> Iterator[str]:
     yield from tdengine_test_url()
 
 
-@pytest.fixture
-def taos_conn(url: str) -> Iterator[Any]:
-    """taospy itself, on the server of the URL."""
-    import taos
-
-    options = parse_url(url)
-    conn = taos.connect(
-        host=options.host, port=options.port, user=options.user, password=options.password
-    )
-    try:
-        yield conn
-    finally:
-        conn.close()
-
-
 def query(conn: Any, statement: str) -> list[tuple[Any, ...]]:
     return list(conn.query(statement).fetch_all())
 
