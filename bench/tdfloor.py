@@ -28,7 +28,9 @@ def _quoted(text: str) -> str:
 
 
 def create(conn: Any, db: str) -> None:
-    """A fresh database of mdcache's options, with a ``records`` super table as the store's."""
+    """A fresh database of mdcache's options, with a ``records`` super table as the store's
+    but for its ``chk`` (a check of each payload: mdcache's own work, as its bars' numbers
+    are; TDengine alone stores the payloads and nothing else)."""
     conn.execute(f"DROP DATABASE IF EXISTS {db}")
     conn.execute(
         f"CREATE DATABASE {db} PRECISION 'ms' KEEP 36500 DURATION 10 WAL_LEVEL 2 WAL_FSYNC_PERIOD 0"

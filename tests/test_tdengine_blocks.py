@@ -142,6 +142,44 @@ def test_every_polled_message_is_freed(store: TDengineStore) -> None:
     assert counting.freed == counting.polled
 
 
+def test_the_feed_reads_records_from_before_and_after_the_checks_were_added(
+    url: str, store: TDengineStore, taos_conn: Any
+) -> None:
+    """A feed following a database of an earlier version (records without ``chk``) while
+    a replica of this one adds the column: the blocks of both shapes are read, two
+    columns and three."""
+    db = store.options.database
+    for stable in (sql.RECORDS, sql.BARS):  # as an earlier version made them
+        taos_conn.execute(f"ALTER STABLE {db}.{stable} DROP COLUMN chk")
+    feed = store.change_feed("blocks")
+    assert isinstance(feed, TopicFeed)
+    records = _records(8)[:4]
+    feed.start()
+    try:
+        table = series_table(KEY)
+        tags = "('600519', 'kline', '1d')"
+        for record in records[:2]:  # written by the earlier version: (ts, payload)
+            taos_conn.execute(  # the test's own names; bars' payloads hold no quote
+                f"INSERT INTO {db}.{table} USING {db}.records TAGS {tags} "  # noqa: S608
+                f"VALUES ({record.ts_ms}, '{record.payload}')"
+            )
+        conn = store.connect()
+        try:
+            conn.ensure_schema()  # this version's start-up: chk added
+            conn.write([(KEY, records[2:])])  # (ts, payload, chk)
+        finally:
+            conn.close()
+        got: list[tuple[SeriesKey, Record]] = []
+        deadline = time.monotonic() + 30
+        while len(got) < len(records) and time.monotonic() < deadline:
+            got += feed.poll(0.1).changes
+    finally:
+        feed.close()
+    assert got == [(KEY, r) for r in records]
+    columns = [row[0] for row in taos_conn.query(f"DESCRIBE {db}.records").fetch_all()]
+    assert "chk" in columns
+
+
 def test_a_write_of_several_series_reaches_the_feed_with_each_series_own_key(
     url: str,
 ) -> None:

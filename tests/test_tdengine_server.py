@@ -64,7 +64,8 @@ def test_every_statement_the_store_builds_is_accepted(url: str, taos_conn: Any) 
         sql.read(
             db, bars_table(KEY), None, None, newest_first=True, fetch=3, columns=sql.BAR_COLUMNS
         ),
-        sql.checked_tables(db),
+        sql.describe(db, sql.RECORDS),
+        sql.describe(db, sql.BARS),
         sql.series_counts(db),
         sql.series_counts(db, 1_600_000_000_002),
         sql.load_totals(db),

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -478,34 +479,84 @@ def _statements(session: RecordingSession) -> list[str]:
     return [statement for _, statement, _ in session.calls]
 
 
+CHECK_COLUMN = ("chk", "INT", 4, "")  # a row of DESCRIBE
+
+
+def _schema_responder(*, checked: Callable[[str], bool]) -> Responder:
+    """Answers a start-up's queries: precision ``ms``; ``DESCRIBE`` of a super table with
+    ``chk`` where ``checked`` says (by statement)."""
+
+    def respond(statement: str) -> list[tuple[Any, ...]]:
+        if "precision" in statement:
+            return [("ms",)]
+        if statement.startswith("DESCRIBE"):
+            return [("ts", "TIMESTAMP", 8, ""), *([CHECK_COLUMN] if checked(statement) else [])]
+        return []
+
+    return respond
+
+
 def test_ensure_schema_creates_database_then_tables() -> None:
-    have = [("records",), ("bars",)]
-    session = RecordingSession(
-        respond=lambda s: [("ms",)] if "precision" in s else have if "ins_columns" in s else []
-    )
+    session = RecordingSession(respond=_schema_responder(checked=lambda _s: True))
     conn, _ = _connect(session)
     conn.ensure_schema()
     assert _statements(session) == [
         sql.create_database(DB, keep_days=36500, duration_days=365, wal_level=2),
         sql.database_precision(DB),
         *sql.create_tables(DB),
-        sql.checked_tables(DB),
+        "DESCRIBE mdcache_test.records",
+        "DESCRIBE mdcache_test.bars",
         sql.database_options(DB),
     ]
 
 
 def test_ensure_schema_adds_the_checks_to_an_earlier_versions_tables() -> None:
-    session = RecordingSession(respond=lambda s: [("ms",)] if "precision" in s else [])
+    session = RecordingSession(respond=_schema_responder(checked=lambda _s: False))
     conn, _ = _connect(session)
-    conn.ensure_schema()
-    assert _statements(session)[-4:] == [
-        sql.checked_tables(DB),
+    with structlog.testing.capture_logs() as logs:
+        conn.ensure_schema()
+    assert _statements(session)[-5:] == [
+        "DESCRIBE mdcache_test.records",
         "ALTER STABLE mdcache_test.records ADD COLUMN chk INT",
+        "DESCRIBE mdcache_test.bars",
         "ALTER STABLE mdcache_test.bars ADD COLUMN chk INT",
         sql.database_options(DB),
     ]
+    added = [e["table"] for e in logs if e["event"] == "tdengine_column_added"]
+    assert added == ["records", "bars"]
     with pytest.raises(ValueError, match="not a super table with a check"):
         sql.add_check(DB, "usage_totals")
+
+
+def test_a_check_another_replica_added_first_is_taken_as_it_is() -> None:
+    """Two replicas of an earlier version's database starting together: the ALTER of the
+    one that comes second fails, and it goes on once DESCRIBE shows the column."""
+    added: set[str] = set()
+
+    def alter(statement: str) -> int:
+        if statement.startswith("ALTER"):
+            added.add(statement.split()[2])  # the other replica's ALTER won
+            raise StoreError("tdengine execute: [0x036a]: Column already exists")
+        return 0
+
+    session = RecordingSession(
+        respond=_schema_responder(checked=lambda s: s.split()[1] in added), affected=alter
+    )
+    conn, _ = _connect(session)
+    with structlog.testing.capture_logs() as logs:
+        conn.ensure_schema()
+    assert added == {"mdcache_test.records", "mdcache_test.bars"}
+    assert not [e for e in logs if e["event"] == "tdengine_column_added"]  # not by this one
+
+    def refuse(statement: str) -> int:
+        if statement.startswith("ALTER"):
+            raise StoreError("tdengine execute: [0x0380]: Permission denied")
+        return 0
+
+    refused = RecordingSession(respond=_schema_responder(checked=lambda _s: False), affected=refuse)
+    conn, _ = _connect(refused)
+    with pytest.raises(StoreError, match="Permission denied"):  # and no column: raised
+        conn.ensure_schema()
 
 
 def test_ensure_schema_refuses_a_database_of_another_precision() -> None:

@@ -80,9 +80,18 @@ def bars_batches(
     return made
 
 
-def record_chunks(records: Sequence[Record]) -> Iterator[list[Record]]:
-    """The records in timestamp order, in chunks that bind in at most BIND_BUDGET_BYTES."""
-    ordered = sorted(records, key=lambda r: r.ts_ms)
+def _stamp(record: Record) -> int:
+    return record.ts_ms
+
+
+def by_time(records: Sequence[Record]) -> list[Record]:
+    """The records in timestamp order, as a bound write sends them (:func:`record_chunks`)."""
+    return sorted(records, key=_stamp)
+
+
+def record_chunks(ordered: Sequence[Record]) -> Iterator[Sequence[Record]]:
+    """The records in the order given (:func:`by_time`'s), in chunks that bind in at most
+    BIND_BUDGET_BYTES."""
     # A character is at most 4 bytes of UTF-8: most writes fit whole, told without encoding.
     if not ordered or len(ordered) * 4 * max(len(r.payload) for r in ordered) <= BIND_BUDGET_BYTES:
         if ordered:
@@ -105,8 +114,9 @@ def record_batches(
     db: str, batches: Sequence[tuple[SeriesKey, Sequence[Record]]], checked: Sequence[list[int]]
 ) -> list[Batch]:
     """For ``sql.insert_records``: per series ``db.r_<hash>``, its tags, (ts, payload, chk)
-    rows. Each series' records in timestamp order already, with their :func:`checks`
-    (``checked``): the chunks keep that order, and the checks are cut with them."""
+    rows. Each series' records in timestamp order (:func:`by_time`), with their
+    :func:`checks` in the same order (``checked``): the chunks are cut in that order, and
+    the checks with them."""
     made = []
     for (key, records), series_checks in zip(batches, checked, strict=True):
         at = 0

@@ -135,8 +135,9 @@ def _numbers(code: str, ctype: Any, values: Sequence[Any]) -> Any:
 
 def _columns(taos: Any, columns: Sequence[Column]) -> tuple[Any, list[Any]]:
     """TAOS_MULTI_BIND structs of the columns, and the buffers they point into (to be kept
-    alive until executed): integers as one int64 array, strings as one fixed-width buffer
-    (rows x the longest value, as libtaos reads it) with a length per row."""
+    alive until executed): integers as one int64 array (INT: int32), strings as one
+    fixed-width buffer (rows x the longest value, as libtaos reads it) with a length per
+    row."""
     field = taos.constants.FieldType
     binds = taos.new_multi_binds(len(columns))
     keep: list[Any] = []

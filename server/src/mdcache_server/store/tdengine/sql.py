@@ -141,14 +141,11 @@ def create_tables(db: str) -> list[str]:
     ]
 
 
-def checked_tables(db: str) -> str:
-    """The super tables of :data:`CHECKED` that have ``chk`` already (a database made by an
-    earlier version has neither)."""
-    names = ", ".join(f"'{name}'" for name in CHECKED)
-    return (
-        "SELECT table_name FROM information_schema.ins_columns "
-        f"WHERE db_name = '{database(db)}' AND table_name IN ({names}) AND col_name = 'chk'"
-    )
+def describe(db: str, stable: str) -> str:
+    """A super table's columns and tags, a row each, its name first: whether one of
+    :data:`CHECKED` has ``chk`` already (a database made by an earlier version has not).
+    Not ``information_schema.ins_columns``, which lists every subtable's columns too."""
+    return f"DESCRIBE {table(db, stable)}"
 
 
 def add_check(db: str, stable: str) -> str:

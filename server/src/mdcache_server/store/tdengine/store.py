@@ -38,6 +38,7 @@ from mdcache_server.store.tdengine import sql
 from mdcache_server.store.tdengine.batches import (
     bar_rows,
     bars_batches,
+    by_time,
     checks,
     evictions_batch,
     record_batches,
@@ -63,10 +64,6 @@ TOPIC_FIRST = "0x03ed"  # DROP DATABASE with a topic on it (one made since the d
 BAR_TEXT_CHARS = 112  # a row of bars' numbers in an INSERT text, at most (about)
 Opener = Callable[[TDengineOptions], Session]
 log = structlog.get_logger(__name__)
-
-
-def _stamp(record: Record) -> int:
-    return record.ts_ms
 
 
 def _last_wins(
@@ -207,17 +204,19 @@ class TDengineConnection:
         """``chk`` added to the super tables of a database an earlier version made
         (``sql.CHECK``). Replicas starting together may race to add it: one that finds it
         added meanwhile goes on."""
-        have = {str(row[0]) for row in session.query(sql.checked_tables(self._db))}
         for stable in sql.CHECKED:
-            if stable in have:
+            if self._has_check(session, stable):
                 continue
             try:
                 session.execute(sql.add_check(self._db, stable))
             except StoreError:
-                have = {str(row[0]) for row in session.query(sql.checked_tables(self._db))}
-                if stable not in have:
+                if not self._has_check(session, stable):
                     raise
+                continue  # another replica added it
             log.info("tdengine_column_added", table=stable, column="chk")
+
+    def _has_check(self, session: Session, stable: str) -> bool:
+        return any(str(row[0]) == "chk" for row in session.query(sql.describe(self._db, stable)))
 
     def _check_options(self) -> None:
         """The database's options against the URL's: fewer replicas than asked is an error
@@ -278,11 +277,13 @@ class TDengineConnection:
         size = sum(len(r.payload) + 24 + BAR_TEXT_CHARS for _, rs in merged for r in rs)
         if size <= sql.TEXT_INSERT_MAX_CHARS:
             made = sql.BAR_ROW.__mod__
-            rows: list[tuple[str, SeriesKey, list[tuple[int, str, int | float]]]] = []
+            rows: list[tuple[str, SeriesKey, list[tuple[int, str, int]]]] = []
             numbers: list[tuple[str, SeriesKey, list[str]]] = []
             for key, records in merged:
                 bars = bar_rows(records)  # each ends with its payload's check
-                stored = [(r.ts_ms, r.payload, b[-1]) for r, b in zip(records, bars, strict=True)]
+                stored = [
+                    (r.ts_ms, r.payload, int(b[-1])) for r, b in zip(records, bars, strict=True)
+                ]
                 rows.append((series_table(key), key, stored))
                 numbers.append((bars_table(key), key, list(map(made, bars))))
             text = sql.insert_text(db, sql.RECORDS, rows, before=[(sql.BARS, numbers)])
@@ -290,7 +291,7 @@ class TDengineConnection:
         else:
             # Bound and sent side by side: a reader finds the records' timestamps and the
             # numbers' apart until both are taken (it compares them, ``_bars``).
-            ordered = [(key, sorted(records, key=_stamp)) for key, records in merged]
+            ordered = [(key, by_time(records)) for key, records in merged]
             checked = [checks(records) for _, records in ordered]  # once, for both
             inserts = [
                 (sql.insert_records(db), record_batches(db, ordered, checked)),
@@ -381,7 +382,7 @@ class TDengineConnection:
         fetch = limit + 1 if limit > 0 else 0
         newest_first, db = window.newest_first, self._db
         try:
-            stamps, checks = session.query_columns(
+            stamps, record_checks = session.query_columns(
                 sql.read(
                     db,
                     series_table(key),
@@ -410,7 +411,7 @@ class TDengineConnection:
             )
         except TableMissing:  # a series written before numbers were kept
             return None
-        if ts != stamps or 0 in shapes or numbers_checks != checks:
+        if ts != stamps or 0 in shapes or numbers_checks != record_checks:
             return None  # not every record's numbers, or another Write's (sql.CHECK)
         truncated = 0 < limit < len(ts)
         if truncated:
