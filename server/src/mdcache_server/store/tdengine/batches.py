@@ -41,20 +41,18 @@ def checks(records: Sequence[Record]) -> list[int]:
 
 
 def bar_columns(
-    records: Sequence[Record], checked: Sequence[int] | None = None
+    records: Sequence[Record], checked: Sequence[int]
 ) -> list[Sequence[int] | list[int | float]]:
     """The columns of ``sql.BARS`` for the records: timestamps, shapes (0: a record keeps
     no numbers, and a record written over a bar must not keep the bar's), six values and
-    the payloads' checks (``checked``, when they are made already)."""
-    payloads = [r.payload for r in records]
-    shapes, columns = extract(payloads)
-    made = checks(records) if checked is None else checked
-    return [[r.ts_ms for r in records], shapes, *columns, made]
+    the payloads' :func:`checks` (``checked``, made once for the records' rows too)."""
+    shapes, columns = extract([r.payload for r in records])
+    return [[r.ts_ms for r in records], shapes, *columns, checked]
 
 
-def bar_rows(records: Sequence[Record]) -> list[BarRow]:
+def bar_rows(records: Sequence[Record], checked: Sequence[int]) -> list[BarRow]:
     """A row of ``sql.BARS`` for each record (:func:`bar_columns`)."""
-    return list(zip(*bar_columns(records), strict=True))
+    return list(zip(*bar_columns(records, checked), strict=True))
 
 
 def bars_batches(

@@ -280,22 +280,20 @@ class TDengineConnection:
             rows: list[tuple[str, SeriesKey, list[tuple[int, str, int]]]] = []
             numbers: list[tuple[str, SeriesKey, list[str]]] = []
             for key, records in merged:
-                bars = bar_rows(records)  # each ends with its payload's check
-                stored = [
-                    (r.ts_ms, r.payload, int(b[-1])) for r, b in zip(records, bars, strict=True)
-                ]
+                checked = checks(records)  # once, for both rows of each record
+                stored = [(r.ts_ms, r.payload, c) for r, c in zip(records, checked, strict=True)]
                 rows.append((series_table(key), key, stored))
-                numbers.append((bars_table(key), key, list(map(made, bars))))
+                numbers.append((bars_table(key), key, list(map(made, bar_rows(records, checked)))))
             text = sql.insert_text(db, sql.RECORDS, rows, before=[(sql.BARS, numbers)])
             affected = self._call("write", lambda session: session.execute(text), idempotent=True)
         else:
             # Bound and sent side by side: a reader finds the records' timestamps and the
             # numbers' apart until both are taken (it compares them, ``_bars``).
             ordered = [(key, by_time(records)) for key, records in merged]
-            checked = [checks(records) for _, records in ordered]  # once, for both
+            checked_all = [checks(records) for _, records in ordered]  # once, for both
             inserts = [
-                (sql.insert_records(db), record_batches(db, ordered, checked)),
-                (sql.insert_bars(db), bars_batches(db, ordered, checked)),
+                (sql.insert_records(db), record_batches(db, ordered, checked_all)),
+                (sql.insert_bars(db), bars_batches(db, ordered, checked_all)),
             ]
             affected = self._call(
                 "write", lambda session: session.insert_many(inserts)[0], idempotent=True
